@@ -1,0 +1,31 @@
+# The two quick-start commands: `make run` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint unit e2e bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/gateway serve apps_example.hello:app --listen 127.0.0.1:8080
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway adapters tests bench apps_example
+	$(BIN)/ruff format --check gateway adapters tests bench apps_example
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	bash bench/setup.sh
+	$(BIN)/python bench/hello.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,102 @@
+"""Reading gateway.toml: TOML, ${ENV} substitution, then validation into a Config.
+
+This issue's loader knows the [server] and [limits] tables and a top-level
+`app`; virtual hosts and routes arrive with the routing work.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from gateway.config.schema import Config, Limits, ServerSettings
+from gateway.config.validate import Problems, build, did_you_mean
+from gateway.errors import ConfigError
+from gateway.listeners import parse_address
+
+TOP_LEVEL_KEYS = ("server", "limits", "app")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Load and validate a config file; raises ConfigError listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(source, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([(source, "", f"not valid TOML: {exc}")]) from None
+    problems = Problems(source)
+    data = _substitute(data, "", problems)
+    config = from_mapping(data, source, problems)
+    if problems.items:
+        raise ConfigError(problems.items)
+    return config
+
+
+def from_mapping(data: dict[str, Any], source: str, problems: Problems) -> Config:
+    """Build a Config from parsed TOML, adding what is wrong to problems."""
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            hint = did_you_mean(key, TOP_LEVEL_KEYS)
+            later = " (virtual hosts arrive in a later release)" if key in ("vhost", "include") else ""
+            problems.add(key, f"unknown key{hint}{later}; known keys: {', '.join(TOP_LEVEL_KEYS)}")
+    server = build(ServerSettings, data.get("server", {}), "server", problems)
+    limits = build(Limits, data.get("limits", {}), "limits", problems)
+    _check_server(server, problems)
+    app = data.get("app")
+    if app is not None and (not isinstance(app, str) or ":" not in app):
+        problems.add("app", f"expected 'module:attribute', as in 'myproject.asgi:application', got {app!r}")
+        app = None
+    return Config(source=source, server=server, limits=limits, app=app)
+
+
+def _check_server(server: ServerSettings, problems: Problems) -> None:
+    for index, spec in enumerate(server.listen):
+        try:
+            parse_address(spec)
+        except ValueError as exc:
+            problems.add(f"server.listen[{index}]", f"{exc}, got {spec!r}")
+    if not server.listen:
+        problems.add("server.listen", 'expected at least one address, as in ["127.0.0.1:8080"]')
+    if server.workers != 1:
+        problems.add(
+            "server.workers",
+            "only 1 worker is supported until the supervisor lands; "
+            "run several gateways behind a load balancer meanwhile",
+        )
+
+
+def _substitute(value: Any, path: str, problems: Problems) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string value."""
+    if isinstance(value, str):
+        return _ENV.sub(lambda m: _env_value(m, path, problems), value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else k, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def _env_value(match: re.Match[str], path: str, problems: Problems) -> str:
+    name, default = match.group(1), match.group(2)
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    if default is not None:
+        return default
+    problems.add(path, f"environment variable {name} is not set (write ${{{name}:-default}} for a fallback)")
+    return ""
+
+
+def with_overrides(config: Config, **server: Any) -> Config:
+    """The config with command-line settings on top (None means not given)."""
+    given = {key: value for key, value in server.items() if value is not None}
+    return replace(config, server=replace(config.server, **given)) if given else config

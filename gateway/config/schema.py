@@ -1,0 +1,81 @@
+"""The validated configuration: frozen dataclasses, built once at load time.
+
+Field names are the TOML keys of ../DESIGN.md (a public interface); the
+metadata "doc" of each field is what the README's reference tables say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+MiB = 1024 * 1024
+
+
+def _doc(text: str, kind: str = "") -> dict[str, str]:
+    """Field metadata: the README's description, and "size"/"duration" for unit parsing."""
+    return {"doc": text, "kind": kind}
+
+
+def _size(text: str) -> dict[str, str]:
+    return _doc(text, "size")
+
+
+def _secs(text: str) -> dict[str, str]:
+    return _doc(text, "duration")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits enforced by the HTTP core while it parses, before any app runs."""
+
+    max_request_line: int = field(default=8190, metadata=_size("bytes in the request line; beyond → 414"))
+    max_header_size: int = field(default=8190, metadata=_size("bytes in one header field line; beyond → 431"))
+    max_header_count: int = field(default=100, metadata=_doc("header fields in a request; beyond → 431"))
+    max_body_size: int = field(
+        default=10 * MiB, metadata=_size("request body bytes (Content-Length or chunked); beyond → 413")
+    )
+    header_timeout: float = field(
+        default=10.0, metadata=_secs("seconds to receive the whole request head; beyond → 408")
+    )
+    body_timeout: float = field(default=30.0, metadata=_secs("seconds of silence while reading a body; beyond → 408"))
+    keepalive_timeout: float = field(default=5.0, metadata=_secs("seconds an idle keep-alive connection stays open"))
+    keepalive_requests: int = field(default=1000, metadata=_doc("requests served on one connection before it closes"))
+    max_connections: int = field(default=1024, metadata=_doc("open connections per worker; beyond → 503"))
+    max_connections_per_client: int = field(
+        default=64, metadata=_doc("open connections per client IP, per worker; beyond → 503")
+    )
+    request_timeout: float = field(
+        default=300.0, metadata=_secs("seconds a handler may take to start its response; beyond → 504")
+    )
+
+
+AccessLogFormat = Literal["combined", "json"]
+LoopName = Literal["auto", "uvloop", "asyncio"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The [server] table."""
+
+    listen: tuple[str, ...] = field(
+        default=("127.0.0.1:8080",), metadata=_doc('"host:port", "[::1]:8080", "unix:/path.sock" or "fd:N"')
+    )
+    workers: int = field(default=1, metadata=_doc("front processes (only 1 until the supervisor lands)"))
+    runtime_dir: str = field(default=".gateway", metadata=_doc("sockets, pid file, pool state"))
+    access_log: str = field(default="-", metadata=_doc('path, "-" (stdout) or "off"'))
+    access_log_format: AccessLogFormat = field(default="combined", metadata=_doc('"combined" or "json"'))
+    shutdown_timeout: float = field(default=30.0, metadata=_secs("seconds in-flight requests get to finish on SIGTERM"))
+    loop: LoopName = field(default="auto", metadata=_doc('"auto" (uvloop when installed), "uvloop" or "asyncio"'))
+    server_header: str = field(default="gateway", metadata=_doc('value of the Server response header; "" sends none'))
+    backlog: int = field(default=2048, metadata=_doc("listen() backlog of each listener"))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole configuration: where it came from and what it says."""
+
+    source: str = "<command line>"
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: Limits = field(default_factory=Limits)
+    app: str | None = None

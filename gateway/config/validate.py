@@ -1,0 +1,91 @@
+"""Turning TOML tables into frozen dataclasses, collecting every problem with its key path."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, TypeVar
+
+from gateway.config.units import parse_duration, parse_size
+
+T = TypeVar("T")
+
+
+class Problems:
+    """Every problem found in one source, as (source, key path, message)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[tuple[str, str, str]] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append((self.source, key, message))
+
+
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def build(cls: type[T], table: object, path: str, problems: Problems) -> T:
+    """An instance of dataclass cls from a TOML table; defaults stand in for bad values."""
+    if not isinstance(table, dict):
+        problems.add(path, f"expected a table, got {_kind(table)}")
+        return cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        field = fields.get(key)
+        if field is None:
+            problems.add(f"{path}.{key}", f"unknown key{did_you_mean(key, fields)}; known keys: {', '.join(fields)}")
+            continue
+        try:
+            values[key] = convert(value, hints[key], field.metadata.get("kind", ""))
+        except ValueError as exc:
+            problems.add(f"{path}.{key}", str(exc))
+    return cls(**values)
+
+
+def convert(value: object, hint: Any, kind: str) -> Any:
+    """One value, checked against its field's type; ValueError says what was expected."""
+    if kind == "size":
+        return parse_size(value)
+    if kind == "duration":
+        return parse_duration(value)
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            hint_text = did_you_mean(str(value), [str(c) for c in choices])
+            raise ValueError(f"expected one of {', '.join(map(repr, choices))}, got {value!r}{hint_text}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected a list of strings, got {_kind(value)}")
+        return tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"expected a whole number ≥ 0, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"expected a number ≥ 0, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {_kind(value)}")
+        return value
+    raise ValueError(f"cannot read a value of type {hint!r}")
+
+
+def _kind(value: object) -> str:
+    names = {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)

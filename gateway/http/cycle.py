@@ -1,0 +1,312 @@
+"""One request's life: the ASGI receive/send pair and the response's framing.
+
+Rules:
+- The response head is held until the first body message, so head and body
+  leave in one write and a single-message body gets a Content-Length instead
+  of chunked framing.
+- Framing: the app's Content-Length wins; else chunked on HTTP/1.1; else the
+  connection closes to end the body (HTTP/1.0). HEAD, 1xx, 204 and 304 send no
+  body. The app's Connection and Transfer-Encoding headers are ours to decide.
+- After the client goes away, send() raises ClientDisconnect (an OSError, as
+  ASGI spec 2.4 asks) and receive() returns http.disconnect.
+- Reading pauses while more than FLOW_HIGH body bytes wait for the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from gateway.http import pathsend
+from gateway.http.responses import CONTINUE, status_line
+from gateway.types import ASGIApp, Headers, Message, Scope
+
+if TYPE_CHECKING:
+    from gateway.http.protocol import HttpProtocol
+
+FLOW_HIGH = 256 * 1024
+NO_BODY_STATUSES = frozenset({204, 304})
+logger = logging.getLogger("gateway.error")
+
+
+class ClientDisconnect(OSError):
+    """Raised by send() once the client has gone (ASGI spec 2.4)."""
+
+
+class RequestCycle:
+    """The state of one request/response exchange on a connection."""
+
+    __slots__ = (
+        "body",
+        "body_delivered",
+        "body_size",
+        "chunked",
+        "deadline",
+        "disconnected",
+        "expect_continue",
+        "head_pending",
+        "headers",
+        "is_head",
+        "keep_alive",
+        "length",
+        "more_body",
+        "protocol",
+        "request_complete",
+        "response_complete",
+        "response_started",
+        "scope",
+        "sent",
+        "started",
+        "status",
+        "task",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        protocol: HttpProtocol,
+        scope: Scope,
+        keep_alive: bool,
+        expect_continue: bool,
+        has_body: bool,
+        started: float,
+    ) -> None:
+        self.protocol = protocol
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue and has_body
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.more_body = has_body
+        self.request_complete = False
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.status = 0
+        self.headers: Headers = []
+        self.chunked = False
+        self.length: int | None = None
+        self.sent = 0
+        self.is_head = scope["method"] == "HEAD"
+        self.started = started
+        self.deadline = started + protocol.state.limits.request_timeout
+        self.task: asyncio.Task[None] | None = None
+        self.body_delivered = False
+        self.head_pending = False
+
+    # Running the app ------------------------------------------------------
+
+    async def run(self, app: ASGIApp) -> None:
+        """Run the app; turn its failures into a 500 or a closed connection."""
+        try:
+            await app(self.scope, self.receive, self.send)
+        except ClientDisconnect:
+            return
+        except asyncio.CancelledError:
+            if self.disconnected or self.response_complete:
+                return
+            raise
+        except Exception:
+            logger.exception("Exception in app while serving %s %s", self.scope["method"], self.scope["path"])
+            self._fail("The application raised an error; the traceback is in the server's log.")
+            return
+        if not self.response_complete and not self.disconnected:
+            logger.error(
+                "App returned without completing its response to %s %s", self.scope["method"], self.scope["path"]
+            )
+            self._fail("The application did not send a complete response.")
+
+    def _fail(self, detail: str) -> None:
+        if self.response_started:
+            self.protocol.abort()
+        else:
+            self.response_complete = True
+            self.protocol.close_with_error(500, detail)
+
+    # Receiving ------------------------------------------------------------
+
+    def feed_body(self, chunk: bytes) -> None:
+        self.body.append(chunk)
+        self.body_size += len(chunk)
+        if self.body_size > FLOW_HIGH:
+            self.protocol.pause_reading()
+        self._wake()
+
+    def end_body(self) -> None:
+        self.request_complete = True
+        self.more_body = False
+        self._wake()
+
+    def on_disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        self.waiter = self.protocol.loop.create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+    async def receive(self) -> Message:
+        if self.expect_continue:
+            self._send_continue()
+        while not self.body and self.more_body and not self.disconnected:
+            self.protocol.resume_reading()
+            await self._wait()
+        if self.body or not self.body_delivered:
+            return self._take_body()
+        while not self.disconnected and not self.response_complete:
+            await self._wait()
+        return {"type": "http.disconnect"}
+
+    def _take_body(self) -> Message:
+        body = self.body
+        data = body[0] if len(body) == 1 else b"".join(body)
+        body.clear()
+        self.body_size = 0
+        self.body_delivered = True
+        if self.more_body:
+            self.protocol.resume_reading()
+        return {"type": "http.request", "body": data, "more_body": self.more_body}
+
+    def _send_continue(self) -> None:
+        """Answer Expect: 100-continue only now that the app wants the body."""
+        self.expect_continue = False
+        if not self.response_started and not self.disconnected:
+            self.protocol.transport.write(CONTINUE)
+            self.protocol.start_body_timer()
+
+    # Sending --------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if self.disconnected:
+            raise ClientDisconnect("the client disconnected")
+        if kind == "http.response.body":
+            if not self.response_started or self.response_complete:
+                raise RuntimeError(_order_error(kind, self.response_started))
+            more = message.get("more_body", False)
+            self._write_body(message.get("body", b""), more)
+            if more:
+                if self.protocol.write_paused:
+                    await self.protocol.drain()
+            else:
+                self._complete()
+        elif kind == "http.response.start":
+            if self.response_started:
+                raise RuntimeError(_order_error(kind, True))
+            self.response_started = True
+            self.head_pending = True
+            self.status = message["status"]
+            self.headers = message.get("headers") or []
+        elif kind == "http.response.pathsend":
+            if not self.response_started or self.response_complete:
+                raise RuntimeError(_order_error(kind, self.response_started))
+            await self._send_path(message["path"])
+        else:
+            raise RuntimeError(f"Unexpected ASGI message type {kind!r} for an HTTP request.")
+
+    def _write_body(self, body: bytes, more: bool) -> None:
+        transport = self.protocol.transport
+        head = self._head(len(body), more) if self.head_pending else b""
+        if self.is_head or self.status in NO_BODY_STATUSES or self.status < 200:
+            if head:
+                transport.write(head)
+            return
+        self.sent += len(body)
+        if self.length is not None and self.sent > self.length:
+            raise RuntimeError("The response body is longer than its Content-Length.")
+        if self.chunked:
+            body = _chunk(body, more)
+        if head:
+            body = head + body if body else head
+        if body:
+            transport.write(body)
+
+    def _head(self, first_len: int, more: bool) -> bytes:
+        """Build the response head once, deciding framing and keep-alive."""
+        status = self.status
+        parts = [status_line(status), self.protocol.state.common.block]
+        length: int | None = None
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                length = int(value)
+            elif lname == b"connection":
+                if value.lower() == b"close":
+                    self.keep_alive = False
+                continue
+            elif lname == b"transfer-encoding":
+                continue
+            parts.extend((name, b": ", value, b"\r\n"))
+        parts.append(self._framing(status, length, first_len, more))
+        head = b"".join(parts)
+        if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n"):
+            raise RuntimeError("A response header contains a CR or LF character.")
+        self.head_pending = False
+        self.deadline = 0.0
+        return head
+
+    def _framing(self, status: int, length: int | None, first_len: int, more: bool) -> bytes:
+        if status < 200 or status in NO_BODY_STATUSES:
+            extra = b"" if length is None else b"content-length: %d\r\n" % length
+        elif length is not None:
+            self.length = length
+            extra = b"content-length: %d\r\n" % length
+        elif not more:
+            self.length = first_len
+            extra = b"content-length: %d\r\n" % first_len
+        elif self.scope["http_version"] == "1.1":
+            self.chunked = True
+            extra = b"transfer-encoding: chunked\r\n"
+        else:
+            self.keep_alive = False
+            extra = b""
+        if not self.keep_alive:
+            return extra + b"connection: close\r\n\r\n"
+        if self.scope["http_version"] == "1.0":
+            return extra + b"connection: keep-alive\r\n\r\n"
+        return extra + b"\r\n"
+
+    def _complete(self) -> None:
+        if self.length is not None and self.sent < self.length and not self.is_head:
+            self.keep_alive = False
+        self.response_complete = True
+        self._wake()
+        self.protocol.on_response_complete(self)
+
+    async def _send_path(self, path: str) -> None:
+        """ASGI http.response.pathsend: the file goes out without passing through the app."""
+        # open() is one quick syscall; a thread hop per file would cost more than it saves.
+        with open(path, "rb") as file:  # noqa: ASYNC230
+            size = os.fstat(file.fileno()).st_size
+            if not any(name.lower() == b"content-length" for name, _ in self.headers):
+                self.headers = [*self.headers, (b"content-length", b"%d" % size)]
+            head = self._head(size, True)
+            self.protocol.transport.write(head)
+            if not self.is_head and self.status not in NO_BODY_STATUSES:
+                count = min(size, self.length if self.length is not None else size)
+                self.sent = await pathsend.send_file(self.protocol, file, count)
+        self._complete()
+
+
+def _chunk(body: bytes, more: bool) -> bytes:
+    if not body:
+        return b"" if more else b"0\r\n\r\n"
+    framed = b"%x\r\n%b\r\n" % (len(body), body)
+    return framed if more else framed + b"0\r\n\r\n"
+
+
+def _order_error(kind: str, started: bool) -> str:
+    if not started:
+        return f"{kind} sent before http.response.start."
+    return f"{kind} sent after the response was complete."

@@ -1,0 +1,316 @@
+"""HTTP/1.1 request parsing: httptools for framing, our own rules for the rest.
+
+Rules this module enforces (httptools/llhttp checks only framing and token
+syntax; everything below is ours, in the order a request meets it):
+
+- Limits while bytes arrive, before any app runs: the request line
+  (``max_request_line`` → 414), each field line (``max_header_size`` → 431,
+  also for a line still arriving), the field count (``max_header_count`` →
+  431), the body (``max_body_size`` → 413, by Content-Length at once and by
+  counting chunked data).
+- Version: HTTP/1.0 and HTTP/1.1 only (505 otherwise, RFC 9110 §15.6.6).
+- Host (RFC 9112 §3.2): exactly one on HTTP/1.1, syntactically a host
+  and optional port; an absolute-form target overrides it (§3.2.2).
+- Request target (RFC 9112 §3.2): origin-form, absolute-form (http/https,
+  no userinfo: RFC 9110 §4.2.4), asterisk-form for OPTIONS only.
+  CONNECT (authority-form) is not implemented: 501.
+- Framing (RFC 9112 §6): Transfer-Encoding must be exactly "chunked" (other
+  codings 501, §6.1) and never on HTTP/1.0 (400); never with Content-Length;
+  field names with "_" that would read as a framing field are refused, since
+  CGI-style backends cannot tell them apart.
+- Singleton fields (Host, Content-Type) appear once; trailers may not carry
+  framing, routing or auth fields (RFC 9110 §6.5.1) and are otherwise dropped.
+
+The parser is sans-IO: ``feed(data)`` drives callbacks on a sink. It raises
+``HttpError`` for anything it refuses; the protocol turns that into a response.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+import httptools
+
+from gateway.config.schema import Limits
+from gateway.errors import HttpError
+from gateway.types import Scope
+
+# RFC 9112 §3.2 / RFC 3986 §3.2.2: reg-name or IPv4, or an IPv6 literal, then an optional port.
+_HOST = re.compile(rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+_FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding"})
+_SINGLETONS = frozenset({b"host", b"content-type"})
+_FORBIDDEN_TRAILERS = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+        b"trailer",
+        b"te",
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+        b"set-cookie",
+        b"expect",
+        b"max-forwards",
+        b"range",
+        b"cache-control",
+    }
+)
+_VALID_HOST_CACHE_SIZE = 512
+
+
+class RequestSink(Protocol):
+    """What the parser reports to: the connection's protocol, or a test recorder."""
+
+    def on_request(self, scope: Scope, parser: RequestParser) -> None: ...
+    def on_body(self, chunk: bytes) -> None: ...
+    def on_request_end(self) -> None: ...
+
+
+class RequestParser:
+    """Parses one connection's requests, one after another (pipelining included)."""
+
+    __slots__ = (
+        "_header_count",
+        "_headers",
+        "_in_head",
+        "_in_trailers",
+        "_line_len",
+        "_message_done",
+        "_parser",
+        "_saw_newline",
+        "_scope",
+        "_seen",
+        "_url",
+        "_url_len",
+        "body_seen",
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "host",
+        "keep_alive",
+        "limits",
+        "sink",
+        "template",
+    )
+
+    def __init__(self, sink: RequestSink, limits: Limits, template: dict[str, Any]) -> None:
+        self.sink = sink
+        self.limits = limits
+        self.template = template
+        self._parser = httptools.HttpRequestParser(self)
+        # Bytes after a "Connection: close" request are ignored, not an error.
+        self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self._in_head = False
+        self._line_len = 0
+        self._message_done = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._url = b""
+        self._url_len = 0
+        self._header_count = 0
+        self._in_trailers = False
+        self._seen: set[bytes] | None = None
+        self._saw_newline = False
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expect_continue = False
+        self.keep_alive = True
+        self.body_seen = 0
+        self.host = b""
+
+    @property
+    def in_head(self) -> bool:
+        """True while a request head has begun but not ended (the header timer runs)."""
+        return self._in_head
+
+    def feed(self, data: bytes) -> None:
+        """Parse bytes from the client; raises HttpError for a request we refuse."""
+        self._message_done = False
+        try:
+            self._parser.feed_data(data)
+        except HttpError:
+            raise
+        except httptools.HttpParserUpgrade:
+            # httptools stops after a request carrying Upgrade and cannot resume:
+            # it was served as plain HTTP with keep_alive off (WebSockets come later).
+            pass
+        except httptools.HttpParserError as exc:
+            raise HttpError(400, _describe(exc)) from exc
+        if self._in_head:
+            self._check_partial_line(data)
+
+    def _check_partial_line(self, data: bytes) -> None:
+        """Bound a field line that is still arriving (httptools buffers it whole)."""
+        if self._message_done:
+            # A request ended inside this data; the next head started after it,
+            # at an offset httptools does not tell. Count from here on.
+            self._line_len = 0
+            return
+        newline = data.rfind(b"\n")
+        if newline < 0:
+            self._line_len += len(data)
+        else:
+            self._saw_newline = True
+            self._line_len = len(data) - newline - 1
+        if not self._saw_newline and self._line_len > self.limits.max_request_line:
+            raise HttpError(414, "The request line is too long.")
+        if self._saw_newline and self._line_len > self.limits.max_header_size:
+            raise HttpError(431, "A request header field is too large.")
+
+    # httptools callbacks -------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._line_len = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url_len += len(url)
+        self._url = self._url + url if self._url else url
+        # The line is "METHOD SP target SP HTTP/x.y": exact once the cheap bound trips.
+        if self._url_len + 10 > self.limits.max_request_line:
+            method_len = len(self._parser.get_method())
+            if method_len + self._url_len + 10 > self.limits.max_request_line:
+                raise HttpError(414, "The request line is too long.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_header_count:
+            raise HttpError(431, "The request has too many header fields.")
+        if len(name) + len(value) + 2 > self.limits.max_header_size:
+            raise HttpError(431, "A request header field is too large.")
+        name = name.lower()
+        if self._in_trailers:
+            self._check_trailer(name)
+            return
+        if name in _SINGLETONS:
+            self._check_singleton(name)
+        elif b"_" in name and name.replace(b"_", b"-") in _FRAMING_NAMES:
+            raise HttpError(400, "A header field name with '_' reads as a framing field.")
+        if name == b"content-length":
+            self.content_length = int(value)
+        elif name == b"transfer-encoding":
+            self._check_transfer_coding(value)
+        elif name == b"expect":
+            self._check_expect(value)
+        elif name == b"host":
+            self.host = value
+        self._headers.append((name, value))
+
+    def _check_singleton(self, name: bytes) -> None:
+        if self._seen is None:
+            self._seen = {name}
+        elif name in self._seen:
+            raise HttpError(400, f"The {name.decode()} header field appears more than once.")
+        else:
+            self._seen.add(name)
+
+    def _check_trailer(self, name: bytes) -> None:
+        if name in _FORBIDDEN_TRAILERS:
+            raise HttpError(400, f"The {name.decode()} field is not allowed in a trailer.")
+
+    def _check_transfer_coding(self, value: bytes) -> None:
+        if self.chunked or value.strip(b" \t").lower() != b"chunked":
+            raise HttpError(501, "Only the chunked transfer coding is implemented.")
+        self.chunked = True
+
+    def _check_expect(self, value: bytes) -> None:
+        if value.strip(b" \t").lower() != b"100-continue":
+            raise HttpError(417, "Only 'Expect: 100-continue' is supported.")
+        self.expect_continue = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._in_trailers = True
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise HttpError(505, f"HTTP/{version} is not supported; use HTTP/1.1.")
+        method = parser.get_method().decode("ascii")
+        if self.chunked and version == "1.0":
+            raise HttpError(400, "Transfer-Encoding is not allowed in HTTP/1.0.")
+        if self.content_length is not None and self.content_length > self.limits.max_body_size:
+            raise HttpError(413, "The request body is larger than this server accepts.")
+        self.keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+        scope = self.template.copy()
+        scope["http_version"] = version
+        scope["method"] = method
+        scope["headers"] = self._headers
+        self._set_target(scope, method, version)
+        self._scope = scope
+        self.sink.on_request(scope, self)
+
+    def _set_target(self, scope: Scope, method: str, version: str) -> None:
+        url = self._url
+        if url[:1] == b"/":
+            raw_path, _, query = url.partition(b"?")
+        elif url == b"*":
+            if method != "OPTIONS":
+                raise HttpError(400, "The '*' request target is only for OPTIONS.")
+            raw_path, query = b"*", b""
+        elif method == "CONNECT":
+            raise HttpError(501, "CONNECT is not implemented by this server.")
+        else:
+            raw_path, query = self._absolute_target(url, scope)
+        if version == "1.1" and not self.host:
+            raise HttpError(400, "HTTP/1.1 requests must carry a Host header.")
+        if self.host:
+            _check_host(self.host)
+        raw_path = raw_path.partition(b"#")[0]
+        path = raw_path.decode("latin-1")
+        scope["path"] = unquote(path) if "%" in path else path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query.partition(b"#")[0]
+
+    def _absolute_target(self, url: bytes, scope: Scope) -> tuple[bytes, bytes]:
+        """RFC 9112 §3.2.2: the target's authority replaces the Host header."""
+        try:
+            parsed = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError as exc:
+            raise HttpError(400, "The request target is not a valid URL.") from exc
+        if parsed.schema not in (b"http", b"https") or not parsed.host:
+            raise HttpError(400, "The request target must be a path or an http(s) URL.")
+        if parsed.userinfo:
+            raise HttpError(400, "The request target must not carry user information.")
+        authority = url.split(b"/", 3)[2]
+        self.host = authority
+        headers = [(n, v) for n, v in self._headers if n != b"host"]
+        headers.append((b"host", authority))
+        self._headers = headers
+        scope["headers"] = headers
+        return parsed.path or b"/", parsed.query or b""
+
+    def on_body(self, body: bytes) -> None:
+        self.body_seen += len(body)
+        if self.body_seen > self.limits.max_body_size:
+            raise HttpError(413, "The request body is larger than this server accepts.")
+        self.sink.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._message_done = True
+        self.sink.on_request_end()
+        self._reset()
+
+
+def _check_host(host: bytes) -> None:
+    if host in _valid_hosts:
+        return
+    if _HOST.fullmatch(host) is None:
+        raise HttpError(400, "The Host header is not a valid host name.")
+    if len(_valid_hosts) < _VALID_HOST_CACHE_SIZE:
+        _valid_hosts.add(host)
+
+
+_valid_hosts: set[bytes] = set()
+
+
+def _describe(exc: Exception) -> str:
+    reason = str(exc) or type(exc).__name__
+    return f"The request is malformed ({reason})."

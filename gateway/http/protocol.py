@@ -1,0 +1,319 @@
+"""The asyncio protocol: one instance per client connection.
+
+Rules:
+- Requests are answered in the order they arrived. A pipelined request waits
+  in ``pipeline`` and reading pauses until it runs, so a client cannot queue
+  work without bound.
+- One timer at a time per connection (``deadline``/``timer``), checked by the
+  server's once-a-second sweep rather than a TimerHandle per request: header
+  timeout from the first byte of a head (or the connection's start), body
+  timeout while the app waits for body bytes, keep-alive timeout while idle,
+  linger after an error response. The handler's request timeout lives on the
+  cycle.
+- A refused request gets a small error response after the responses before
+  it, then a lingering close: we stop writing, read and discard for a moment
+  so the client sees the answer rather than a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+from gateway.errors import HttpError
+from gateway.http.cycle import RequestCycle
+from gateway.http.parser import RequestParser
+from gateway.http.responses import error_response
+from gateway.types import Scope
+
+if TYPE_CHECKING:
+    from gateway.http.state import ServerState
+
+logger = logging.getLogger("gateway.error")
+
+NO_TIMER, HEAD_TIMER, BODY_TIMER, IDLE_TIMER, LINGER_TIMER = range(5)
+LINGER_SECONDS = 2.0
+WRITE_HIGH = 256 * 1024
+
+
+class HttpProtocol(asyncio.Protocol):
+    """HTTP/1.1 over one transport, serving ASGI cycles one after another."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.loop = state.loop
+        self.uses_uvloop = state.uses_uvloop
+        self.app = state.app
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.parser: RequestParser = None  # type: ignore[assignment]
+        self.cycle: RequestCycle | None = None
+        self.reading_cycle: RequestCycle | None = None
+        self.pipeline: deque[RequestCycle] = deque()
+        self.pending_error: HttpError | None = None
+        self.requests = 0
+        self.timer = NO_TIMER
+        self.deadline = 0.0
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.ignore_input = False
+        self.closed = False
+        self.client_ip = ""
+
+    # Connection lifecycle -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, so no isinstance check.
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH)
+        template = self.state.scope_template(transport)
+        client = template["client"]
+        self.client_ip = client[0] if client else ""
+        if not self.state.admit(self):
+            self.app = self.state.unavailable_app
+        self.parser = RequestParser(self, self.state.limits, template)
+        self._set_timer(HEAD_TIMER, self.state.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.release(self)
+        for cycle in (self.cycle, self.reading_cycle, *self.pipeline):
+            if cycle is not None:
+                cycle.on_disconnect()
+        self.pipeline.clear()
+        self._wake_drain()
+
+    def eof_received(self) -> bool:
+        """The client half-closed: finish what is complete, refuse what is cut off."""
+        if self.timer == LINGER_TIMER:
+            self.transport.close()
+            return True
+        self.ignore_input = True
+        reading = self.reading_cycle
+        if reading is not None and not reading.request_complete:
+            self.refuse(HttpError(400, "The request body ended before its declared length."))
+        elif self.parser.in_head:
+            self.refuse(HttpError(400, "The connection closed in the middle of a request head."))
+        elif self.cycle is None:
+            self.transport.close()
+        else:
+            for cycle in (self.cycle, *self.pipeline):
+                cycle.keep_alive = False
+        return True
+
+    # Reading ---------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.ignore_input:
+            return
+        timer = self.timer
+        if timer == IDLE_TIMER:
+            self._set_timer(HEAD_TIMER, self.state.limits.header_timeout)
+        elif timer == BODY_TIMER:
+            self.deadline = self.loop.time() + self.state.limits.body_timeout
+        try:
+            self.parser.feed(data)
+        except HttpError as exc:
+            self.refuse(exc)
+
+    def on_request(self, scope: Scope, parser: RequestParser) -> None:
+        """Parser callback: a request head is complete."""
+        self.requests += 1
+        limits = self.state.limits
+        has_body = bool(parser.content_length) or parser.chunked
+        keep_alive = parser.keep_alive and self.requests < limits.keepalive_requests
+        if self.app is self.state.unavailable_app:
+            keep_alive = False
+        now = self.loop.time()
+        scope["state"] = self.state.lifespan_state.copy()
+        cycle = RequestCycle(self, scope, keep_alive, parser.expect_continue, has_body, now)
+        if has_body and not parser.expect_continue:
+            self.timer, self.deadline = BODY_TIMER, now + limits.body_timeout
+        else:
+            self.timer = NO_TIMER
+        if not keep_alive:
+            # Whatever follows a last request is not read (httptools cannot resume after an Upgrade).
+            self.ignore_input = not has_body
+        self.reading_cycle = cycle
+        if self.cycle is None:
+            self._start(cycle)
+        else:
+            self.pipeline.append(cycle)
+            self.pause_reading()
+
+    def on_body(self, chunk: bytes) -> None:
+        cycle = self.reading_cycle
+        if cycle is not None:
+            cycle.feed_body(chunk)
+
+    def on_request_end(self) -> None:
+        cycle = self.reading_cycle
+        if cycle is None:
+            return
+        cycle.end_body()
+        if self.timer == BODY_TIMER:
+            self.timer = NO_TIMER
+        if not cycle.keep_alive:
+            self.ignore_input = True
+
+    def start_body_timer(self) -> None:
+        self._set_timer(BODY_TIMER, self.state.limits.body_timeout)
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+            if self.timer == BODY_TIMER:
+                self.timer = NO_TIMER
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.pipeline and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+            reading = self.reading_cycle
+            if reading is not None and not reading.request_complete and not reading.expect_continue:
+                self.start_body_timer()
+
+    # Writing ---------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drain()
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer falls below its low-water mark."""
+        if self.write_paused and not self.closed:
+            self.drain_waiter = self.loop.create_future()
+            try:
+                await self.drain_waiter
+            finally:
+                self.drain_waiter = None
+
+    def _wake_drain(self) -> None:
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # Cycles ------------------------------------------------------------------
+
+    def _start(self, cycle: RequestCycle) -> None:
+        self.cycle = cycle
+        cycle.task = self.loop.create_task(cycle.run(self.app))
+
+    def on_response_complete(self, cycle: RequestCycle) -> None:
+        """The cycle's response is written: log it, then next request or close."""
+        self.state.access_log.log(self, cycle)
+        if self.closed:
+            return
+        if not cycle.keep_alive or not cycle.request_complete:
+            self.ignore_input = True
+            self.cycle = None
+            self.pipeline.clear()
+            self.transport.close()
+            return
+        self.cycle = None
+        if self.pipeline:
+            self._start(self.pipeline.popleft())
+            self.resume_reading()
+        elif self.pending_error is not None:
+            self._write_error(self.pending_error)
+        else:
+            self.resume_reading()
+            if self.parser.in_head:
+                self._set_timer(HEAD_TIMER, self.state.limits.header_timeout)
+            else:
+                self._set_timer(IDLE_TIMER, self.state.limits.keepalive_timeout)
+
+    # Errors and closing -------------------------------------------------------
+
+    def refuse(self, exc: HttpError) -> None:
+        """Answer a refused request once the responses before it are out."""
+        self.ignore_input = True
+        reading = self.reading_cycle
+        if reading is not None and not reading.request_complete:
+            # The error is in this cycle's body: it will never be complete.
+            reading.on_disconnect()
+            if reading is self.cycle:
+                self._abort_cycle(reading, exc)
+                return
+            self.pipeline.remove(reading)
+        if self.cycle is None:
+            self._write_error(exc)
+        else:
+            self.pending_error = exc
+
+    def _abort_cycle(self, cycle: RequestCycle, exc: HttpError) -> None:
+        if cycle.task is not None:
+            cycle.task.cancel()
+        if cycle.response_started:
+            self.abort()
+        else:
+            cycle.response_complete = True
+            self.cycle = None
+            self._write_error(exc)
+
+    def _write_error(self, exc: HttpError) -> None:
+        if self.closed:
+            return
+        self.state.access_log.log_refused(self, exc.status)
+        self.transport.write(error_response(exc.status, exc.detail, self.state.common))
+        self._linger()
+
+    def close_with_error(self, status: int, detail: str) -> None:
+        """Used by cycles: a 500/504 before the app's response began."""
+        self.cycle = None
+        self.ignore_input = True
+        self._write_error(HttpError(status, detail))
+
+    def _linger(self) -> None:
+        self.ignore_input = True
+        self.pipeline.clear()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+            self._set_timer(LINGER_TIMER, LINGER_SECONDS)
+        else:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once: the response already started and cannot be finished."""
+        self.ignore_input = True
+        self.transport.close()
+
+    def shutdown(self) -> None:
+        """Server is stopping: close idle connections, let busy ones finish their response."""
+        if self.cycle is None:
+            self.transport.close()
+            return
+        for cycle in (self.cycle, *self.pipeline):
+            cycle.keep_alive = False
+
+    # Timers --------------------------------------------------------------------
+
+    def _set_timer(self, timer: int, seconds: float) -> None:
+        self.timer = timer
+        self.deadline = self.loop.time() + seconds
+
+    def check_timers(self, now: float) -> None:
+        """Called once a second by the server's sweep."""
+        cycle = self.cycle
+        if cycle is not None and cycle.deadline and now >= cycle.deadline:
+            cycle.deadline = 0.0
+            self._abort_cycle(cycle, HttpError(504, "The application did not answer in time."))
+            return
+        if not self.timer or now < self.deadline:
+            return
+        timer, self.timer = self.timer, NO_TIMER
+        if timer == HEAD_TIMER:
+            self.refuse(HttpError(408, "The request head did not arrive in time."))
+        elif timer == BODY_TIMER:
+            self.refuse(HttpError(408, "The request body stalled."))
+        else:
+            self.transport.close()

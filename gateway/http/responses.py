@@ -1,0 +1,59 @@
+"""Bytes the core writes itself: status lines, the Date header, error pages."""
+
+from __future__ import annotations
+
+import http
+import time
+from email.utils import formatdate
+
+STATUS_LINES: dict[int, bytes] = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode("ascii") for status in http.HTTPStatus
+}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def status_line(status: int) -> bytes:
+    """The cached status line, or one built for a code outside http.HTTPStatus."""
+    line = STATUS_LINES.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} \r\n".encode("ascii")
+    return line
+
+
+def reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class CommonHeaders:
+    """The Date and Server lines of every response, rebuilt once a second by the ticker."""
+
+    __slots__ = ("_iso_time", "block", "log_time", "server")
+
+    def __init__(self, server_header: str) -> None:
+        self.server = f"server: {server_header}\r\n".encode("latin-1") if server_header else b""
+        self.block = b""
+        self.log_time = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        now = time.time()
+        self.block = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n" + self.server
+        self.log_time = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(now))
+
+
+def error_response(status: int, detail: str, common: CommonHeaders) -> bytes:
+    """A small plain-text response that ends the connection (for refused requests)."""
+    body = f"{status} {reason(status)}\n{detail}\n".encode()
+    head = (
+        status_line(status)
+        + common.block
+        + b"content-type: text/plain; charset=utf-8\r\n"
+        + b"content-length: "
+        + str(len(body)).encode("ascii")
+        + b"\r\n"
+        + b"connection: close\r\n\r\n"
+    )
+    return head + body

@@ -1,0 +1,104 @@
+"""What every connection of one worker shares: the app, limits, counters, logs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from gateway.config.schema import Limits
+from gateway.http.responses import CommonHeaders
+from gateway.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from gateway.http.protocol import HttpProtocol
+    from gateway.logs import AccessLog, NullAccessLog
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
+
+
+async def unavailable_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers connections beyond max_connections or max_connections_per_client."""
+    body = b"503 Service Unavailable\nThe server has too many connections; try again shortly.\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"1")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class ServerState:
+    """Per-worker state shared by every HttpProtocol."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: Limits,
+        loop: asyncio.AbstractEventLoop,
+        access_log: AccessLog | NullAccessLog,
+        server_header: str = "gateway",
+        root_path: str = "",
+    ) -> None:
+        self.app = app
+        self.unavailable_app: ASGIApp = unavailable_app
+        self.limits = limits
+        self.loop = loop
+        self.uses_uvloop = type(loop).__module__.startswith("uvloop")
+        self.access_log = access_log
+        self.common = CommonHeaders(server_header)
+        self.root_path = root_path
+        self.lifespan_state: dict[str, Any] = {}
+        self.connections: set[HttpProtocol] = set()
+        self.per_client: dict[str, int] = {}
+
+    def scope_template(self, transport: asyncio.BaseTransport) -> dict[str, Any]:
+        """The parts of a scope that are the same for every request on a connection."""
+        sockname = transport.get_extra_info("sockname")
+        peername = transport.get_extra_info("peername")
+        if isinstance(sockname, tuple):
+            server: tuple[str, int | None] | None = (sockname[0], sockname[1])
+        else:
+            server = (sockname, None) if sockname else None
+        client = (peername[0], peername[1]) if isinstance(peername, tuple) and peername else None
+        scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        return {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "scheme": scheme,
+            "server": server,
+            "client": client,
+            "root_path": self.root_path,
+            "extensions": EXTENSIONS,
+        }
+
+    def admit(self, protocol: HttpProtocol) -> bool:
+        """Count a new connection; False when it is beyond a connection limit."""
+        self.connections.add(protocol)
+        ip = protocol.client_ip
+        count = self.per_client.get(ip, 0) + 1
+        self.per_client[ip] = count
+        limits = self.limits
+        return len(self.connections) <= limits.max_connections and (
+            not ip or count <= limits.max_connections_per_client
+        )
+
+    def release(self, protocol: HttpProtocol) -> None:
+        if protocol in self.connections:
+            self.connections.discard(protocol)
+            ip = protocol.client_ip
+            count = self.per_client.get(ip, 1) - 1
+            if count:
+                self.per_client[ip] = count
+            else:
+                self.per_client.pop(ip, None)
+
+    def tick(self) -> None:
+        """Once a second: refresh the Date header, fire due timers, flush the access log."""
+        self.common.refresh()
+        now = self.loop.time()
+        for protocol in list(self.connections):
+            protocol.check_timers(now)
+        self.access_log.flush()

@@ -1,0 +1,84 @@
+"""The ASGI lifespan protocol: startup before the first request, shutdown after the last.
+
+An app that raises before it ever calls receive() does not speak lifespan
+(a plain HTTP-only app): that is logged at debug level and serving goes on.
+An app that reports startup.failed, or raises once startup has begun, stops
+the server before it accepts a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from gateway.errors import StartupError
+from gateway.types import ASGIApp, Message
+
+logger = logging.getLogger("gateway.error")
+
+
+class Lifespan:
+    """Runs the app's lifespan task and exchanges its messages."""
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self.supported = True
+        self.receive_called = False
+        self.startup_done = asyncio.Event()
+        self.shutdown_done = asyncio.Event()
+        self.failure: str | None = None
+
+    async def startup(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        await self.inbox.put({"type": "lifespan.startup"})
+        await self.startup_done.wait()
+        if self.failure is not None:
+            raise StartupError(f"The app's lifespan startup failed: {self.failure}")
+
+    async def shutdown(self, grace: float) -> None:
+        if not self.supported or self.task is None or self.task.done():
+            return
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        try:
+            await asyncio.wait_for(self.shutdown_done.wait(), grace)
+        except TimeoutError:
+            logger.error("The app's lifespan shutdown did not finish within %.0fs.", grace)
+            self.task.cancel()
+        if self.failure is not None:
+            logger.error("The app's lifespan shutdown failed: %s", self.failure)
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        try:
+            await self.app(scope, self._receive, self._send)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            if not self.receive_called:
+                self.supported = False
+                logger.debug("The app does not support the lifespan protocol (%r).", exc)
+            elif not self.startup_done.is_set() or not self.shutdown_done.is_set():
+                logger.exception("Exception in the app's lifespan handler")
+                self.failure = self.failure or f"{type(exc).__name__}: {exc}"
+        finally:
+            self.startup_done.set()
+            self.shutdown_done.set()
+
+    async def _receive(self) -> Message:
+        self.receive_called = True
+        return await self.inbox.get()
+
+    async def _send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
+            self.failure = message.get("message") or "(no message given)"
+        if kind.startswith("lifespan.startup."):
+            self.startup_done.set()
+        elif kind.startswith("lifespan.shutdown."):
+            self.shutdown_done.set()
+        else:
+            raise RuntimeError(f"Unexpected ASGI message type {kind!r} during lifespan.")

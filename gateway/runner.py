@@ -1,0 +1,45 @@
+"""From what a user names (a config file, "module:app", an app object) to a running server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.asgi import load_app
+from gateway.config.loader import load, with_overrides
+from gateway.config.schema import Config
+from gateway.errors import ConfigError
+from gateway.server import Server
+from gateway.types import ASGIApp
+
+
+def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> tuple[Config, ASGIApp]:
+    """A config and the app it serves, from a mix of config paths, app specs and app objects."""
+    config = Config()
+    app: ASGIApp | None = None
+    for target in targets:
+        if callable(target):
+            app = target
+        elif target.endswith(".toml"):
+            config = load(target)
+        else:
+            app = load_app(target, app_dir)
+    if app is None and config.app:
+        app = load_app(config.app, app_dir)
+    if app is None:
+        raise ConfigError(
+            [
+                (
+                    config.source,
+                    "app",
+                    "nothing to serve: name an app as 'module:attribute' "
+                    'on the command line or as app = "module:attribute" in the config',
+                )
+            ]
+        )
+    return with_overrides(config, **server), app
+
+
+def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code. `gateway.run("gateway.toml")`."""
+    config, app = resolve(list(targets), app_dir, **server)
+    return Server(config, app).run()

@@ -1,0 +1,143 @@
+"""One serving process: listeners, lifespan, the once-a-second tick, graceful stop.
+
+Order of a run: bind every listener (a port clash fails before the app
+starts), run lifespan startup, start accepting, serve until SIGTERM/SIGINT,
+then stop accepting, let in-flight responses finish up to shutdown_timeout,
+close what is left, run lifespan shutdown, remove unix socket files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+from gateway.config.schema import Config
+from gateway.errors import StartupError
+from gateway.http.protocol import HttpProtocol
+from gateway.http.state import ServerState
+from gateway.lifespan import Lifespan
+from gateway.listeners import bind, describe
+from gateway.logs import AccessLog
+from gateway.types import ASGIApp
+
+logger = logging.getLogger("gateway.error")
+EXIT_OK, EXIT_STARTUP_FAILED = 0, 3
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop when asked for or ("auto") when installed; plain asyncio otherwise."""
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise StartupError("loop = 'uvloop' but uvloop is not installed (pip install uvloop)") from None
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+class Server:
+    """Serves one ASGI app under one configuration in this process."""
+
+    def __init__(self, config: Config, app: ASGIApp) -> None:
+        self.config = config
+        self.app = app
+        self.stop_requested: asyncio.Event | None = None
+        self.force_stop = False
+
+    def run(self) -> int:
+        """Serve until stopped; returns the process exit code."""
+        with asyncio.Runner(loop_factory=loop_factory(self.config.server.loop)) as runner:
+            return runner.run(self.serve())
+
+    async def serve(self) -> int:
+        settings = self.config.server
+        sockets = [bind(spec, settings.backlog) for spec in settings.listen]
+        unix_paths = [spec[5:] for spec in settings.listen if spec.startswith("unix:")]
+        loop = asyncio.get_running_loop()
+        self.stop_requested = asyncio.Event()
+        self._install_signal_handlers(loop)
+        access_log = AccessLog.open(settings.access_log, settings.access_log_format)
+        state = ServerState(self.app, self.config.limits, loop, access_log, settings.server_header)
+        lifespan = Lifespan(self.app, state.lifespan_state)
+        try:
+            await lifespan.startup()
+        except StartupError as exc:
+            logger.error("%s", exc)
+            _close_sockets(sockets, unix_paths)
+            return EXIT_STARTUP_FAILED
+        servers = [
+            await loop.create_server(lambda: HttpProtocol(state), sock=sock, backlog=settings.backlog)
+            for sock in sockets
+        ]
+        logger.info("gateway serving on %s (pid %d)", ", ".join(describe(s) for s in sockets), os.getpid())
+        ticker = loop.create_task(self._tick(state))
+        await self.stop_requested.wait()
+        logger.info("gateway stopping: finishing in-flight requests (up to %.0fs)", settings.shutdown_timeout)
+        for server in servers:
+            server.close()
+        await self._drain(state, settings.shutdown_timeout)
+        ticker.cancel()
+        await lifespan.shutdown(settings.shutdown_timeout)
+        access_log.close()
+        _remove_unix_sockets(unix_paths)
+        logger.info("gateway stopped")
+        return EXIT_OK
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_stop_signal)
+
+    def _on_stop_signal(self) -> None:
+        """First signal: graceful stop. A second one: stop without waiting."""
+        assert self.stop_requested is not None
+        if self.stop_requested.is_set():
+            self.force_stop = True
+        self.stop_requested.set()
+
+    def request_stop(self) -> None:
+        """For embedding and tests: the same as SIGTERM."""
+        if self.stop_requested is not None:
+            self.stop_requested.set()
+
+    async def _tick(self, state: ServerState) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            state.tick()
+
+    async def _drain(self, state: ServerState, grace: float) -> None:
+        for protocol in list(state.connections):
+            protocol.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        next_tick = loop.time() + 1.0
+        while state.connections and loop.time() < deadline and not self.force_stop:
+            await asyncio.sleep(0.05)
+            if loop.time() >= next_tick:
+                next_tick += 1.0
+                state.tick()
+        for protocol in list(state.connections):
+            if protocol.cycle is not None and protocol.cycle.task is not None:
+                protocol.cycle.task.cancel()
+            protocol.transport.abort()
+        await asyncio.sleep(0)
+
+
+def _close_sockets(sockets: list[socket.socket], unix_paths: list[str]) -> None:
+    for sock in sockets:
+        sock.close()
+    _remove_unix_sockets(unix_paths)
+
+
+def _remove_unix_sockets(unix_paths: list[str]) -> None:
+    """Remove the socket files we bound (never those of inherited fd: sockets)."""
+    for path in unix_paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
