@@ -1,0 +1,96 @@
+"""ASGI apps the end-to-end tests serve. Each shows something a user would notice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+Scope = dict[str, Any]
+
+
+async def _respond(send: Any, status: int, body: bytes, content_type: bytes = b"text/plain") -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def echo(scope: Scope, receive: Any, send: Any) -> None:
+    """Answers with JSON describing the scope and the whole request body."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    described = {
+        "type": scope["type"],
+        "http_version": scope["http_version"],
+        "method": scope["method"],
+        "scheme": scope["scheme"],
+        "path": scope["path"],
+        "raw_path": scope["raw_path"].decode("latin-1"),
+        "query_string": scope["query_string"].decode("latin-1"),
+        "root_path": scope["root_path"],
+        "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in scope["headers"]],
+        "client": scope["client"],
+        "server": scope["server"],
+        "state": sorted(scope.get("state", {})),
+        "extensions": sorted(scope.get("extensions", {})),
+        "asgi": scope["asgi"],
+        "body": body.decode("latin-1"),
+        "body_length": len(body),
+        "pid": os.getpid(),
+    }
+    await _respond(send, 200, json.dumps(described).encode(), b"application/json")
+
+
+async def stream(scope: Scope, receive: Any, send: Any) -> None:
+    """/stream?n=N&size=S&delay=D: N body messages of S bytes, D seconds apart, no Content-Length."""
+    if scope["type"] != "http":
+        return
+    params = dict(p.split("=") for p in scope["query_string"].decode().split("&") if "=" in p)
+    count, size, delay = int(params.get("n", 3)), int(params.get("size", 10)), float(params.get("delay", 0))
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    for index in range(count):
+        await send({"type": "http.response.body", "body": bytes([65 + index % 26]) * size, "more_body": True})
+        if delay:
+            await asyncio.sleep(delay)
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def raises(scope: Scope, receive: Any, send: Any) -> None:
+    """/before raises before the response starts; /after raises after the first body chunk."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/after":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("boom after start")
+    if scope["path"] == "/before":
+        raise RuntimeError("boom before start")
+    await _respond(send, 200, b"fine")
+
+
+async def slow(scope: Scope, receive: Any, send: Any) -> None:
+    """Sleeps ?s= seconds before answering; records a disconnect if the client leaves first."""
+    if scope["type"] != "http":
+        return
+    seconds = float(scope["query_string"].decode().partition("=")[2] or 1)
+    await asyncio.sleep(seconds)
+    await _respond(send, 200, b"slept")
+
+
+async def sendfile(scope: Scope, receive: Any, send: Any) -> None:
+    """Sends the file named by ?path= with http.response.pathsend."""
+    if scope["type"] != "http":
+        return
+    path = scope["query_string"].decode().partition("=")[2]
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
+    )
+    await send({"type": "http.response.pathsend", "path": path})
