@@ -20,7 +20,7 @@ import os
 from typing import TYPE_CHECKING
 
 from gateway.http import pathsend
-from gateway.http.responses import CONTINUE, status_line
+from gateway.http.responses import CONTINUE, STATUS_LINES, status_line
 from gateway.types import ASGIApp, Headers, Message, Scope
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 FLOW_HIGH = 256 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
+_OURS = frozenset({b"content-length", b"connection", b"transfer-encoding"})  # framing is ours to decide
 logger = logging.getLogger("gateway.error")
 
 
@@ -36,33 +37,27 @@ class ClientDisconnect(OSError):
 
 
 class RequestCycle:
-    """The state of one request/response exchange on a connection."""
+    """The state of one request/response exchange on a connection.
 
-    __slots__ = (
-        "body",
-        "body_delivered",
-        "body_size",
-        "chunked",
-        "deadline",
-        "disconnected",
-        "expect_continue",
-        "head_pending",
-        "headers",
-        "is_head",
-        "keep_alive",
-        "length",
-        "more_body",
-        "protocol",
-        "request_complete",
-        "response_complete",
-        "response_started",
-        "scope",
-        "sent",
-        "started",
-        "status",
-        "task",
-        "waiter",
-    )
+    No __slots__ on purpose: class-level defaults let __init__ set only the
+    few fields that differ per request, which is measurably cheaper.
+    """
+
+    waiter: asyncio.Future[None] | None = None
+    task: asyncio.Task[None] | None = None
+    status = 0
+    headers: Headers | tuple[()] = ()
+    chunked = False
+    length: int | None = None
+    sent = 0
+    body_size = 0
+    request_complete = False
+    disconnected = False
+    response_started = False
+    response_complete = False
+    head_pending = False
+    body_delivered = False
+    expect_continue = False
 
     def __init__(
         self,
@@ -76,26 +71,13 @@ class RequestCycle:
         self.protocol = protocol
         self.scope = scope
         self.keep_alive = keep_alive
-        self.expect_continue = expect_continue and has_body
+        if expect_continue and has_body:
+            self.expect_continue = True
         self.body: list[bytes] = []
-        self.body_size = 0
         self.more_body = has_body
-        self.request_complete = False
-        self.disconnected = False
-        self.response_started = False
-        self.response_complete = False
-        self.waiter: asyncio.Future[None] | None = None
-        self.status = 0
-        self.headers: Headers = []
-        self.chunked = False
-        self.length: int | None = None
-        self.sent = 0
         self.is_head = scope["method"] == "HEAD"
         self.started = started
-        self.deadline = started + protocol.state.limits.request_timeout
-        self.task: asyncio.Task[None] | None = None
-        self.body_delivered = False
-        self.head_pending = False
+        self.deadline = started + protocol.request_timeout
 
     # Running the app ------------------------------------------------------
 
@@ -189,69 +171,79 @@ class RequestCycle:
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        if self.disconnected:
-            raise ClientDisconnect("the client disconnected")
-        if kind == "http.response.body":
-            if not self.response_started or self.response_complete:
-                raise RuntimeError(_order_error(kind, self.response_started))
+        if kind == "http.response.body" and self.response_started and not self.response_complete:
+            if self.disconnected:
+                raise ClientDisconnect("the client disconnected")
             more = message.get("more_body", False)
             self._write_body(message.get("body", b""), more)
-            if more:
-                if self.protocol.write_paused:
-                    await self.protocol.drain()
-            else:
+            if not more:
                 self._complete()
-        elif kind == "http.response.start":
-            if self.response_started:
-                raise RuntimeError(_order_error(kind, True))
-            self.response_started = True
-            self.head_pending = True
+            elif self.protocol.write_paused:
+                await self.protocol.drain()
+        elif kind == "http.response.start" and not self.response_started:
+            if self.disconnected:
+                raise ClientDisconnect("the client disconnected")
+            self.response_started = self.head_pending = True
             self.status = message["status"]
-            self.headers = message.get("headers") or []
-        elif kind == "http.response.pathsend":
-            if not self.response_started or self.response_complete:
-                raise RuntimeError(_order_error(kind, self.response_started))
+            self.headers = message.get("headers", ())
+        else:
+            await self._send_other(kind, message)
+
+    async def _send_other(self, kind: str, message: Message) -> None:
+        if self.disconnected:
+            raise ClientDisconnect("the client disconnected")
+        if kind == "http.response.pathsend" and self.response_started and not self.response_complete:
             await self._send_path(message["path"])
+        elif kind in ("http.response.start", "http.response.body", "http.response.pathsend"):
+            raise RuntimeError(_order_error(kind, self.response_started))
         else:
             raise RuntimeError(f"Unexpected ASGI message type {kind!r} for an HTTP request.")
 
     def _write_body(self, body: bytes, more: bool) -> None:
         transport = self.protocol.transport
-        head = self._head(len(body), more) if self.head_pending else b""
-        if self.is_head or self.status in NO_BODY_STATUSES or self.status < 200:
-            if head:
+        if self.head_pending:
+            head = self._head(len(body), more)
+            if self.is_head or self.status in NO_BODY_STATUSES or self.status < 200:
                 transport.write(head)
+                return
+        elif self.is_head or self.status in NO_BODY_STATUSES or self.status < 200:
             return
+        else:
+            head = b""
         self.sent += len(body)
         if self.length is not None and self.sent > self.length:
             raise RuntimeError("The response body is longer than its Content-Length.")
         if self.chunked:
             body = _chunk(body, more)
         if head:
-            body = head + body if body else head
-        if body:
+            transport.write(head + body if body else head)
+        elif body:
             transport.write(body)
 
     def _head(self, first_len: int, more: bool) -> bytes:
         """Build the response head once, deciding framing and keep-alive."""
         status = self.status
-        parts = [status_line(status), self.protocol.state.common.block]
+        common = self.protocol.common
+        parts = [STATUS_LINES.get(status) or status_line(status), common.block]
         length: int | None = None
+        kept = 0
         for name, value in self.headers:
             lname = name.lower()
-            if lname == b"content-length":
-                length = int(value)
-            elif lname == b"connection":
-                if value.lower() == b"close":
+            if lname in _OURS:
+                if lname == b"content-length":
+                    length = int(value)
+                elif lname == b"connection" and value.lower() == b"close":
                     self.keep_alive = False
                 continue
-            elif lname == b"transfer-encoding":
-                continue
-            parts.extend((name, b": ", value, b"\r\n"))
-        parts.append(self._framing(status, length, first_len, more))
+            parts += (name, b": ", value, b"\r\n")
+            kept += 1
+        framing = self._framing(status, length, first_len, more)
+        parts.append(framing)
         head = b"".join(parts)
-        if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n"):
-            raise RuntimeError("A response header contains a CR or LF character.")
+        # Every line ends in CRLF and nothing else: a CR or LF inside a value would split it.
+        lines = 1 + common.lines + kept + framing.count(b"\n")
+        if head.count(b"\n") != lines or head.count(b"\r") != lines:
+            raise RuntimeError("A response header name or value contains a CR or LF character.")
         self.head_pending = False
         self.deadline = 0.0
         return head

@@ -41,6 +41,8 @@ from gateway.types import Scope
 _HOST = re.compile(rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
 _FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding"})
 _SINGLETONS = frozenset({b"host", b"content-type"})
+_SPECIAL = _SINGLETONS | _FRAMING_NAMES | {b"expect"}
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _FORBIDDEN_TRAILERS = frozenset(
     {
         b"host",
@@ -76,75 +78,66 @@ class RequestParser:
     """Parses one connection's requests, one after another (pipelining included)."""
 
     __slots__ = (
-        "_header_count",
-        "_headers",
-        "_in_head",
-        "_in_trailers",
-        "_line_len",
-        "_message_done",
-        "_parser",
-        "_saw_newline",
-        "_scope",
-        "_seen",
-        "_url",
-        "_url_len",
-        "body_seen",
-        "chunked",
-        "content_length",
-        "expect_continue",
-        "host",
-        "keep_alive",
-        "limits",
         "sink",
         "template",
+        "_parser",
+        "_headers",
+        "_url",
+        "_url_len",
+        "_line_len",
+        "_header_count",
+        "in_head",
+        "_in_trailers",
+        "_seen",
+        "_message_done",
+        "_saw_newline",
+        "_max_line",
+        "_max_field",
+        "_max_fields",
+        "_max_body",
+        "content_length",
+        "chunked",
+        "expect_continue",
+        "keep_alive",
+        "body_seen",
+        "host",
+        "_dirty",
     )
 
     def __init__(self, sink: RequestSink, limits: Limits, template: dict[str, Any]) -> None:
+        """in_head is True while a head has begun but not ended (the header timer runs)."""
         self.sink = sink
-        self.limits = limits
         self.template = template
+        self._max_line = limits.max_request_line
+        self._max_field = limits.max_header_size
+        self._max_fields = limits.max_header_count
+        self._max_body = limits.max_body_size
         self._parser = httptools.HttpRequestParser(self)
         # Bytes after a "Connection: close" request are ignored, not an error.
         self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
-        self._in_head = False
+        self.in_head = False
         self._line_len = 0
         self._message_done = False
-        self._reset()
-
-    def _reset(self) -> None:
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._url = b""
-        self._url_len = 0
-        self._header_count = 0
         self._in_trailers = False
-        self._seen: set[bytes] | None = None
-        self._saw_newline = False
-        self.content_length: int | None = None
-        self.chunked = False
-        self.expect_continue = False
-        self.keep_alive = True
-        self.body_seen = 0
-        self.host = b""
-
-    @property
-    def in_head(self) -> bool:
-        """True while a request head has begun but not ended (the header timer runs)."""
-        return self._in_head
+        self._dirty = True
+        self.on_message_begin()
+        self.in_head = False
 
     def feed(self, data: bytes) -> None:
         """Parse bytes from the client; raises HttpError for a request we refuse."""
         self._message_done = False
         try:
             self._parser.feed_data(data)
-        except HttpError:
-            raise
+        except httptools.HttpParserCallbackError as exc:
+            # httptools wraps what our callbacks raise; unwrap our refusals.
+            raise _unwrap(exc) from None
         except httptools.HttpParserUpgrade:
             # httptools stops after a request carrying Upgrade and cannot resume:
             # it was served as plain HTTP with keep_alive off (WebSockets come later).
             pass
         except httptools.HttpParserError as exc:
             raise HttpError(400, _describe(exc)) from exc
-        if self._in_head:
+        if self.in_head:
             self._check_partial_line(data)
 
     def _check_partial_line(self, data: bytes) -> None:
@@ -160,49 +153,75 @@ class RequestParser:
         else:
             self._saw_newline = True
             self._line_len = len(data) - newline - 1
-        if not self._saw_newline and self._line_len > self.limits.max_request_line:
+        if not self._saw_newline and self._line_len > self._max_line:
             raise HttpError(414, "The request line is too long.")
-        if self._saw_newline and self._line_len > self.limits.max_header_size:
+        if self._saw_newline and self._line_len > self._max_field:
             raise HttpError(431, "A request header field is too large.")
 
     # httptools callbacks -------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._in_head = True
+        self.in_head = True
         self._line_len = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._url = b""
+        self._url_len = 0
+        self._header_count = 0
+        self._saw_newline = False
+        self.host: bytes | None = None
+        if self._dirty:
+            # Only requests with special headers or a body changed these.
+            self._dirty = False
+            self._seen: set[bytes] | None = None
+            self.content_length: int | None = None
+            self.chunked = False
+            self.expect_continue = False
+            self.body_seen = 0
 
     def on_url(self, url: bytes) -> None:
+        if self._url:
+            self._url += url
+        else:
+            self._url = url
         self._url_len += len(url)
-        self._url = self._url + url if self._url else url
         # The line is "METHOD SP target SP HTTP/x.y": exact once the cheap bound trips.
-        if self._url_len + 10 > self.limits.max_request_line:
+        if self._url_len + 10 > self._max_line:
             method_len = len(self._parser.get_method())
-            if method_len + self._url_len + 10 > self.limits.max_request_line:
+            if method_len + self._url_len + 10 > self._max_line:
                 raise HttpError(414, "The request line is too long.")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
-        if self._header_count > self.limits.max_header_count:
+        if self._header_count > self._max_fields:
             raise HttpError(431, "The request has too many header fields.")
-        if len(name) + len(value) + 2 > self.limits.max_header_size:
+        if len(name) + len(value) + 2 > self._max_field:
             raise HttpError(431, "A request header field is too large.")
         name = name.lower()
         if self._in_trailers:
             self._check_trailer(name)
-            return
-        if name in _SINGLETONS:
-            self._check_singleton(name)
+        elif name in _SPECIAL:
+            self._special_header(name, value)
+            self._headers.append((name, value))
         elif b"_" in name and name.replace(b"_", b"-") in _FRAMING_NAMES:
             raise HttpError(400, "A header field name with '_' reads as a framing field.")
+        else:
+            self._headers.append((name, value))
+
+    def _special_header(self, name: bytes, value: bytes) -> None:
+        if name == b"host":
+            if self.host is not None:
+                raise HttpError(400, "The host header field appears more than once.")
+            self.host = value
+            return
+        self._dirty = True
+        if name in _SINGLETONS:
+            self._check_singleton(name)
         if name == b"content-length":
             self.content_length = int(value)
         elif name == b"transfer-encoding":
             self._check_transfer_coding(value)
         elif name == b"expect":
             self._check_expect(value)
-        elif name == b"host":
-            self.host = value
-        self._headers.append((name, value))
 
     def _check_singleton(self, name: bytes) -> None:
         if self._seen is None:
@@ -227,49 +246,53 @@ class RequestParser:
         self.expect_continue = True
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self.in_head = False
         self._in_trailers = True
         parser = self._parser
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             raise HttpError(505, f"HTTP/{version} is not supported; use HTTP/1.1.")
-        method = parser.get_method().decode("ascii")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if self.chunked and version == "1.0":
             raise HttpError(400, "Transfer-Encoding is not allowed in HTTP/1.0.")
-        if self.content_length is not None and self.content_length > self.limits.max_body_size:
+        if self.content_length is not None and self.content_length > self._max_body:
             raise HttpError(413, "The request body is larger than this server accepts.")
         self.keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
         scope = self.template.copy()
         scope["http_version"] = version
         scope["method"] = method
-        scope["headers"] = self._headers
-        self._set_target(scope, method, version)
-        self._scope = scope
-        self.sink.on_request(scope, self)
-
-    def _set_target(self, scope: Scope, method: str, version: str) -> None:
         url = self._url
-        if url[:1] == b"/":
+        if url[:1] == b"/" and b"#" not in url:
             raw_path, _, query = url.partition(b"?")
-        elif url == b"*":
-            if method != "OPTIONS":
-                raise HttpError(400, "The '*' request target is only for OPTIONS.")
-            raw_path, query = b"*", b""
-        elif method == "CONNECT":
-            raise HttpError(501, "CONNECT is not implemented by this server.")
         else:
-            raw_path, query = self._absolute_target(url, scope)
-        if version == "1.1" and not self.host:
+            raw_path, query = self._other_target(url, method, scope)
+        if self.host is not None:
+            if self.host not in _valid_hosts:
+                _check_host(self.host)
+        elif version == "1.1":
             raise HttpError(400, "HTTP/1.1 requests must carry a Host header.")
-        if self.host:
-            _check_host(self.host)
-        raw_path = raw_path.partition(b"#")[0]
         path = raw_path.decode("latin-1")
         scope["path"] = unquote(path) if "%" in path else path
         scope["raw_path"] = raw_path
-        scope["query_string"] = query.partition(b"#")[0]
+        scope["query_string"] = query
+        scope["headers"] = self._headers
+        self.sink.on_request(scope, self)
 
-    def _absolute_target(self, url: bytes, scope: Scope) -> tuple[bytes, bytes]:
+    def _other_target(self, url: bytes, method: str, scope: Scope) -> tuple[bytes, bytes]:
+        """Targets other than a plain origin-form path (RFC 9112 §3.2)."""
+        if url[:1] == b"/":
+            raw_path, _, query = url.partition(b"#")[0].partition(b"?")
+            return raw_path, query
+        if url == b"*":
+            if method != "OPTIONS":
+                raise HttpError(400, "The '*' request target is only for OPTIONS.")
+            return b"*", b""
+        if method == "CONNECT":
+            raise HttpError(501, "CONNECT is not implemented by this server.")
+        return self._absolute_target(url)
+
+    def _absolute_target(self, url: bytes) -> tuple[bytes, bytes]:
         """RFC 9112 §3.2.2: the target's authority replaces the Host header."""
         try:
             parsed = httptools.parse_url(url)
@@ -284,24 +307,22 @@ class RequestParser:
         headers = [(n, v) for n, v in self._headers if n != b"host"]
         headers.append((b"host", authority))
         self._headers = headers
-        scope["headers"] = headers
         return parsed.path or b"/", parsed.query or b""
 
     def on_body(self, body: bytes) -> None:
+        self._dirty = True
         self.body_seen += len(body)
-        if self.body_seen > self.limits.max_body_size:
+        if self.body_seen > self._max_body:
             raise HttpError(413, "The request body is larger than this server accepts.")
         self.sink.on_body(body)
 
     def on_message_complete(self) -> None:
         self._message_done = True
+        self._in_trailers = False
         self.sink.on_request_end()
-        self._reset()
 
 
 def _check_host(host: bytes) -> None:
-    if host in _valid_hosts:
-        return
     if _HOST.fullmatch(host) is None:
         raise HttpError(400, "The Host header is not a valid host name.")
     if len(_valid_hosts) < _VALID_HOST_CACHE_SIZE:
@@ -309,6 +330,12 @@ def _check_host(host: bytes) -> None:
 
 
 _valid_hosts: set[bytes] = set()
+
+
+def _unwrap(exc: Exception) -> Exception:
+    """The exception a callback raised: an HttpError, or a bug (the protocol logs it)."""
+    original = exc.__cause__ or exc.__context__
+    return original if isinstance(original, Exception) else exc
 
 
 def _describe(exc: Exception) -> str:

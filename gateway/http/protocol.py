@@ -46,6 +46,14 @@ class HttpProtocol(asyncio.Protocol):
         self.loop = state.loop
         self.uses_uvloop = state.uses_uvloop
         self.app = state.app
+        self.common = state.common
+        self.log = state.access_log.log
+        limits = state.limits
+        self.header_timeout = limits.header_timeout
+        self.body_timeout = limits.body_timeout
+        self.keepalive_timeout = limits.keepalive_timeout
+        self.keepalive_requests = limits.keepalive_requests
+        self.request_timeout = limits.request_timeout
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.parser: RequestParser = None  # type: ignore[assignment]
         self.cycle: RequestCycle | None = None
@@ -74,7 +82,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self.state.admit(self):
             self.app = self.state.unavailable_app
         self.parser = RequestParser(self, self.state.limits, template)
-        self._set_timer(HEAD_TIMER, self.state.limits.header_timeout)
+        self._set_timer(HEAD_TIMER, self.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -110,27 +118,29 @@ class HttpProtocol(asyncio.Protocol):
             return
         timer = self.timer
         if timer == IDLE_TIMER:
-            self._set_timer(HEAD_TIMER, self.state.limits.header_timeout)
+            self.timer, self.deadline = HEAD_TIMER, self.loop.time() + self.header_timeout
         elif timer == BODY_TIMER:
-            self.deadline = self.loop.time() + self.state.limits.body_timeout
+            self.deadline = self.loop.time() + self.body_timeout
         try:
             self.parser.feed(data)
         except HttpError as exc:
             self.refuse(exc)
+        except Exception:
+            logger.exception("Internal error while handling a request from %s", self.client_ip or "a unix socket")
+            self.refuse(HttpError(500, "The server failed while reading this request."))
 
     def on_request(self, scope: Scope, parser: RequestParser) -> None:
         """Parser callback: a request head is complete."""
         self.requests += 1
-        limits = self.state.limits
         has_body = bool(parser.content_length) or parser.chunked
-        keep_alive = parser.keep_alive and self.requests < limits.keepalive_requests
+        keep_alive = parser.keep_alive and self.requests < self.keepalive_requests
         if self.app is self.state.unavailable_app:
             keep_alive = False
         now = self.loop.time()
         scope["state"] = self.state.lifespan_state.copy()
         cycle = RequestCycle(self, scope, keep_alive, parser.expect_continue, has_body, now)
         if has_body and not parser.expect_continue:
-            self.timer, self.deadline = BODY_TIMER, now + limits.body_timeout
+            self.timer, self.deadline = BODY_TIMER, now + self.body_timeout
         else:
             self.timer = NO_TIMER
         if not keep_alive:
@@ -159,7 +169,7 @@ class HttpProtocol(asyncio.Protocol):
             self.ignore_input = True
 
     def start_body_timer(self) -> None:
-        self._set_timer(BODY_TIMER, self.state.limits.body_timeout)
+        self._set_timer(BODY_TIMER, self.body_timeout)
 
     def pause_reading(self) -> None:
         if not self.read_paused:
@@ -207,7 +217,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_response_complete(self, cycle: RequestCycle) -> None:
         """The cycle's response is written: log it, then next request or close."""
-        self.state.access_log.log(self, cycle)
+        self.log(self, cycle)
         if self.closed:
             return
         if not cycle.keep_alive or not cycle.request_complete:
@@ -223,11 +233,12 @@ class HttpProtocol(asyncio.Protocol):
         elif self.pending_error is not None:
             self._write_error(self.pending_error)
         else:
-            self.resume_reading()
+            if self.read_paused:
+                self.resume_reading()
             if self.parser.in_head:
-                self._set_timer(HEAD_TIMER, self.state.limits.header_timeout)
+                self.timer, self.deadline = HEAD_TIMER, self.loop.time() + self.header_timeout
             else:
-                self._set_timer(IDLE_TIMER, self.state.limits.keepalive_timeout)
+                self.timer, self.deadline = IDLE_TIMER, self.loop.time() + self.keepalive_timeout
 
     # Errors and closing -------------------------------------------------------
 

@@ -30,10 +30,11 @@ def reason(status: int) -> str:
 class CommonHeaders:
     """The Date and Server lines of every response, rebuilt once a second by the ticker."""
 
-    __slots__ = ("_iso_time", "block", "log_time", "server")
+    __slots__ = ("block", "lines", "log_time", "server")
 
     def __init__(self, server_header: str) -> None:
         self.server = f"server: {server_header}\r\n".encode("latin-1") if server_header else b""
+        self.lines = 2 if server_header else 1
         self.block = b""
         self.log_time = ""
         self.refresh()
