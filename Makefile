@@ -25,7 +25,8 @@ test: lint
 
 bench: $(STAMP)
 	bash bench/setup.sh
-	$(BIN)/python bench/hello.py
+	$(BIN)/python -m bench.hello
+	$(BIN)/python -m bench.pathsend
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def pathsend(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/octet-stream")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
+    )
     await send({"type": "http.response.pathsend", "path": FILE})

@@ -76,7 +76,10 @@ def run_wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
     """(requests per second, p99 latency in ms) from one wrk run on the load core."""
     out = subprocess.run(
         ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -91,9 +94,14 @@ def measure(peers: list[Peer], path: str, rounds: int, seconds: int, connections
     """Alternate the peers round by round so drift on the machine hits them alike."""
     for round_no in range(rounds):
         for peer in peers:
-            proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, *peer.command], cwd=ROOT,
-                                    env={**os.environ, **peer.env}, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                ["taskset", "-c", SERVER_CORE, *peer.command],
+                cwd=ROOT,
+                env={**os.environ, **peer.env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 wait_listening(peer.port, proc)
                 url = f"http://127.0.0.1:{peer.port}{path}"
@@ -104,8 +112,11 @@ def measure(peers: list[Peer], path: str, rounds: int, seconds: int, connections
                 peer.rps.append(rps)
                 peer.p99_ms.append(p99)
                 peer.cpu.append(used)
-                print(f"  round {round_no + 1} {peer.name:<24} {rps:>10.0f} req/s  p99 {p99:7.2f} ms  "
-                      f"cpu {used * 100:4.0f}%", flush=True)
+                print(
+                    f"  round {round_no + 1} {peer.name:<24} {rps:>10.0f} req/s  p99 {p99:7.2f} ms  "
+                    f"cpu {used * 100:4.0f}%",
+                    flush=True,
+                )
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 try:
@@ -120,6 +131,8 @@ def report(peers: list[Peer], baseline: Peer) -> None:
     print(f"\n{'server':<26}{'req/s (median)':>16}{'p99 ms':>10}{'cpu':>8}{'ratio':>10}")
     for peer in peers:
         rps = statistics.median(peer.rps)
-        print(f"{peer.name:<26}{rps:>16.0f}{statistics.median(peer.p99_ms):>10.2f}"
-              f"{statistics.median(peer.cpu) * 100:>7.0f}%{rps / base:>9.2f}x")
+        print(
+            f"{peer.name:<26}{rps:>16.0f}{statistics.median(peer.p99_ms):>10.2f}"
+            f"{statistics.median(peer.cpu) * 100:>7.0f}%{rps / base:>9.2f}x"
+        )
     print(f"(ratios against {baseline.name}; server on core {SERVER_CORE}, wrk on core {LOAD_CORE})")

@@ -19,11 +19,44 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     gw_port, uv_port = free_port(), free_port()
-    gateway = Peer("gateway", [PYTHON, "-m", "gateway", "serve", "bench.apps:hello", "--listen",
-                               f"127.0.0.1:{gw_port}", "--access-log", "off", "--log-level", "warning"], gw_port)
-    uvicorn = Peer("uvicorn (httptools, uvloop)", [PYTHON, "-m", "uvicorn", "bench.apps:hello", "--port",
-                   str(uv_port), "--http", "httptools", "--loop", "uvloop", "--workers", "1", "--no-access-log",
-                   "--log-level", "warning"], uv_port)
+    gateway = Peer(
+        "gateway",
+        [
+            PYTHON,
+            "-m",
+            "gateway",
+            "serve",
+            "bench.apps:hello",
+            "--listen",
+            f"127.0.0.1:{gw_port}",
+            "--access-log",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        gw_port,
+    )
+    uvicorn = Peer(
+        "uvicorn (httptools, uvloop)",
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "bench.apps:hello",
+            "--port",
+            str(uv_port),
+            "--http",
+            "httptools",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        uv_port,
+    )
     print(f"hello world, {args.connections} connections, {args.seconds}s x {args.rounds} rounds", flush=True)
     measure([gateway, uvicorn], "/", args.rounds, args.seconds, args.connections)
     report([gateway, uvicorn], uvicorn)
