@@ -20,7 +20,9 @@ class Problems:
         self.items: list[tuple[str, str, str]] = []
 
     def add(self, key: str, message: str) -> None:
-        self.items.append((self.source, key, message))
+        """Record a problem; only the first one per key path (later ones follow from it)."""
+        if not any(existing == key for _, existing, _ in self.items):
+            self.items.append((self.source, key, message))
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:

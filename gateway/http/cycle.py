@@ -56,8 +56,10 @@ class RequestCycle:
     response_started = False
     response_complete = False
     head_pending = False
-    body_delivered = False
+    last_body_delivered = False  # the http.request with more_body=False went out
     expect_continue = False
+    client_eof = False
+    body_requested = False
 
     def __init__(
         self,
@@ -126,6 +128,15 @@ class RequestCycle:
         self.disconnected = True
         self._wake()
 
+    def on_client_eof(self) -> None:
+        """The client half-closed after a complete request: it will send nothing more.
+
+        receive() reports http.disconnect (as nginx reports a client abort), while
+        send() keeps writing: a client that only shut its writing side still reads.
+        """
+        self.client_eof = True
+        self._wake()
+
     def _wake(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -139,14 +150,15 @@ class RequestCycle:
             self.waiter = None
 
     async def receive(self) -> Message:
+        self.body_requested = True
         if self.expect_continue:
             self._send_continue()
         while not self.body and self.more_body and not self.disconnected:
             self.protocol.resume_reading()
             await self._wait()
-        if self.body or not self.body_delivered:
+        if self.body or (not self.last_body_delivered and not self.disconnected):
             return self._take_body()
-        while not self.disconnected and not self.response_complete:
+        while not self.disconnected and not self.response_complete and not self.client_eof:
             await self._wait()
         return {"type": "http.disconnect"}
 
@@ -155,9 +167,10 @@ class RequestCycle:
         data = body[0] if len(body) == 1 else b"".join(body)
         body.clear()
         self.body_size = 0
-        self.body_delivered = True
         if self.more_body:
             self.protocol.resume_reading()
+        else:
+            self.last_body_delivered = True
         return {"type": "http.request", "body": data, "more_body": self.more_body}
 
     def _send_continue(self) -> None:
@@ -237,6 +250,10 @@ class RequestCycle:
                 continue
             parts += (name, b": ", value, b"\r\n")
             kept += 1
+        if self.more_body and not self.body_requested:
+            # The app answers without reading a body still on its way: the
+            # connection cannot be reused, so say so now.
+            self.keep_alive = False
         framing = self._framing(status, length, first_len, more)
         parts.append(framing)
         head = b"".join(parts)

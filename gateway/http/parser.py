@@ -142,20 +142,25 @@ class RequestParser:
 
     def _check_partial_line(self, data: bytes) -> None:
         """Bound a field line that is still arriving (httptools buffers it whole)."""
-        if self._message_done:
-            # A request ended inside this data; the next head started after it,
-            # at an offset httptools does not tell. Count from here on.
-            self._line_len = 0
-            return
         newline = data.rfind(b"\n")
-        if newline < 0:
+        if self._message_done:
+            # A request ended inside this data and the next head began after it, at an
+            # offset httptools does not tell. The bytes after the last LF are that head's
+            # partial line (or, rarely, also the tail of a Content-Length body before it:
+            # an overcount by that much). It is the request line while the URL is in it.
+            tail = data[newline + 1 :]
+            self._saw_newline = bool(self._url) and self._url not in tail
+            self._line_len = len(tail)
+        elif newline < 0:
             self._line_len += len(data)
         else:
             self._saw_newline = True
             self._line_len = len(data) - newline - 1
-        if not self._saw_newline and self._line_len > self._max_line:
+        # The partial line may end in the CR of its CRLF, which the limit does not count.
+        partial = self._line_len - (data[-1:] == b"\r")
+        if not self._saw_newline and partial > self._max_line:
             raise HttpError(414, "The request line is too long.")
-        if self._saw_newline and self._line_len > self._max_field:
+        if self._saw_newline and partial > self._max_field:
             raise HttpError(431, "A request header field is too large.")
 
     # httptools callbacks -------------------------------------------------
@@ -184,8 +189,9 @@ class RequestParser:
         else:
             self._url = url
         self._url_len += len(url)
-        # The line is "METHOD SP target SP HTTP/x.y": exact once the cheap bound trips.
-        if self._url_len + 10 > self._max_line:
+        # The line is "METHOD SP target SP HTTP/x.y". No method llhttp knows is
+        # longer than 22 letters, so below that margin the exact sum is not needed.
+        if self._url_len + 32 > self._max_line:
             method_len = len(self._parser.get_method())
             if method_len + self._url_len + 10 > self._max_line:
                 raise HttpError(414, "The request line is too long.")

@@ -21,6 +21,8 @@ MODE_ENV = "GATEWAY_PATHSEND"  # "sendfile" (default) or "read": for bench/paths
 
 async def send_file(protocol: HttpProtocol, file: BinaryIO, count: int) -> int:
     """Write count bytes of file to the client; returns the bytes written."""
+    if count <= 0:
+        return 0  # loop.sendfile and os.sendfile read a count of 0 as "to the end"
     transport = protocol.transport
     sock = transport.get_extra_info("socket")
     if _MODE == "read" or sock is None or transport.get_extra_info("sslcontext") is not None:

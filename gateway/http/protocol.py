@@ -109,6 +109,7 @@ class HttpProtocol(asyncio.Protocol):
         else:
             for cycle in (self.cycle, *self.pipeline):
                 cycle.keep_alive = False
+                cycle.on_client_eof()
         return True
 
     # Reading ---------------------------------------------------------------
@@ -221,10 +222,10 @@ class HttpProtocol(asyncio.Protocol):
         if self.closed:
             return
         if not cycle.keep_alive or not cycle.request_complete:
-            self.ignore_input = True
+            # Linger rather than close: bytes the client is still sending would
+            # otherwise make the kernel reset the connection under its response.
             self.cycle = None
-            self.pipeline.clear()
-            self.transport.close()
+            self._linger()
             return
         self.cycle = None
         if self.pipeline:
@@ -250,7 +251,9 @@ class HttpProtocol(asyncio.Protocol):
             # The error is in this cycle's body: it will never be complete.
             reading.on_disconnect()
             if reading is self.cycle:
-                self._abort_cycle(reading, exc)
+                # The app learns through receive() (http.disconnect) and may clean up;
+                # the client gets our error now.
+                self._abort_cycle(reading, exc, cancel=False)
                 return
             self.pipeline.remove(reading)
         if self.cycle is None:
@@ -258,8 +261,8 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self.pending_error = exc
 
-    def _abort_cycle(self, cycle: RequestCycle, exc: HttpError) -> None:
-        if cycle.task is not None:
+    def _abort_cycle(self, cycle: RequestCycle, exc: HttpError, cancel: bool) -> None:
+        if cancel and cycle.task is not None:
             cycle.task.cancel()
         if cycle.response_started:
             self.abort()
@@ -317,7 +320,7 @@ class HttpProtocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None and cycle.deadline and now >= cycle.deadline:
             cycle.deadline = 0.0
-            self._abort_cycle(cycle, HttpError(504, "The application did not answer in time."))
+            self._abort_cycle(cycle, HttpError(504, "The application did not answer in time."), cancel=True)
             return
         if not self.timer or now < self.deadline:
             return
