@@ -1,0 +1,239 @@
+"""The `gateway` command as a user runs it: exit codes, one-line errors, and embedding."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+import gateway
+from tests.support.server import ROOT, read_one_response, run_gateway
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
+
+GATEWAY_SCRIPT = Path(sys.executable).parent / "gateway"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def gateway_command(*args: str, timeout: float = 20.0, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_one_error_line(stderr: str) -> str:
+    """A mistake is explained in one line for people: no traceback, no stack of frames."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+def test_missing_module_is_exit_2_with_one_readable_line(tmp_path: Path) -> None:
+    result = gateway_command("serve", "no_such_module_xyz:app", "--listen", f"unix:{tmp_path / 'gw.sock'}")
+    assert result.returncode == 2, result
+    line = assert_one_error_line(result.stderr)
+    assert "no_such_module_xyz" in line
+    assert "no module named" in line.lower()
+    assert not (tmp_path / "gw.sock").exists(), "nothing should be bound when the app cannot load"
+
+
+def test_missing_attribute_is_exit_2_with_one_readable_line() -> None:
+    result = gateway_command("serve", "tests.support.apps:no_such_app", "--listen", "127.0.0.1:0")
+    assert result.returncode == 2, result
+    line = assert_one_error_line(result.stderr)
+    assert "no_such_app" in line
+
+
+def test_app_spec_without_a_colon_is_exit_2() -> None:
+    result = gateway_command("serve", "tests.support.apps", "--listen", "127.0.0.1:0")
+    assert result.returncode == 2, result
+    assert "module:attribute" in assert_one_error_line(result.stderr)
+
+
+def test_unknown_config_key_is_exit_2_with_did_you_mean(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('app = "tests.support.apps:echo"\n[limits]\nmax_body = "1MiB"\n')
+    result = gateway_command("serve", str(config), "--listen", "127.0.0.1:0")
+    assert result.returncode == 2, result
+    line = assert_one_error_line(result.stderr)
+    assert f"{config}: limits.max_body: unknown key" in line
+    assert "did you mean 'max_body_size'?" in line
+
+
+def test_serve_without_anything_to_serve_is_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("[limits]\nmax_body_size = 10\n")
+    result = gateway_command("serve", str(config))
+    assert result.returncode == 2, result
+    assert "nothing to serve" in assert_one_error_line(result.stderr)
+
+
+def test_port_already_in_use_is_exit_3_with_a_hint() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = gateway_command("serve", "tests.support.apps:echo", "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 3, result
+    line = assert_one_error_line(result.stderr)
+    assert f"127.0.0.1:{port}" in line
+    assert "another server" in line
+
+
+def test_check_accepts_a_good_config_and_summarises_it(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            app = "tests.support.apps:echo"
+            [server]
+            listen = ["127.0.0.1:8088", "unix:/tmp/gw.sock"]
+            [limits]
+            max_body_size = "1MiB"
+            header_timeout = "5s"
+            request_timeout = "2m"
+            max_connections = 50
+            """
+        )
+    )
+    result = gateway_command("check", str(config))
+    assert result.returncode == 0, result
+    assert result.stderr == ""
+    out = result.stdout
+    assert out.splitlines()[0] == f"{config}: OK"
+    assert "127.0.0.1:8088, unix:/tmp/gw.sock" in out
+    assert "tests.support.apps:echo" in out
+    assert "1048576" in out and "5s" in out and "120s" in out and "50 connections" in out
+
+
+def test_check_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[server]\nlisen = ["127.0.0.1:8080"]\n[limits]\nheader_timeout = "soon"\n')
+    result = gateway_command("check", str(config))
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0] == (
+        f"error: {config}: server.lisen: unknown key (did you mean 'listen'?); known keys: "
+        + ", ".join(
+            [
+                "listen",
+                "workers",
+                "runtime_dir",
+                "access_log",
+                "access_log_format",
+                "shutdown_timeout",
+                "loop",
+                "server_header",
+                "backlog",
+            ]
+        )
+    )
+    assert lines[1].startswith(f"error: {config}: limits.header_timeout: expected seconds")
+
+
+def test_check_on_a_missing_file_is_exit_2(tmp_path: Path) -> None:
+    result = gateway_command("check", str(tmp_path / "absent.toml"))
+    assert result.returncode == 2, result
+    assert "cannot read the file" in assert_one_error_line(result.stderr)
+
+
+def test_version_prints_the_package_version() -> None:
+    result = gateway_command("version")
+    assert result.returncode == 0, result
+    assert result.stdout.startswith(f"gateway {gateway.__version__} (Python ")
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("version",), ("--help",), ("serve", "--help"), ("check", "--help")])
+def test_python_dash_m_gateway_is_the_gateway_command(args: tuple[str, ...]) -> None:
+    if not GATEWAY_SCRIPT.exists():
+        pytest.skip("the gateway console script is not installed in this environment")
+    script = subprocess.run(
+        [str(GATEWAY_SCRIPT), *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=20, check=False
+    )
+    module = gateway_command(*args)
+    assert (module.returncode, script.returncode) == (0, 0), (module, script)
+    # Help names the program as it was invoked; apart from that the two say the same.
+    assert _words(module.stdout.replace("python -m gateway", "gateway")) == _words(script.stdout)
+
+
+def _words(text: str) -> list[str]:
+    return [word.strip("─╭╮╰╯│") for word in text.split() if word.strip("─╭╮╰╯│")]
+
+
+def test_serve_help_documents_the_listen_forms() -> None:
+    result = gateway_command("serve", "--help")
+    assert result.returncode == 0
+    for form in ("--listen", "unix:/path", "fd:N"):
+        assert form in result.stdout
+
+
+def test_serve_from_a_config_file_naming_the_app() -> None:
+    config = 'app = "tests.support.apps:echo"\n[server]\nserver_header = "test-gw"\n'
+    with run_gateway(config_text=config) as gw:
+        response = httpx.get(gw.url + "/from-config", timeout=5)
+    assert response.status_code == 200
+    assert response.json()["path"] == "/from-config"
+    assert response.headers["server"] == "test-gw"
+
+
+EMBED = """
+import sys
+import gateway
+sys.exit(gateway.run("tests.support.apps:echo", listen=("fd:{fd}",)))
+"""
+
+
+def test_embedding_gateway_run_serves_requests(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    script = tmp_path / "embed.py"
+    script.write_text(EMBED.format(fd=listener.fileno()))
+    with open(tmp_path / "stderr.log", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            cwd=ROOT,
+            env=ENV,
+            pass_fds=[listener.fileno()],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    listener.close()
+    try:
+        # The socket is listening already: the request waits in its backlog until the server accepts.
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            sock.sendall(b"GET /embedded?x=1 HTTP/1.1\r\nHost: embed\r\n\r\n")
+            status, _, body = read_one_response(sock, timeout=15)
+        assert status == 200, body
+        assert b'"path": "/embedded"' in body
+        assert b'"query_string": "x=1"' in body
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    assert code == 0, (tmp_path / "stderr.log").read_text()
