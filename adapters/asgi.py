@@ -8,10 +8,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-from gateway.errors import AppLoadError
-from gateway.types import ASGIApp
+from gateway.errors import AppLoadError, StartupError
+from gateway.lifespan import Lifespan
+from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
 
 def load_app(spec: str, app_dir: str = ".") -> ASGIApp:
@@ -63,3 +65,69 @@ def _looks_asgi3(obj: Any) -> bool:
         except (TypeError, ValueError):
             return True
     return not inspect.isfunction(target)
+
+
+@dataclass(frozen=True, slots=True)
+class AsgiOptions:
+    app: str = field(default="", metadata={"doc": "the application, as 'module:attribute'"})
+    factory: bool = field(default=False, metadata={"doc": "call app() to get the application"})
+    pythonpath: tuple[str, ...] = field(default=(), metadata={"doc": "folders to import from, relative to the config"})
+    lifespan: bool = field(default=True, metadata={"doc": "run the app's lifespan startup and shutdown"})
+
+
+class AsgiHandler:
+    """An in-process ASGI app, mounted at the route's prefix (root_path)."""
+
+    Options = AsgiOptions
+
+    def __init__(self, options: AsgiOptions, context: HandlerContext) -> None:
+        self.options = options
+        self.context = context
+        self._app: ASGIApp | None = None
+        self._lifespan: Lifespan | None = None
+        self.state: dict[str, Any] = {}
+
+    def load(self) -> ASGIApp:
+        """Import the app (once); AppLoadError names the route."""
+        if self._app is None:
+            for folder in reversed(self.options.pythonpath):
+                path = str(self.context.resolve(folder))
+                if path not in sys.path:
+                    sys.path.insert(0, path)
+            spec = self.options.app + ("()" if self.options.factory and not self.options.app.endswith("()") else "")
+            try:
+                self._app = load_app(spec, str(self.context.config_dir))
+            except AppLoadError as exc:
+                raise AppLoadError(f"{self.context.where}: {exc}") from None
+        return self._app
+
+    def problems(self) -> list[str]:
+        if not self.options.app:
+            return ["asgi needs 'app', as in app = \"myproject.asgi:application\""]
+        try:
+            self.load()
+        except AppLoadError as exc:
+            return [str(exc).removeprefix(f"{self.context.where}: ")]
+        return []
+
+    def app(self) -> ASGIApp:
+        """The app, seeing its own lifespan state (a copy per request, as ASGI asks)."""
+        app, state = self.load(), self.state
+
+        async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["state"] = state.copy()
+            await app(scope, receive, send)
+
+        return mounted
+
+    async def startup(self) -> None:
+        if self.options.lifespan:
+            self._lifespan = Lifespan(self.load(), self.state)
+            try:
+                await self._lifespan.startup()
+            except StartupError as exc:
+                raise StartupError(f"{self.context.where}: {exc}") from None
+
+    async def aclose(self) -> None:
+        if self._lifespan is not None:
+            await self._lifespan.shutdown(30.0)

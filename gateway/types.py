@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -11,3 +12,37 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
+
+
+class HandlerContext:
+    """What a handler knows of where it sits: for paths in its options and for its messages."""
+
+    __slots__ = ("config_dir", "mount", "where")
+
+    def __init__(self, config_dir: Path, where: str, mount: str) -> None:
+        self.config_dir = config_dir  # relative paths in options resolve against this
+        self.where = where  # "vhost[0] (example.com) route[1] '/api/'": for error messages
+        self.mount = mount  # the route's prefix ("/api") for root_path/SCRIPT_NAME, "" when none
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        return (self.config_dir / path).resolve() if not Path(path).is_absolute() else Path(path)
+
+
+class Handler(Protocol):
+    """A backend kind (`handler = "..."` in a route), one module in adapters/.
+
+    Options is a frozen dataclass whose fields are the handler's config keys
+    (their metadata "doc" is the README's reference). The constructor is cheap
+    (no I/O). problems() reports what `gateway check` and startup refuse
+    (missing roots, failed imports); startup()/aclose() run pools, processes
+    and the app's lifespan.
+    """
+
+    Options: ClassVar[type[Any]]
+
+    def __init__(self, options: Any, context: HandlerContext) -> None: ...
+    def problems(self) -> list[str]: ...
+    def app(self) -> ASGIApp: ...
+    async def startup(self) -> None: ...
+    async def aclose(self) -> None: ...

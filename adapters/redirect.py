@@ -1,0 +1,75 @@
+"""The `redirect` handler: answer every request of the route with a redirect.
+
+`to` may use $1, $2 ... (groups of a `~regex` route path), {path} (the path
+below the route's prefix) and {query} (the query string, with its "?").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
+
+_PLACEHOLDER = re.compile(r"\$(\d)|\{(path|query)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectOptions:
+    to: str = field(default="", metadata={"doc": "target URL; $1.. from a regex path, {path}, {query}"})
+    status: Literal[301, 302, 307, 308] = field(default=302, metadata={"doc": "301, 302, 307 or 308"})
+
+
+class RedirectHandler:
+    """Redirects; the target is built from the request with precompiled placeholders."""
+
+    Options = RedirectOptions
+
+    def __init__(self, options: RedirectOptions, context: HandlerContext) -> None:
+        self.options = options
+        self.context = context
+
+    def problems(self) -> list[str]:
+        return [] if self.options.to else ["redirect needs 'to', the URL to send clients to"]
+
+    def app(self) -> ASGIApp:
+        to, status, mount = self.options.to, self.options.status, self.context.mount
+        needs_match = _PLACEHOLDER.search(to) is not None
+
+        async def redirect(scope: Scope, receive: Receive, send: Send) -> None:
+            target = _expand(to, scope, mount) if needs_match else to
+            body = f"Redirecting to {target}\n".encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"location", target.encode("utf-8")), (b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+        return redirect
+
+    async def startup(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _expand(template: str, scope: Scope, mount: str) -> str:
+    match: re.Match[str] | None = scope.get("gateway.route_match")
+    raw_path: str = scope["raw_path"].decode("latin-1")
+    query: str = scope["query_string"].decode("latin-1")
+
+    def substitute(found: re.Match[str]) -> str:
+        if found.group(1) is not None:
+            index = int(found.group(1))
+            groups = match.groups() if match is not None else ()
+            return str(groups[index - 1] or "") if 0 < index <= len(groups) else ""
+        if found.group(2) == "path":
+            return raw_path[len(mount) :] if mount and raw_path.startswith(mount) else raw_path
+        return "?" + query if query else ""
+
+    return _PLACEHOLDER.sub(substitute, template)
