@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import sys
 from typing import Annotated, NoReturn
+from urllib.parse import unquote, urlsplit
 
 import typer
 
 import gateway
+from adapters.asgi import load_app
 from gateway.config.loader import load
+from gateway.config.schema import Config
 from gateway.errors import AppLoadError, ConfigError, StartupError
 from gateway.logs import configure_logging
+from gateway.routing.report import explain as explain_request
+from gateway.routing.report import limits_line, routes_table, warnings
+from gateway.routing.router import Router, build_router
 
 cli = typer.Typer(
     add_completion=False,
@@ -68,21 +74,74 @@ def serve(
     raise typer.Exit(code)
 
 
-@cli.command()
-def check(config: Annotated[str, typer.Argument(help="The config file to validate.")]) -> None:
-    """Validate a config file and print a summary, or every problem found."""
+def _load_router(config_path: str) -> tuple[Config, Router | None]:
+    """The config and its compiled router; exits 2 with every problem when either fails."""
     try:
-        loaded = load(config)
+        config = load(config_path)
+        if not config.vhosts:
+            if config.app:
+                load_app(config.app, str(config.config_dir))
+            return config, None
+        router, problems = build_router(config)
     except ConfigError as exc:
         _fail(exc.lines(), EXIT_USAGE)
-    server, limits = loaded.server, loaded.limits
+    except AppLoadError as exc:
+        _fail([str(exc)], EXIT_USAGE)
+    if problems:
+        _fail(ConfigError(problems).lines(), EXIT_USAGE)
+    return config, router
+
+
+@cli.command()
+def check(config: Annotated[str, typer.Argument(help="The config file to validate.")]) -> None:
+    """Validate a config: keys, handlers, roots, app imports; print a summary or every problem."""
+    loaded, router = _load_router(config)
+    server = loaded.server
     typer.echo(f"{config}: OK")
     typer.echo(f"  listen: {', '.join(server.listen)}")
-    typer.echo(f"  app: {loaded.app or '(none: name one on the command line)'}")
-    typer.echo(
-        f"  limits: body {limits.max_body_size} B, header timeout {limits.header_timeout:g}s, "
-        f"request timeout {limits.request_timeout:g}s, {limits.max_connections} connections"
-    )
+    typer.echo(f"  limits: {limits_line(loaded.limits)}")
+    if router is None:
+        typer.echo(f"  app: {loaded.app or '(none: name one on the command line)'}")
+        return
+    for vhost in router.vhosts:
+        kinds = ", ".join(f"{route.matcher.spec} → {route.handler_name}" for route in vhost.routes)
+        typer.echo(f"  {vhost.where} {', '.join(vhost.names)}: {kinds}")
+    for warning in warnings(router):
+        typer.echo(f"warning: {warning}", err=True)
+
+
+@cli.command()
+def routes(config: Annotated[str, typer.Argument(help="The config file.")]) -> None:
+    """Print the compiled routing table: vhost names → routes in order → handler."""
+    loaded, router = _load_router(config)
+    if router is None:
+        typer.echo(f"{config}: no [[vhost]] tables; every request goes to {loaded.app}")
+        return
+    for line in routes_table(loaded, router):
+        typer.echo(line)
+
+
+@cli.command()
+def explain(
+    config: Annotated[str, typer.Argument(help="The config file.")],
+    url: Annotated[str, typer.Argument(help="http://host/path?query, or /path with --header 'Host: name'.")],
+    method: Annotated[str, typer.Option("--method", "-X", help="Request method.")] = "GET",
+    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="'Name: value' (repeatable).")] = None,
+) -> None:
+    """Show which vhost, route and handler a request would meet, and why."""
+    loaded, router = _load_router(config)
+    parsed = urlsplit(url)
+    host = parsed.netloc
+    for line in header or []:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "host":
+            host = value.strip()
+    if router is None:
+        typer.echo(f"every request goes to the app {loaded.app}")
+        return
+    path = unquote(parsed.path or "/")
+    for line in explain_request(loaded, router, host, path, method.upper()):
+        typer.echo(line)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from adapters.asgi import load_app
 from gateway.config.loader import load, with_overrides
 from gateway.config.schema import Config
 from gateway.errors import ConfigError
+from gateway.routing.router import build_router
 from gateway.server import Server
 from gateway.types import ASGIApp
 
@@ -23,8 +24,13 @@ def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> 
             config = load(target)
         else:
             app = load_app(target, app_dir)
+    if app is None and config.vhosts:
+        router, problems = build_router(config)
+        if problems:
+            raise ConfigError(problems)
+        app = router
     if app is None and config.app:
-        app = load_app(config.app, app_dir)
+        app = load_app(config.app, str(config.config_dir))
     if app is None:
         raise ConfigError(
             [

@@ -1,11 +1,13 @@
 """Reading gateway.toml: TOML, ${ENV} substitution, then validation into a Config.
 
-This issue's loader knows the [server] and [limits] tables and a top-level
-`app`; virtual hosts and routes arrive with the routing work.
+Top level: [server], [limits], [[vhost]] (with [[vhost.route]]), `include`
+(globs of more files holding [[vhost]] tables, relative to this file) and
+`app`, a shortcut that serves one ASGI app on every host.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import tomllib
@@ -15,39 +17,65 @@ from typing import Any
 
 from gateway.config.schema import Config, Limits, ServerSettings
 from gateway.config.validate import Problems, build, did_you_mean
+from gateway.config.vhosts import parse_vhosts
 from gateway.errors import ConfigError
 from gateway.listeners import parse_address
 
-TOP_LEVEL_KEYS = ("server", "limits", "app")
+TOP_LEVEL_KEYS = ("server", "limits", "vhost", "include", "app")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def load(path: str | os.PathLike[str]) -> Config:
-    """Load and validate a config file; raises ConfigError listing every problem."""
+    """Load and validate a config file and its includes; ConfigError lists every problem."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([(source, "", f"cannot read the file: {exc.strerror or exc}")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([(source, "", f"not valid TOML: {exc}")]) from None
+    data = _read(Path(path))
     problems = Problems(source)
     data = _substitute(data, "", problems)
-    config = from_mapping(data, source, problems)
+    config_dir = Path(path).resolve().parent
+    config = from_mapping(data, source, problems, config_dir)
+    vhosts = list(config.vhosts)
+    for include in _includes(data.get("include", []), config_dir, problems):
+        more = Problems(str(include))
+        vhosts += parse_vhosts(_substitute(_read(include), "", more).get("vhost", []), len(vhosts), str(include), more)
+        problems.items += more.items
     if problems.items:
         raise ConfigError(problems.items)
-    return config
+    return replace(config, vhosts=tuple(vhosts))
 
 
-def from_mapping(data: dict[str, Any], source: str, problems: Problems) -> Config:
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(str(path), "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([(str(path), "", f"not valid TOML: {exc}")]) from None
+
+
+def _includes(patterns: Any, config_dir: Path, problems: Problems) -> list[Path]:
+    """Files named by `include`, sorted within each glob; a glob matching nothing is a problem."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        problems.add("include", 'expected a list of file globs, as in ["sites/*.toml"]')
+        return []
+    files: list[Path] = []
+    for index, pattern in enumerate(patterns):
+        matches = sorted(glob.glob(str(config_dir / pattern)))
+        if not matches:
+            problems.add(f"include[{index}]", f"no file matches {pattern!r} (relative to {config_dir})")
+        files += [Path(m) for m in matches]
+    return files
+
+
+def from_mapping(data: dict[str, Any], source: str, problems: Problems, config_dir: Path | None = None) -> Config:
     """Build a Config from parsed TOML, adding what is wrong to problems."""
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             hint = did_you_mean(key, TOP_LEVEL_KEYS)
-            later = " (virtual hosts arrive in a later release)" if key in ("vhost", "include") else ""
-            problems.add(key, f"unknown key{hint}{later}; known keys: {', '.join(TOP_LEVEL_KEYS)}")
+            problems.add(key, f"unknown key{hint}; known keys: {', '.join(TOP_LEVEL_KEYS)}")
     server = build(ServerSettings, data.get("server", {}), "server", problems)
     limits = build(Limits, data.get("limits", {}), "limits", problems)
     _check_server(server, problems)
@@ -55,7 +83,12 @@ def from_mapping(data: dict[str, Any], source: str, problems: Problems) -> Confi
     if app is not None and (not isinstance(app, str) or ":" not in app):
         problems.add("app", f"expected 'module:attribute', as in 'myproject.asgi:application', got {app!r}")
         app = None
-    return Config(source=source, server=server, limits=limits, app=app)
+    vhosts = parse_vhosts(data["vhost"], 0, source, problems) if "vhost" in data else []
+    if app is not None and (vhosts or "include" in data):
+        problems.add("app", "use either app (one app on every host) or [[vhost]] tables, not both")
+    return Config(
+        source=source, server=server, limits=limits, app=app, vhosts=tuple(vhosts), config_dir=config_dir or Path.cwd()
+    )
 
 
 def _check_server(server: ServerSettings, problems: Problems) -> None:

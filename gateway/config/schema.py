@@ -7,7 +7,8 @@ metadata "doc" of each field is what the README's reference tables say.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 MiB = 1024 * 1024
 
@@ -72,6 +73,28 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """One [[vhost.route]]: the common keys, and the handler's own options."""
+
+    path: str
+    handler: str
+    methods: tuple[str, ...]
+    options: Any
+    where: str  # "vhost[0].route[1]": where it stands in the config, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class VhostConfig:
+    """One [[vhost]]."""
+
+    names: tuple[str, ...]
+    default: bool
+    routes: tuple[RouteConfig, ...]
+    where: str
+    source: str  # the file it came from (an include, or the main config)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole configuration: where it came from and what it says."""
 
@@ -79,3 +102,5 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: Limits = field(default_factory=Limits)
     app: str | None = None
+    vhosts: tuple[VhostConfig, ...] = ()
+    config_dir: Path = field(default_factory=Path.cwd)

@@ -1,0 +1,117 @@
+"""[[vhost]] and [[vhost.route]] tables: common keys here, handler keys by each handler's Options."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from gateway.config.schema import RouteConfig, VhostConfig
+from gateway.config.validate import Problems, build, did_you_mean
+from gateway.registry import HANDLERS, handler_class
+from gateway.routing.hosts import check_name
+from gateway.routing.paths import parse_path
+
+VHOST_KEYS = ("names", "default", "route")
+ROUTE_KEYS = ("path", "methods", "handler")
+# Keys of DESIGN.md that later work implements; named so a user learns it is coming, not a typo.
+LATER_KEYS = {
+    "limits": "per-route limits",
+    "auth": "authentication",
+    "allow": "access control",
+    "deny": "access control",
+    "headers": "response headers",
+    "compress": "compression",
+    "rewrite": "rewrites",
+    "isolation": "process isolation",
+    "pool": "process pools",
+}
+METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ-")
+
+
+def parse_vhosts(tables: Any, start: int, source: str, problems: Problems) -> list[VhostConfig]:
+    """VhostConfigs from a [[vhost]] array; numbering continues from `start` across includes."""
+    if not isinstance(tables, list):
+        problems.add("vhost", "expected [[vhost]] tables (an array of tables)")
+        return []
+    vhosts = []
+    for offset, table in enumerate(tables):
+        where = f"vhost[{start + offset}]"
+        if not isinstance(table, dict):
+            problems.add(where, "expected a table")
+            continue
+        vhosts.append(_parse_vhost(table, where, source, problems))
+    return vhosts
+
+
+def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Problems) -> VhostConfig:
+    for key in table:
+        if key not in VHOST_KEYS:
+            problems.add(
+                f"{where}.{key}", f"unknown key{did_you_mean(key, VHOST_KEYS)}; a vhost has {', '.join(VHOST_KEYS)}"
+            )
+    names = table.get("names", [])
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        problems.add(f"{where}.names", 'expected a list of host names, as in ["example.com", "*.example.com"]')
+        names = []
+    for index, name in enumerate(names):
+        reason = check_name(name)
+        if reason:
+            problems.add(f"{where}.names[{index}]", reason)
+    default = table.get("default", False)
+    if not isinstance(default, bool):
+        problems.add(f"{where}.default", f"expected true or false, got {default!r}")
+        default = False
+    routes = table.get("route", [])
+    if not isinstance(routes, list) or not routes:
+        problems.add(f"{where}.route", "a vhost needs at least one [[vhost.route]]")
+        routes = []
+    parsed = [_parse_route(r, f"{where}.route[{i}]", problems) for i, r in enumerate(routes)]
+    return VhostConfig(tuple(names), default, tuple(r for r in parsed if r is not None), where, source)
+
+
+def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | None:
+    if not isinstance(table, dict):
+        problems.add(where, "expected a table")
+        return None
+    handler = table.get("handler")
+    if not isinstance(handler, str) or handler not in HANDLERS:
+        hint = did_you_mean(str(handler), HANDLERS) if isinstance(handler, str) else ""
+        shown = f"unknown handler {handler!r}{hint}" if handler is not None else "missing"
+        problems.add(f"{where}.handler", f"{shown}; handlers: {', '.join(HANDLERS)}")
+        return None
+    path = table.get("path", "/")
+    try:
+        parse_path(path if isinstance(path, str) else "")
+    except ValueError as exc:
+        problems.add(f"{where}.path", str(exc))
+    options_class = handler_class(handler).Options
+    own: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ROUTE_KEYS:
+            continue
+        if key in LATER_KEYS:
+            problems.add(f"{where}.{key}", f"{LATER_KEYS[key]} ('{key}') is not available in this release yet")
+            continue
+        own[key] = value
+    known = [*ROUTE_KEYS, *(f.name for f in dataclasses.fields(options_class))]
+    for key in own:
+        if key not in known:
+            problems.add(
+                f"{where}.{key}",
+                f"unknown key for handler '{handler}'{did_you_mean(key, known)}; it takes {', '.join(known)}",
+            )
+    options = build(options_class, {k: v for k, v in own.items() if k in known}, where, problems)
+    return RouteConfig(str(path), handler, _methods(table.get("methods"), where, problems), options, where)
+
+
+def _methods(value: Any, where: str, problems: Problems) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(m, str) and m and set(m) <= METHOD_CHARS for m in value):
+        problems.add(f"{where}.methods", f'expected a list of upper-case methods, as in ["GET", "POST"], got {value!r}')
+        return ()
+    return tuple(value)

@@ -1,0 +1,121 @@
+"""What `gateway check`, `gateway routes` and `gateway explain` print: plain text for a terminal."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import fields
+
+from gateway.config.schema import Config, Limits
+from gateway.routing.hosts import normalize_host
+from gateway.routing.router import Route, Router, Vhost
+
+
+def limits_line(limits: Limits) -> str:
+    return (
+        f"body ≤ {limits.max_body_size} B, head in {limits.header_timeout:g}s, "
+        f"body idle {limits.body_timeout:g}s, app answers in {limits.request_timeout:g}s"
+    )
+
+
+def route_line(index: int, route: Route) -> str:
+    methods = f" [{', '.join(sorted(route.methods))}]" if route.methods else ""
+    kind = route.matcher.describe()
+    return f"  route {index} {route.matcher.spec!r} ({kind}){methods} → {route.handler_name}{_options(route)}"
+
+
+def _options(route: Route) -> str:
+    options = getattr(route.handler, "options", None)
+    if options is None:
+        return ""
+    shown = [
+        f"{f.name}={getattr(options, f.name)!r}"
+        for f in fields(options)
+        if getattr(options, f.name) != f.default and f.name not in ("pythonpath",)
+    ]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+def routes_table(config: Config, router: Router) -> list[str]:
+    """Every vhost with its names and its routes in the order they are tried."""
+    lines = [f"limits in force: {limits_line(config.limits)}"]
+    for vhost in router.vhosts:
+        default = " (default)" if vhost is router.table.default else ""
+        lines.append(f"{vhost.where}{default}: {', '.join(vhost.names)}")
+        lines += [route_line(i, route) for i, route in enumerate(vhost.routes)]
+    return lines
+
+
+def explain(config: Config, router: Router, host: str, path: str, method: str) -> list[str]:
+    """Which vhost, route and handler a request meets, and why."""
+    normalized = normalize_host(host)
+    vhost, how = router.table.lookup(normalized)
+    lines = [f"host {host!r} → {vhost.where} ({', '.join(vhost.names)}): {how}"]
+    for index, route in enumerate(vhost.routes):
+        found = route.matcher.match(path)
+        if not found:
+            lines.append(f"  route {index} {route.matcher.spec!r} ({route.matcher.describe()}): no match")
+            continue
+        if route.methods is not None and method not in route.methods:
+            lines.append(
+                f"  route {index} {route.matcher.spec!r}: path matches, method {method} not in "
+                f"{', '.join(sorted(route.methods))}"
+            )
+            continue
+        lines.append(f"  route {index} {route.matcher.spec!r} ({route.matcher.describe()}): matches")
+        lines.append(f"handler: {route.handler_name}{_options(route)}")
+        if route.mount:
+            lines.append(f"mounted at {route.mount!r}: the app sees root_path={route.mount!r}, path={path!r}")
+        lines.append(f"limits: {limits_line(config.limits)}")
+        return lines
+    lines.append("no route matches: the gateway answers 404 (405 if only the method failed)")
+    return lines
+
+
+def warnings(router: Router) -> list[str]:
+    """Shadowed routes, and Django projects that would share one interpreter."""
+    found = [f"{vhost.where}: {text}" for vhost in router.vhosts for text in _shadowed(vhost)]
+    settings = _django_projects(router)
+    if len(settings) > 1:
+        found.append(
+            "two Django projects would share one interpreter (settings are process-global): "
+            + "; ".join(f"{where} ({module})" for module, where in settings.items())
+            + ' — serve one of them with isolation = "process" when it is available'
+        )
+    return found
+
+
+def _shadowed(vhost: Vhost) -> list[str]:
+    texts = []
+    for later_index, later in enumerate(vhost.routes):
+        for index, earlier in enumerate(vhost.routes[:later_index]):
+            if earlier.methods is None and earlier.matcher.covers(later.matcher):
+                texts.append(
+                    f"route {later_index} {later.matcher.spec!r} is never reached: "
+                    f"route {index} {earlier.matcher.spec!r} matches all its paths first"
+                )
+                break
+    return texts
+
+
+def _django_projects(router: Router) -> dict[str, str]:
+    """Module files that set DJANGO_SETTINGS_MODULE, by the app they belong to (read, not imported)."""
+    projects: dict[str, str] = {}
+    for where, handler in router.handlers():
+        spec_text = getattr(getattr(handler, "options", None), "app", "")
+        module = str(spec_text).partition(":")[0]
+        if not module:
+            continue
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        try:
+            with open(spec.origin, encoding="utf-8") as source:
+                text = source.read()
+        except OSError:
+            continue
+        if "DJANGO_SETTINGS_MODULE" in text:
+            projects.setdefault(module, where)
+    return projects

@@ -1,0 +1,180 @@
+"""The router: Host → vhost → first matching route → that route's handler app.
+
+Built once from the config (build_router); per request it does one cached
+dict lookup for the Host header and walks the vhost's routes in config
+order, as Appweb does. It is itself an ASGI app, the one the core serves,
+and it runs every handler's startup/aclose from its lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config.schema import Config, RouteConfig, VhostConfig
+from gateway.errors import StartupError
+from gateway.registry import handler_class
+from gateway.routing.hosts import HostTable, normalize_host
+from gateway.routing.paths import PathMatcher
+from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
+
+logger = logging.getLogger("gateway.error")
+HOST_CACHE_SIZE = 4096
+PYTHON_HANDLERS = frozenset({"asgi", "wsgi"})
+
+
+@dataclass(slots=True)
+class Route:
+    """A compiled route: how it matches and the app that answers."""
+
+    matcher: PathMatcher
+    methods: frozenset[str] | None
+    handler_name: str
+    handler: Handler
+    app: ASGIApp
+    where: str
+    mount: str = ""
+
+
+@dataclass(slots=True)
+class Vhost:
+    names: tuple[str, ...]
+    routes: list[Route]
+    where: str
+    default: bool = False
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Router:
+    """The ASGI app for a config with [[vhost]] tables."""
+
+    def __init__(self, vhosts: list[Vhost], table: HostTable[Vhost]) -> None:
+        self.vhosts = vhosts
+        self.table = table
+        self.cache: dict[bytes, Vhost] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        vhost = self.vhost_for(scope["headers"])
+        path = scope["path"]
+        allowed: set[str] | None = None
+        for route in vhost.routes:
+            found = route.matcher.match(path)
+            if not found:
+                continue
+            if route.methods is not None and scope["method"] not in route.methods:
+                allowed = (allowed or set()) | route.methods
+                continue
+            if route.mount:
+                scope["root_path"] += route.mount
+            if found is not True:
+                scope["gateway.route_match"] = found
+            await route.app(scope, receive, send)
+            return
+        if allowed is not None:
+            await _plain(
+                send,
+                405,
+                f"405 Method Not Allowed\n{scope['method']} is not allowed here.\n",
+                [(b"allow", ", ".join(sorted(allowed)).encode())],
+            )
+        else:
+            await _plain(send, 404, f"404 Not Found\nNothing is served at {path}.\n")
+
+    def vhost_for(self, headers: list[tuple[bytes, bytes]]) -> Vhost:
+        """The vhost for a request's Host header (cached by its raw bytes)."""
+        raw = b""
+        for name, value in headers:
+            if name == b"host":
+                raw = value
+                break
+        vhost = self.cache.get(raw)
+        if vhost is None:
+            vhost = self.table.lookup(normalize_host(raw))[0]
+            if len(self.cache) < HOST_CACHE_SIZE:
+                self.cache[raw] = vhost
+        return vhost
+
+    def handlers(self) -> list[tuple[str, Handler]]:
+        return [(route.where, route.handler) for vhost in self.vhosts for route in vhost.routes]
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        started: list[Handler] = []
+        try:
+            for _, handler in self.handlers():
+                await handler.startup()
+                started.append(handler)
+        except (StartupError, OSError, RuntimeError) as exc:
+            await self._close(started)
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        if message["type"] == "lifespan.shutdown":
+            await self._close(started)
+            await send({"type": "lifespan.shutdown.complete"})
+
+    async def _close(self, handlers: list[Handler]) -> None:
+        for handler in reversed(handlers):
+            try:
+                await handler.aclose()
+            except Exception:
+                logger.exception("Error while stopping a handler")
+
+
+def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
+    """The router for a config, and every problem its handlers report (roots, imports)."""
+    problems: list[tuple[str, str, str]] = []
+    vhosts = [_build_vhost(config, vhost, problems) for vhost in config.vhosts]
+    default = next((v for v in vhosts if v.default), vhosts[0])
+    table: HostTable[Vhost] = HostTable(default)
+    for vhost in vhosts:
+        for name in vhost.names:
+            if not table.add(name, vhost):
+                logger.warning(
+                    "%s: %s also names %r; the earlier vhost answers for it", vhost.source, vhost.where, name
+                )
+    return Router(vhosts, table), problems
+
+
+def _build_vhost(config: Config, vhost: VhostConfig, problems: list[tuple[str, str, str]]) -> Vhost:
+    label = f"{vhost.where} ({vhost.names[0] if vhost.names else 'no name'})"
+    routes = [_build_route(config, vhost, label, route, problems) for route in vhost.routes]
+    return Vhost(vhost.names, routes, vhost.where, vhost.default, vhost.source)
+
+
+def _build_route(
+    config: Config, vhost: VhostConfig, label: str, route: RouteConfig, problems: list[tuple[str, str, str]]
+) -> Route:
+    matcher = PathMatcher(route.path)
+    where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
+    context = HandlerContext(config.config_dir, where, matcher.mount)
+    handler = handler_class(route.handler)(route.options, context)
+    found = handler.problems()
+    problems += [(vhost.source, route.where, problem) for problem in found]
+    methods = frozenset(route.methods) | ({"HEAD"} if "GET" in route.methods else set()) if route.methods else None
+    app = handler.app() if not found else _broken_app
+    mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
+    return Route(matcher, methods, route.handler, handler, app, where, mount)
+
+
+async def _broken_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Stands in for a handler that reported problems (never served: the problems stop startup)."""
+    await _plain(send, 500, "500 Internal Server Error\nThis route is misconfigured.\n")
