@@ -13,7 +13,8 @@ from gateway.routing.router import Route, Router, Vhost
 def limits_line(limits: Limits) -> str:
     return (
         f"body ≤ {limits.max_body_size} B, head in {limits.header_timeout:g}s, "
-        f"body idle {limits.body_timeout:g}s, app answers in {limits.request_timeout:g}s"
+        f"body idle {limits.body_timeout:g}s, app answers in {limits.request_timeout:g}s, "
+        f"{limits.max_connections} connections"
     )
 
 
