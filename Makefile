@@ -27,6 +27,7 @@ bench: $(STAMP)
 	bash bench/setup.sh
 	$(BIN)/python -m bench.hello
 	$(BIN)/python -m bench.pathsend
+	$(BIN)/python -m bench.vhosts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from gateway.errors import AppLoadError, StartupError
 from gateway.lifespan import Lifespan
-from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
+from gateway.types import ASGIApp, HandlerContext
 
 
 def load_app(spec: str, app_dir: str = ".") -> ASGIApp:
@@ -111,14 +111,8 @@ class AsgiHandler:
         return []
 
     def app(self) -> ASGIApp:
-        """The app, seeing its own lifespan state (a copy per request, as ASGI asks)."""
-        app, state = self.load(), self.state
-
-        async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = state.copy()
-            await app(scope, receive, send)
-
-        return mounted
+        """The app itself; the router gives each request a copy of `state` (its lifespan state)."""
+        return self.load()
 
     async def startup(self) -> None:
         if self.options.lifespan:

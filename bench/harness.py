@@ -29,6 +29,7 @@ class Peer:
     command: list[str]
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    wrk_args: list[str] = field(default_factory=list)
     rps: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
@@ -72,10 +73,21 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def run_wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
+def run_wrk(url: str, seconds: int, connections: int, extra: list[str] | None = None) -> tuple[float, float]:
     """(requests per second, p99 latency in ms) from one wrk run on the load core."""
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            *(extra or []),
+            url,
+        ],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -105,9 +117,9 @@ def measure(peers: list[Peer], path: str, rounds: int, seconds: int, connections
             try:
                 wait_listening(peer.port, proc)
                 url = f"http://127.0.0.1:{peer.port}{path}"
-                run_wrk(url, 2, connections)  # warm-up
+                run_wrk(url, 2, connections, peer.wrk_args)  # warm-up
                 before = cpu_seconds(proc.pid)
-                rps, p99 = run_wrk(url, seconds, connections)
+                rps, p99 = run_wrk(url, seconds, connections, peer.wrk_args)
                 used = (cpu_seconds(proc.pid) - before) / seconds
                 peer.rps.append(rps)
                 peer.p99_ms.append(p99)

@@ -35,6 +35,7 @@ class Route:
     app: ASGIApp
     where: str
     mount: str = ""
+    state: dict[str, Any] | None = None  # the handler's lifespan state, copied into each scope
 
 
 @dataclass(slots=True)
@@ -83,6 +84,8 @@ class Router:
                 continue
             if route.mount:
                 scope["root_path"] += route.mount
+            if route.state is not None:
+                scope["state"] = route.state.copy()
             if found is not True:
                 scope["gateway.route_match"] = found
             await route.app(scope, receive, send)
@@ -172,7 +175,7 @@ def _build_route(
     methods = frozenset(route.methods) | ({"HEAD"} if "GET" in route.methods else set()) if route.methods else None
     app = handler.app() if not found else _broken_app
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
-    return Route(matcher, methods, route.handler, handler, app, where, mount)
+    return Route(matcher, methods, route.handler, handler, app, where, mount, getattr(handler, "state", None))
 
 
 async def _broken_app(scope: Scope, receive: Receive, send: Send) -> None:
