@@ -19,7 +19,7 @@ from gateway.config.schema import Config
 from gateway.errors import AppLoadError, ConfigError, StartupError
 from gateway.logs import configure_logging
 from gateway.routing.report import explain as explain_request
-from gateway.routing.report import limits_line, routes_table, warnings
+from gateway.routing.report import handler_reference, limits_line, routes_table, warnings
 from gateway.routing.router import Router, build_router
 
 cli = typer.Typer(
@@ -141,6 +141,13 @@ def explain(
         return
     path = unquote(parsed.path or "/")
     for line in explain_request(loaded, router, host, path, method.upper()):
+        typer.echo(line)
+
+
+@cli.command()
+def handlers() -> None:
+    """Print every handler's config keys, defaults and meaning (Markdown, as in the README)."""
+    for line in handler_reference():
         typer.echo(line)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import fields
+import json
+from dataclasses import MISSING, fields
 
 from gateway.config.schema import Config, Limits
+from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import normalize_host
 from gateway.routing.router import Route, Router, Vhost
 
@@ -120,3 +122,19 @@ def _django_projects(router: Router) -> dict[str, str]:
         if "DJANGO_SETTINGS_MODULE" in text:
             projects.setdefault(module, where)
     return projects
+
+
+def handler_reference() -> list[str]:
+    """The handler keys as Markdown, from each handler's Options dataclass (the README's reference)."""
+    lines: list[str] = []
+    for name in HANDLERS:
+        try:
+            options = handler_class(name).Options
+        except ImportError:
+            continue
+        lines += ["", f"### `{name}`", "", "| key | default | meaning |", "|---|---|---|"]
+        for option in fields(options):
+            default = option.default if option.default is not MISSING else option.default_factory()  # type: ignore[operator]
+            shown = json.dumps(list(default) if isinstance(default, tuple) else default)
+            lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
+    return lines
