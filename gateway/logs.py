@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from time import perf_counter
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -18,6 +19,14 @@ if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
 
 ERROR_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+VHOST_LOG_KEY = "gateway.access_log"  # set by the router when a vhost has its own access_log
+_open_logs: set[AccessLog] = set()
+
+
+def flush_access_logs() -> None:
+    """Flush every open access log (the server's and the vhosts' own); once a second."""
+    for access_log in list(_open_logs):
+        access_log.flush()
 
 
 def configure_logging(level: str = "info") -> None:
@@ -39,6 +48,7 @@ class AccessLog:
         self.json = fmt == "json"
         self.close_stream = close
         self.immediate = stream.isatty()
+        _open_logs.add(self)
 
     @classmethod
     def open(cls, target: str, fmt: str) -> AccessLog | NullAccessLog:
@@ -50,17 +60,23 @@ class AccessLog:
 
     def log(self, protocol: HttpProtocol, cycle: RequestCycle) -> None:
         scope = cycle.scope
-        referer = user_agent = "-"
+        own = scope.get(VHOST_LOG_KEY)
+        if own is not None and own is not self:
+            own.log(protocol, cycle)  # the vhost's own access_log
+            return
+        referer = user_agent = host = "-"
         for name, value in scope["headers"]:
             if name == b"referer":
                 referer = value.decode("latin-1")
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         user = scope.get("user") if isinstance(scope.get("user"), str) else None
-        duration = protocol.loop.time() - cycle.started
+        duration = perf_counter() - cycle.started
         self._write(
             protocol,
             scope["method"],
@@ -72,11 +88,12 @@ class AccessLog:
             user_agent,
             user or "-",
             duration,
+            host,
         )
 
     def log_refused(self, protocol: HttpProtocol, status: int) -> None:
         """A request the core answered itself (400, 408, 413, ...): little is known of it."""
-        self._write(protocol, "-", "-", "-", status, 0, "-", "-", "-", 0.0)
+        self._write(protocol, "-", "-", "-", status, 0, "-", "-", "-", 0.0, "-")
 
     def _write(
         self,
@@ -90,6 +107,7 @@ class AccessLog:
         user_agent: str,
         user: str,
         duration: float,
+        host: str,
     ) -> None:
         client = protocol.client_ip or "-"
         when = protocol.state.common.log_time
@@ -98,6 +116,7 @@ class AccessLog:
                 json.dumps(
                     {
                         "time": when,
+                        "host": host,
                         "client": client,
                         "user": user,
                         "method": method,
@@ -127,6 +146,7 @@ class AccessLog:
 
     def close(self) -> None:
         self.flush()
+        _open_logs.discard(self)
         if self.close_stream:
             self.stream.close()
 
@@ -135,7 +155,9 @@ class NullAccessLog:
     """access_log = "off"."""
 
     def log(self, protocol: HttpProtocol, cycle: RequestCycle) -> None:
-        pass
+        own = cycle.scope.get(VHOST_LOG_KEY)
+        if own is not None and own is not self:
+            own.log(protocol, cycle)
 
     def log_refused(self, protocol: HttpProtocol, status: int) -> None:
         pass

@@ -24,6 +24,7 @@ def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> 
             config = load(target)
         else:
             app = load_app(target, app_dir)
+    config = with_overrides(config, **server)
     if app is None and config.vhosts:
         router, problems = build_router(config)
         if problems:
@@ -42,7 +43,7 @@ def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> 
                 )
             ]
         )
-    return with_overrides(config, **server), app
+    return config, app
 
 
 def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:

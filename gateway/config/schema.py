@@ -92,6 +92,7 @@ class VhostConfig:
     routes: tuple[RouteConfig, ...]
     where: str
     source: str  # the file it came from (an include, or the main config)
+    access_log: str | None = None  # this vhost's own access log: path, "-" or "off"
 
 
 @dataclass(frozen=True, slots=True)

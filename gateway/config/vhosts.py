@@ -11,7 +11,7 @@ from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import check_name
 from gateway.routing.paths import parse_path
 
-VHOST_KEYS = ("names", "default", "route")
+VHOST_KEYS = ("names", "default", "access_log", "route")
 ROUTE_KEYS = ("path", "methods", "handler")
 # Keys of DESIGN.md that later work implements; named so a user learns it is coming, not a typo.
 LATER_KEYS = {
@@ -68,7 +68,11 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
         problems.add(f"{where}.route", "a vhost needs at least one [[vhost.route]]")
         routes = []
     parsed = [_parse_route(r, f"{where}.route[{i}]", problems) for i, r in enumerate(routes)]
-    return VhostConfig(tuple(names), default, tuple(r for r in parsed if r is not None), where, source)
+    access_log = table.get("access_log")
+    if access_log is not None and not isinstance(access_log, str):
+        problems.add(f"{where}.access_log", f'expected a path, "-" or "off", got {access_log!r}')
+        access_log = None
+    return VhostConfig(tuple(names), default, tuple(r for r in parsed if r is not None), where, source, access_log)
 
 
 def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from gateway.http import pathsend
@@ -78,7 +79,7 @@ class RequestCycle:
         self.body: list[bytes] = []
         self.more_body = has_body
         self.is_head = scope["method"] == "HEAD"
-        self.started = started
+        self.started = perf_counter()  # for the access log's duration (loop.time() is in whole ms on uvloop)
         self.deadline = started + protocol.request_timeout
 
     # Running the app ------------------------------------------------------

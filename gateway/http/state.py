@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config.schema import Limits
 from gateway.http.responses import CommonHeaders
+from gateway.logs import flush_access_logs
 from gateway.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -101,4 +102,4 @@ class ServerState:
         now = self.loop.time()
         for protocol in list(self.connections):
             protocol.check_timers(now)
-        self.access_log.flush()
+        flush_access_logs()

@@ -9,11 +9,12 @@ and it runs every handler's startup/aclose from its lifespan.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.config.schema import Config, RouteConfig, VhostConfig
 from gateway.errors import StartupError
+from gateway.logs import VHOST_LOG_KEY, AccessLog, NullAccessLog
 from gateway.registry import handler_class
 from gateway.routing.hosts import HostTable, normalize_host
 from gateway.routing.paths import PathMatcher
@@ -45,7 +46,8 @@ class Vhost:
     where: str
     default: bool = False
     source: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    access_log_spec: str | None = None
+    access_log: AccessLog | NullAccessLog | None = None  # opened at startup
 
 
 async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -63,8 +65,9 @@ async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, 
 class Router:
     """The ASGI app for a config with [[vhost]] tables."""
 
-    def __init__(self, vhosts: list[Vhost], table: HostTable[Vhost]) -> None:
+    def __init__(self, vhosts: list[Vhost], table: HostTable[Vhost], log_format: str = "combined") -> None:
         self.vhosts = vhosts
+        self.log_format = log_format
         self.table = table
         self.cache: dict[bytes, Vhost] = {}
 
@@ -73,6 +76,8 @@ class Router:
             await self._lifespan(receive, send)
             return
         vhost = self.vhost_for(scope["headers"])
+        if vhost.access_log is not None:
+            scope[VHOST_LOG_KEY] = vhost.access_log
         path = scope["path"]
         allowed: set[str] | None = None
         for route in vhost.routes:
@@ -119,6 +124,9 @@ class Router:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
+        for vhost in self.vhosts:
+            if vhost.access_log_spec is not None:
+                vhost.access_log = AccessLog.open(vhost.access_log_spec, self.log_format)
         started: list[Handler] = []
         try:
             for _, handler in self.handlers():
@@ -132,6 +140,9 @@ class Router:
         message = await receive()
         if message["type"] == "lifespan.shutdown":
             await self._close(started)
+            for vhost in self.vhosts:
+                if vhost.access_log is not None:
+                    vhost.access_log.close()
             await send({"type": "lifespan.shutdown.complete"})
 
     async def _close(self, handlers: list[Handler]) -> None:
@@ -154,13 +165,16 @@ def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
                 logger.warning(
                     "%s: %s also names %r; the earlier vhost answers for it", vhost.source, vhost.where, name
                 )
-    return Router(vhosts, table), problems
+    return Router(vhosts, table, config.server.access_log_format), problems
 
 
 def _build_vhost(config: Config, vhost: VhostConfig, problems: list[tuple[str, str, str]]) -> Vhost:
     label = f"{vhost.where} ({vhost.names[0] if vhost.names else 'no name'})"
     routes = [_build_route(config, vhost, label, route, problems) for route in vhost.routes]
-    return Vhost(vhost.names, routes, vhost.where, vhost.default, vhost.source)
+    log = vhost.access_log
+    if log is not None and log not in ("-", "off"):
+        log = str(config.config_dir / log)  # relative to the config file, like every path in it
+    return Vhost(vhost.names, routes, vhost.where, vhost.default, vhost.source, log)
 
 
 def _build_route(
