@@ -6,9 +6,11 @@ number of virtual hosts; the router also caches raw Host header bytes → vhost.
 
 from __future__ import annotations
 
+import re
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\]")
 
 
 def normalize_host(raw: bytes | str) -> str:
@@ -33,6 +35,9 @@ def check_name(name: str) -> str | None:
         return f"{name!r}: only a leading '*.' wildcard is supported, as in '*.example.com'"
     if ":" in bare and not bare.startswith("["):
         return f"{name!r}: leave the port out; a vhost answers on every listener"
+    if not bare or not _NAME.fullmatch(bare):
+        return (f"{name!r} is not a host name a request could carry: use letters, digits, '-' and '.', "
+                "as in 'example.com' or '*.example.com'")
     return None
 
 
