@@ -60,7 +60,6 @@ class RequestCycle:
     last_body_delivered = False  # the http.request with more_body=False went out
     expect_continue = False
     client_eof = False
-    body_requested = False
 
     def __init__(
         self,
@@ -151,7 +150,6 @@ class RequestCycle:
             self.waiter = None
 
     async def receive(self) -> Message:
-        self.body_requested = True
         if self.expect_continue:
             self._send_continue()
         while not self.body and self.more_body and not self.disconnected:
@@ -251,9 +249,9 @@ class RequestCycle:
                 continue
             parts += (name, b": ", value, b"\r\n")
             kept += 1
-        if self.more_body and not self.body_requested:
-            # The app answers without reading a body still on its way: the
-            # connection cannot be reused, so say so now.
+        if self.more_body:
+            # The app answers while body bytes are still on their way; the
+            # connection will not be reused after such a response, so say so now.
             self.keep_alive = False
         framing = self._framing(status, length, first_len, more)
         parts.append(framing)

@@ -36,8 +36,10 @@ def check_name(name: str) -> str | None:
     if ":" in bare and not bare.startswith("["):
         return f"{name!r}: leave the port out; a vhost answers on every listener"
     if not bare or not _NAME.fullmatch(bare):
-        return (f"{name!r} is not a host name a request could carry: use letters, digits, '-' and '.', "
-                "as in 'example.com' or '*.example.com'")
+        return (
+            f"{name!r} is not a host name a request could carry: use letters, digits, '-' and '.', "
+            "as in 'example.com' or '*.example.com'"
+        )
     return None
 
 

@@ -130,6 +130,12 @@ async def noread(scope: Scope, receive: Any, send: Any) -> None:
     await _respond(send, 200, b"not reading your body", [(b"content-type", b"text/plain")])
 
 
+async def read_once(scope: Scope, receive: Any, send: Any) -> None:
+    """Takes one http.request message of the body, then answers without reading the rest."""
+    message = await receive()
+    await _respond(send, 200, b"read %d" % len(message.get("body", b"")))
+
+
 async def late_read(scope: Scope, receive: Any, send: Any) -> None:
     """Waits ?delay= seconds, logs "receive", then reads the body and answers its length."""
     params = _params(scope)
@@ -248,6 +254,7 @@ ROUTES = {
     "digest": digest,
     "slowread": slowread,
     "noread": noread,
+    "read-once": read_once,
     "late-read": late_read,
     "wait-disconnect": wait_disconnect,
     "sleep-send": sleep_send,
