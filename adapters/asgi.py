@@ -38,7 +38,7 @@ def load_app(spec: str, app_dir: str = ".") -> ASGIApp:
     if not _looks_asgi3(obj):
         raise AppLoadError(
             f"{spec!r} does not take (scope, receive, send) as an async callable: "
-            'is it a WSGI app? Serve it with handler = "wsgi" (coming with routes)'
+            'is it a WSGI app? Serve it with handler = "wsgi"'
         )
     return cast(ASGIApp, obj)
 
@@ -58,7 +58,8 @@ def _import(module_name: str, spec: str) -> Any:
 
 def _looks_asgi3(obj: Any) -> bool:
     """ASGI 3 apps are async callables of three arguments (classes with async __call__ count)."""
-    target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj).__call__
+    # The bound __call__ of an instance, so `self` is not counted as an argument.
+    target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else obj.__call__
     if inspect.iscoroutinefunction(target):
         try:
             return len(inspect.signature(target).parameters) == 3
@@ -99,6 +100,8 @@ class AsgiHandler:
                 self._app = load_app(spec, str(self.context.config_dir))
             except AppLoadError as exc:
                 raise AppLoadError(f"{self.context.where}: {exc}") from None
+            # Routes naming the same app object share its lifespan state.
+            self.state = _shared_states.setdefault(id(self._app), self.state)
         return self._app
 
     def problems(self) -> list[str]:
@@ -115,13 +118,39 @@ class AsgiHandler:
         return self.load()
 
     async def startup(self) -> None:
-        if self.options.lifespan:
-            self._lifespan = Lifespan(self.load(), self.state)
+        """Run the app's lifespan startup, once per app object however many routes name it."""
+        if not self.options.lifespan:
+            return
+        shared = _shared_lifespans.get(id(self.load()))
+        if shared is None:
+            shared = _shared_lifespans[id(self.load())] = _SharedLifespan(Lifespan(self.load(), self.state))
             try:
-                await self._lifespan.startup()
+                await shared.lifespan.startup()
             except StartupError as exc:
+                del _shared_lifespans[id(self.load())]
                 raise StartupError(f"{self.context.where}: {exc}") from None
+        shared.users += 1
+        self._lifespan = shared.lifespan
 
     async def aclose(self) -> None:
-        if self._lifespan is not None:
-            await self._lifespan.shutdown(30.0)
+        if self._lifespan is None:
+            return
+        shared = _shared_lifespans.get(id(self.load()))
+        self._lifespan = None
+        if shared is not None:
+            shared.users -= 1
+            if shared.users == 0:
+                del _shared_lifespans[id(self.load())]
+                await shared.lifespan.shutdown(30.0)
+
+
+class _SharedLifespan:
+    """One app object's lifespan, shared by every route that names it (one startup, one state)."""
+
+    def __init__(self, lifespan: Lifespan) -> None:
+        self.lifespan = lifespan
+        self.users = 0
+
+
+_shared_lifespans: dict[int, _SharedLifespan] = {}
+_shared_states: dict[int, dict[str, Any]] = {}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import quote
 
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
+PCHAR = "/:@!$&'()*+,;="  # RFC 3986 path characters besides unreserved: left as they are
 _PLACEHOLDER = re.compile(r"\$(\d)|\{(path|query)\}")
 
 
@@ -59,6 +61,8 @@ class RedirectHandler:
 
 
 def _expand(template: str, scope: Scope, mount: str) -> str:
+    """Fill the placeholders; request-derived parts are percent-encoded again (no raw bytes,
+    no CR/LF can reach the Location header)."""
     match: re.Match[str] | None = scope.get("gateway.route_match")
     raw_path: str = scope["raw_path"].decode("latin-1")
     query: str = scope["query_string"].decode("latin-1")
@@ -67,9 +71,18 @@ def _expand(template: str, scope: Scope, mount: str) -> str:
         if found.group(1) is not None:
             index = int(found.group(1))
             groups = match.groups() if match is not None else ()
-            return str(groups[index - 1] or "") if 0 < index <= len(groups) else ""
+            return quote(str(groups[index - 1] or ""), safe=PCHAR) if 0 < index <= len(groups) else ""
         if found.group(2) == "path":
-            return raw_path[len(mount) :] if mount and raw_path.startswith(mount) else raw_path
+            return _below(raw_path, mount)
         return "?" + query if query else ""
 
     return _PLACEHOLDER.sub(substitute, template)
+
+
+def _below(raw_path: str, mount: str) -> str:
+    """The raw (still encoded) path below the mount, dropping as many segments as it has."""
+    if not mount:
+        return raw_path
+    depth = mount.count("/")
+    rest = raw_path.split("/", depth + 1)
+    return "/" + rest[depth + 1] if len(rest) > depth + 1 else ""

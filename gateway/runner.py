@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from adapters.asgi import load_app
 from gateway.config.loader import load, with_overrides
 from gateway.config.schema import Config
 from gateway.errors import ConfigError
+from gateway.routing.report import warnings
 from gateway.routing.router import build_router
 from gateway.server import Server
 from gateway.types import ASGIApp
+
+logger = logging.getLogger("gateway.error")
 
 
 def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> tuple[Config, ASGIApp]:
@@ -29,6 +33,8 @@ def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> 
         router, problems = build_router(config)
         if problems:
             raise ConfigError(problems)
+        for warning in warnings(router):
+            logger.warning("%s", warning)
         app = router
     if app is None and config.app:
         app = load_app(config.app, str(config.config_dir))

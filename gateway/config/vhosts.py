@@ -90,7 +90,15 @@ def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | No
         parse_path(path if isinstance(path, str) else "")
     except ValueError as exc:
         problems.add(f"{where}.path", str(exc))
-    options_class = handler_class(handler).Options
+    try:
+        options_class = handler_class(handler).Options
+    except ImportError as exc:
+        problems.add(
+            f"{where}.handler",
+            f"the {handler!r} handler cannot be loaded ({exc}); "
+            "is a package it needs missing? (pip install -e '.[dev]')",
+        )
+        return None
     own: dict[str, Any] = {}
     for key, value in table.items():
         if key in ROUTE_KEYS:

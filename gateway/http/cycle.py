@@ -259,6 +259,7 @@ class RequestCycle:
         # Every line ends in CRLF and nothing else: a CR or LF inside a value would split it.
         lines = 1 + common.lines + kept + framing.count(b"\n")
         if head.count(b"\n") != lines or head.count(b"\r") != lines:
+            self.response_started = False  # nothing was written: the client can still get a 500
             raise RuntimeError("A response header name or value contains a CR or LF character.")
         self.head_pending = False
         self.deadline = 0.0

@@ -279,7 +279,11 @@ class RequestParser:
         elif version == "1.1":
             raise HttpError(400, "HTTP/1.1 requests must carry a Host header.")
         path = raw_path.decode("latin-1")
-        scope["path"] = unquote(path) if "%" in path else path
+        if "%" in path:
+            path = unquote(path)
+        if "/." in path:
+            path = remove_dot_segments(path)
+        scope["path"] = path
         scope["raw_path"] = raw_path
         scope["query_string"] = query
         scope["headers"] = self._headers
@@ -336,6 +340,26 @@ def _check_host(host: bytes) -> None:
 
 
 _valid_hosts: set[bytes] = set()
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4 on the decoded path, so "/shop/../admin" routes as "/admin".
+
+    A path that climbs above the root is refused (as nginx does) rather than clamped.
+    """
+    segments = path.split("/")
+    if not any(s == "." or s == ".." for s in segments):
+        return path
+    kept: list[str] = []
+    for segment in segments[1:]:
+        if segment == "..":
+            if not kept:
+                raise HttpError(400, "The request path climbs above the root ('..').")
+            kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    trailing = segments[-1] in (".", "..")
+    return "/" + "/".join(kept) + ("/" if trailing and kept else "")
 
 
 def _unwrap(exc: Exception) -> Exception:

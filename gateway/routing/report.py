@@ -23,7 +23,7 @@ def limits_line(limits: Limits) -> str:
 def route_line(index: int, route: Route) -> str:
     methods = f" [{', '.join(sorted(route.methods))}]" if route.methods else ""
     kind = route.matcher.describe()
-    return f"  route {index} {route.matcher.spec!r} ({kind}){methods} → {route.handler_name}{_options(route)}"
+    return f"  route {index} '{route.matcher.spec}' ({kind}){methods} → {route.handler_name}{_options(route)}"
 
 
 def _options(route: Route) -> str:
@@ -53,30 +53,38 @@ def explain(config: Config, router: Router, host: str, path: str, method: str) -
     normalized = normalize_host(host)
     vhost, how = router.table.lookup(normalized)
     lines = [f"host {host!r} → {vhost.where} ({', '.join(vhost.names)}): {how}"]
+    allowed: set[str] = set()
     for index, route in enumerate(vhost.routes):
         found = route.matcher.match(path)
         if not found:
-            lines.append(f"  route {index} {route.matcher.spec!r} ({route.matcher.describe()}): no match")
+            lines.append(f"  route {index} '{route.matcher.spec}' ({route.matcher.describe()}): no match")
             continue
         if route.methods is not None and method not in route.methods:
             lines.append(
-                f"  route {index} {route.matcher.spec!r}: path matches, method {method} not in "
+                f"  route {index} '{route.matcher.spec}': path matches, method {method} not in "
                 f"{', '.join(sorted(route.methods))}"
             )
+            allowed |= route.methods
             continue
-        lines.append(f"  route {index} {route.matcher.spec!r} ({route.matcher.describe()}): matches")
+        lines.append(f"  route {index} '{route.matcher.spec}' ({route.matcher.describe()}): matches")
         lines.append(f"handler: {route.handler_name}{_options(route)}")
         if route.mount:
             lines.append(f"mounted at {route.mount!r}: the app sees root_path={route.mount!r}, path={path!r}")
         lines.append(f"limits: {limits_line(config.limits)}")
         return lines
-    lines.append("no route matches: the gateway answers 404 (405 if only the method failed)")
+    if allowed:
+        lines.append(
+            f"only the method failed: the gateway answers 405 Method Not Allowed, Allow: {', '.join(sorted(allowed))}"
+        )
+    else:
+        lines.append("no route matches: the gateway answers 404 Not Found")
     return lines
 
 
 def warnings(router: Router) -> list[str]:
     """Shadowed routes, and Django projects that would share one interpreter."""
-    found = [f"{vhost.where}: {text}" for vhost in router.vhosts for text in _shadowed(vhost)]
+    found = [f"{vhost.source}: {vhost.where}.{text}" for vhost in router.vhosts for text in _shadowed(vhost)]
+    found += _duplicate_names(router)
     settings = _django_projects(router)
     if len(settings) > 1:
         found.append(
@@ -87,14 +95,29 @@ def warnings(router: Router) -> list[str]:
     return found
 
 
+def _duplicate_names(router: Router) -> list[str]:
+    """A name claimed by two vhosts: the earlier one answers, the later one never does for it."""
+    seen: dict[str, Vhost] = {}
+    found = []
+    for vhost in router.vhosts:
+        for name in vhost.names:
+            first = seen.setdefault(name, vhost)
+            if first is not vhost:
+                found.append(
+                    f"{vhost.source}: {vhost.where}.names: {name!r} is already a name of "
+                    f"{first.where} ({first.source}), which answers for it"
+                )
+    return found
+
+
 def _shadowed(vhost: Vhost) -> list[str]:
     texts = []
     for later_index, later in enumerate(vhost.routes):
         for index, earlier in enumerate(vhost.routes[:later_index]):
             if earlier.methods is None and earlier.matcher.covers(later.matcher):
                 texts.append(
-                    f"route {later_index} {later.matcher.spec!r} is never reached: "
-                    f"route {index} {earlier.matcher.spec!r} matches all its paths first"
+                    f"route[{later_index}]: '{later.matcher.spec}' is never reached: "
+                    f"route[{index}] '{earlier.matcher.spec}' matches all its paths first"
                 )
                 break
     return texts

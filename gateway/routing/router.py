@@ -103,7 +103,7 @@ class Router:
                 [(b"allow", ", ".join(sorted(allowed)).encode())],
             )
         else:
-            await _plain(send, 404, f"404 Not Found\nNothing is served at {path}.\n")
+            await _plain(send, 404, "404 Not Found\nNothing is served at this path.\n")
 
     def vhost_for(self, headers: list[tuple[bytes, bytes]]) -> Vhost:
         """The vhost for a request's Host header (cached by its raw bytes)."""
@@ -161,10 +161,7 @@ def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
     table: HostTable[Vhost] = HostTable(default)
     for vhost in vhosts:
         for name in vhost.names:
-            if not table.add(name, vhost):
-                logger.warning(
-                    "%s: %s also names %r; the earlier vhost answers for it", vhost.source, vhost.where, name
-                )
+            table.add(name, vhost)  # the first vhost keeps a name; report.warnings() says so
     return Router(vhosts, table, config.server.access_log_format), problems
 
 
