@@ -60,7 +60,8 @@ def convert(value: object, hint: Any, kind: str) -> Any:
     if origin is typing.Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            hint_text = did_you_mean(str(value), [str(c) for c in choices])
+            # A close spelling helps for words; for numbers (303 vs 308) it would mislead.
+            hint_text = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
             raise ValueError(f"expected one of {', '.join(map(repr, choices))}, got {value!r}{hint_text}")
         return value
     if origin is tuple:

@@ -52,7 +52,10 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
     names = table.get("names", [])
     if isinstance(names, str):
         names = [names]
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+    if "names" not in table:
+        problems.add(f"{where}.names", 'missing; a vhost needs names = ["example.com"]')
+        names = []
+    elif not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         problems.add(f"{where}.names", 'expected a list of host names, as in ["example.com", "*.example.com"]')
         names = []
     for index, name in enumerate(names):
@@ -123,6 +126,11 @@ def _methods(value: Any, where: str, problems: Problems) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         value = [value]
+    if isinstance(value, list):
+        for index, method in enumerate(value):
+            if isinstance(method, str) and method and method != method.upper() and set(method.upper()) <= METHOD_CHARS:
+                problems.add(f"{where}.methods[{index}]", f"{method!r} must be upper case (write {method.upper()!r})")
+                return ()
     if not isinstance(value, list) or not all(isinstance(m, str) and m and set(m) <= METHOD_CHARS for m in value):
         problems.add(f"{where}.methods", f'expected a list of upper-case methods, as in ["GET", "POST"], got {value!r}')
         return ()

@@ -18,7 +18,7 @@ def parse_path(spec: str) -> tuple[str, str]:
         try:
             re.compile(spec[1:])
         except re.error as exc:
-            raise ValueError(f"not a valid regular expression ({exc}): {spec[1:]!r}") from None
+            raise ValueError(f"{spec!r} is not a valid regular expression: {exc}") from None
         return REGEX, spec[1:]
     if not spec.startswith("/"):
         raise ValueError(f"a path starts with '/' (prefix), '=/' (exact) or '~' (regex), got {spec!r}")
