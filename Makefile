@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.hello
 	$(BIN)/python -m bench.pathsend
 	$(BIN)/python -m bench.vhosts
+	$(BIN)/python -m bench.static
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
