@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.pathsend
 	$(BIN)/python -m bench.vhosts
 	$(BIN)/python -m bench.static
+	$(BIN)/python -m bench.wsgi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

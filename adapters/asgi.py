@@ -47,7 +47,7 @@ def _import(module_name: str, spec: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise AppLoadError(
                 f"{spec!r}: no module named {module_name!r} (looked in {sys.path[0]!r} and the installed packages)"
             ) from None

@@ -118,6 +118,7 @@ def measure(peers: list[Peer], path: str, rounds: int, seconds: int, connections
                 wait_listening(peer.port, proc)
                 url = f"http://127.0.0.1:{peer.port}{path}"
                 run_wrk(url, 2, connections, peer.wrk_args)  # warm-up
+                time.sleep(0.5)  # let the warm-up's connections close (per-client connection limits)
                 before = cpu_seconds(proc.pid)
                 rps, p99 = run_wrk(url, seconds, connections, peer.wrk_args)
                 used = (cpu_seconds(proc.pid) - before) / seconds

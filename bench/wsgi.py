@@ -1,0 +1,44 @@
+"""python -m bench.wsgi: a Flask hello world under gateway's wsgi handler and under gunicorn.
+
+gateway with its own bridge (the default) and with bridge = "a2wsgi", beside
+gunicorn's sync worker (1 worker), the usual way to serve Flask. One process
+each, no access log. Target from the issue: gateway ≥ 2.0× gunicorn sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.harness import PYTHON, Peer, free_port, measure, report
+
+
+def _gateway(name: str, bridge: str, threads: int) -> Peer:
+    port = free_port()
+    command = [PYTHON, "-m", "gateway", "serve", "bench.wsgi_apps:gateway_app", "--listen", f"127.0.0.1:{port}"]
+    command += ["--access-log", "off", "--log-level", "warning"]
+    return Peer(name, command, port, env={"BENCH_WSGI_BRIDGE": bridge, "BENCH_WSGI_THREADS": str(threads)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=8, help="the wsgi handler's worker threads")
+    parser.add_argument("--no-a2wsgi", action="store_true", help="leave out the a2wsgi bridge")
+    args = parser.parse_args()
+    port = free_port()
+    command = [PYTHON, "-m", "gunicorn", "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}"]
+    gunicorn = Peer("gunicorn sync (1 worker)", [*command, "--log-level", "warning", "bench.wsgi_apps:flask_app"], port)
+    peers = [_gateway("gateway wsgi", "gateway", args.threads)]
+    if not args.no_a2wsgi:
+        peers.append(_gateway("gateway wsgi (a2wsgi)", "a2wsgi", args.threads))
+    peers.append(gunicorn)
+    print(f"Flask hello world, {args.connections} connections, {args.seconds}s x {args.rounds} rounds", flush=True)
+    measure(peers, "/", args.rounds, args.seconds, args.connections)
+    report(peers, gunicorn)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
