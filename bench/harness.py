@@ -140,12 +140,18 @@ def measure(peers: list[Peer], path: str, rounds: int, seconds: int, connections
 
 
 def report(peers: list[Peer], baseline: Peer) -> None:
+    """Medians, and the median of per-round ratios: rounds run back to back, so a round's
+    ratio cancels most of the drift a shared machine shows from one minute to the next."""
     base = statistics.median(baseline.rps)
-    print(f"\n{'server':<26}{'req/s (median)':>16}{'p99 ms':>10}{'cpu':>8}{'ratio':>10}")
+    print(f"\n{'server':<34}{'req/s (median)':>16}{'p99 ms':>10}{'cpu':>8}{'ratio':>8}{'paired':>8}")
     for peer in peers:
         rps = statistics.median(peer.rps)
+        paired = statistics.median(a / b for a, b in zip(peer.rps, baseline.rps, strict=True))
         print(
-            f"{peer.name:<26}{rps:>16.0f}{statistics.median(peer.p99_ms):>10.2f}"
-            f"{statistics.median(peer.cpu) * 100:>7.0f}%{rps / base:>9.2f}x"
+            f"{peer.name:<34}{rps:>16.0f}{statistics.median(peer.p99_ms):>10.2f}"
+            f"{statistics.median(peer.cpu) * 100:>7.0f}%{rps / base:>7.2f}x{paired:>7.2f}x"
         )
-    print(f"(ratios against {baseline.name}; server on core {SERVER_CORE}, wrk on core {LOAD_CORE})")
+    print(
+        f"(against {baseline.name}; 'paired' is the median of per-round ratios; "
+        f"server on core {SERVER_CORE}, wrk on core {LOAD_CORE})"
+    )
