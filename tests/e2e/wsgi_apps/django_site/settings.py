@@ -9,7 +9,7 @@ from pathlib import Path
 _TMP = Path(tempfile.gettempdir())
 SECRET_KEY = "test-only-not-secret-" + "x" * 40
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", ".test"]
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
