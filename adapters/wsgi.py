@@ -9,12 +9,12 @@ a2wsgi instead.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from adapters._loading import import_object
 from adapters._wsgi_bridge import Bridge, WSGIApp
 from gateway.errors import AppLoadError
 from gateway.types import ASGIApp, HandlerContext
@@ -93,36 +93,8 @@ class WsgiHandler:
 
 def load_wsgi_app(spec: str) -> WSGIApp:
     """Import "module:attribute" (a trailing "()" calls a factory); AppLoadError says what failed."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise AppLoadError(f"{spec!r}: expected 'module:attribute', as in 'mysite.wsgi:application'")
-    obj: Any = _import(module_name, spec)
-    for part in attribute.removesuffix("()").split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise AppLoadError(f"{spec!r}: module {module_name!r} has no attribute {part!r}") from None
-    if attribute.endswith("()"):
-        try:
-            obj = obj()
-        except Exception as exc:
-            raise AppLoadError(f"{spec!r}: the factory raised {type(exc).__name__}: {exc}") from exc
-    if not callable(obj):
-        raise AppLoadError(f"{spec!r} is a {type(obj).__name__}, not a WSGI application")
+    obj = import_object(spec, "a WSGI application", "mysite.wsgi:application")
     call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj).__call__
     if inspect.iscoroutinefunction(call):
         raise AppLoadError(f'{spec!r} is an async callable, an ASGI app: serve it with handler = "asgi"')
     return cast(WSGIApp, obj)
-
-
-def _import(module_name: str, spec: str) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise AppLoadError(
-                f"{spec!r}: no module named {module_name!r} (looked in {sys.path[0]!r} and the installed packages)"
-            ) from None
-        raise AppLoadError(f"{spec!r}: importing {module_name!r} failed: {exc}") from exc
-    except Exception as exc:
-        raise AppLoadError(f"{spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
