@@ -35,6 +35,24 @@ class Peer:
     cpu: list[float] = field(default_factory=list)
 
 
+def gateway_command(target: str, port: int) -> list[str]:
+    """gateway serving target on loopback as every benchmark runs it: no access log, quiet."""
+    listen = f"127.0.0.1:{port}"
+    return [
+        PYTHON,
+        "-m",
+        "gateway",
+        "serve",
+        target,
+        "--listen",
+        listen,
+        "--access-log",
+        "off",
+        "--log-level",
+        "warning",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

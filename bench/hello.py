@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.harness import PYTHON, Peer, free_port, measure, report
+from bench.harness import PYTHON, Peer, free_port, gateway_command, measure, report
 
 
 def main() -> None:
@@ -21,19 +21,7 @@ def main() -> None:
     gw_port, uv_port = free_port(), free_port()
     gateway = Peer(
         "gateway",
-        [
-            PYTHON,
-            "-m",
-            "gateway",
-            "serve",
-            "bench.apps:hello",
-            "--listen",
-            f"127.0.0.1:{gw_port}",
-            "--access-log",
-            "off",
-            "--log-level",
-            "warning",
-        ],
+        gateway_command("bench.apps:hello", gw_port),
         gw_port,
     )
     uvicorn = Peer(

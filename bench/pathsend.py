@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.harness import PYTHON, Peer, free_port, measure, report
+from bench.harness import Peer, free_port, gateway_command, measure, report
 
 NGINX_CONF = """
 worker_processes 1;
@@ -57,19 +57,7 @@ def main() -> None:
         peers.append(
             Peer(
                 f"gateway pathsend={mode}",
-                [
-                    PYTHON,
-                    "-m",
-                    "gateway",
-                    "serve",
-                    "bench.apps:pathsend",
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                    "--access-log",
-                    "off",
-                    "--log-level",
-                    "warning",
-                ],
+                gateway_command("bench.apps:pathsend", port),
                 port,
                 env={**env, "GATEWAY_PATHSEND": mode},
             )

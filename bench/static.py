@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.harness import PYTHON, Peer, free_port, measure, report
+from bench.harness import Peer, free_port, gateway_command, measure, report
 from bench.pathsend import NGINX_CONF
 
 FILES = {"1 KiB": ("small.bin", 1024), "1 MiB": ("large.bin", 1024 * 1024)}
@@ -25,19 +25,7 @@ def peers(workdir: Path) -> tuple[Peer, Peer]:
     port = free_port()
     gateway = Peer(
         "gateway static",
-        [
-            PYTHON,
-            "-m",
-            "gateway",
-            "serve",
-            "bench.static_app:app",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--access-log",
-            "off",
-            "--log-level",
-            "warning",
-        ],
+        gateway_command("bench.static_app:app", port),
         port,
         env={"BENCH_STATIC_ROOT": str(workdir)},
     )

@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.harness import PYTHON, Peer, free_port, measure, report
+from bench.harness import PYTHON, Peer, free_port, gateway_command, measure, report
 
 
 def _gateway(name: str, bridge: str, threads: int) -> Peer:
     port = free_port()
-    command = [PYTHON, "-m", "gateway", "serve", "bench.wsgi_apps:gateway_app", "--listen", f"127.0.0.1:{port}"]
-    command += ["--access-log", "off", "--log-level", "warning"]
-    return Peer(name, command, port, env={"BENCH_WSGI_BRIDGE": bridge, "BENCH_WSGI_THREADS": str(threads)})
+    return Peer(
+        name,
+        gateway_command("bench.wsgi_apps:gateway_app", port),
+        port,
+        env={"BENCH_WSGI_BRIDGE": bridge, "BENCH_WSGI_THREADS": str(threads)},
+    )
 
 
 def main() -> None:
