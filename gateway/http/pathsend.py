@@ -1,14 +1,15 @@
 """Sending a file for ASGI's http.response.pathsend.
 
 Measured with bench/pathsend.py (numbers in the README's performance notes):
-on uvloop, which has no loop.sendfile, os.sendfile straight to the socket
-whenever the transport's buffer is empty, and the transport for whatever the
-socket would not take at once. On plain asyncio, loop.sendfile does the same
-job itself. Files above READ_ONCE_LIMIT are never read whole into memory.
+on uvloop, which has no loop.sendfile, os.sendfile straight to the socket,
+waiting for writability on a dup() of its fd when the socket is full. On
+plain asyncio, loop.sendfile does the same job itself. Files are never read
+whole into memory (GATEWAY_PATHSEND=read, for the bench, reads in chunks).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -46,35 +47,60 @@ async def _read_and_write(protocol: HttpProtocol, file: BinaryIO, count: int) ->
 
 
 async def _sendfile_hybrid(protocol: HttpProtocol, file_fd: int, sock_fd: int, count: int) -> int:
-    """os.sendfile while the transport holds nothing, the transport otherwise.
+    """os.sendfile, waiting for writability on a duplicate of the socket's fd.
 
-    uvloop owns the socket's fd, so we cannot wait for it to be writable
-    ourselves: when the socket is full, chunks go through the transport, which
-    waits for writability, and sendfile resumes once its buffer is empty.
+    uvloop owns the socket's fd and refuses add_writer on it, so when the socket
+    is full we wait on a dup() of it: the same socket, another fd number. The
+    transport must hold nothing while sendfile writes beside it.
     """
     transport = protocol.transport
+    loop = protocol.loop
     offset = 0
-    while offset < count and not protocol.closed:
-        if transport.get_write_buffer_size() == 0:
+    waiting_fd = -1
+    try:
+        while offset < count and not protocol.closed:
+            if transport.get_write_buffer_size():
+                await _transport_drained(protocol)
+                continue
             try:
                 sent = os.sendfile(sock_fd, file_fd, offset, count - offset)
             except BlockingIOError:
-                sent = -1
+                if waiting_fd < 0:
+                    waiting_fd = os.dup(sock_fd)
+                await _writable(loop, waiting_fd)
+                continue
             except OSError:
-                return offset
+                break
             if sent == 0:
                 break
-            if sent > 0:
-                offset += sent
-                continue
-        data = os.pread(file_fd, min(CHUNK, count - offset), offset)
-        if not data:
-            break
-        transport.write(data)
-        offset += len(data)
+            offset += sent
+    finally:
+        if waiting_fd >= 0:
+            os.close(waiting_fd)
+    return offset
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)
+
+
+async def _transport_drained(protocol: HttpProtocol) -> None:
+    """Wait until the transport's own buffer (the response head, rarely) has gone out."""
+    while protocol.transport.get_write_buffer_size() and not protocol.closed:
         if protocol.write_paused:
             await protocol.drain()
-    return offset
+        else:
+            await asyncio.sleep(0.001)
 
 
 _MODE = os.environ.get(MODE_ENV, "sendfile")
