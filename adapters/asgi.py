@@ -77,13 +77,13 @@ class AsgiHandler:
             self.state = _shared_states.setdefault(id(self._app), self.state)
         return self._app
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[tuple[str, str]]:
         if not self.options.app:
-            return ["asgi needs 'app', as in app = \"myproject.asgi:application\""]
+            return [("app", 'missing; name the application, as in app = "myproject.asgi:application"')]
         try:
             self.load()
         except AppLoadError as exc:
-            return [str(exc).removeprefix(f"{self.context.where}: ")]
+            return [("app", str(exc).removeprefix(f"{self.context.where}: "))]
         return []
 
     def app(self) -> ASGIApp:

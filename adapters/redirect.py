@@ -32,8 +32,10 @@ class RedirectHandler:
         self.options = options
         self.context = context
 
-    def problems(self) -> list[str]:
-        return [] if self.options.to else ["redirect needs 'to', the URL to send clients to"]
+    def problems(self) -> list[tuple[str, str]]:
+        if self.options.to:
+            return []
+        return [("to", 'missing; the URL to send clients to, as in to = "https://example.com{path}"')]
 
     def app(self) -> ASGIApp:
         to, status, mount = self.options.to, self.options.status, self.context.mount

@@ -71,21 +71,21 @@ class StaticHandler:
         self.options = options
         self.context = context
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[tuple[str, str]]:
         found = [
-            f"index entry {name!r} must be a plain file name (no '/', '.' or '..')"
+            ("index", f"entry {name!r} must be a plain file name (no '/', '.' or '..')")
             for name in self.options.index
             if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
         ]
         if not self.options.root:
-            return ["static needs 'root', the folder to serve, as in root = \"public\"", *found]
+            return [("root", 'missing; the folder to serve, as in root = "public"'), *found]
         root = self.context.resolve(self.options.root)
         if not root.exists():
-            found.append(f"root {str(root)!r} does not exist")
+            found.append(("root", f"{str(root)!r} does not exist"))
         elif not root.is_dir():
-            found.append(f"root {str(root)!r} is not a directory")
+            found.append(("root", f"{str(root)!r} is not a directory"))
         elif not os.access(root, os.R_OK | os.X_OK):
-            found.append(f"root {str(root)!r} cannot be read by this server (check its permissions)")
+            found.append(("root", f"{str(root)!r} cannot be read by this server (check its permissions)"))
         return found
 
     def app(self) -> ASGIApp:

@@ -57,15 +57,15 @@ class WsgiHandler:
                 raise AppLoadError(f"{self.context.where}: {exc}") from None
         return self._wsgi
 
-    def problems(self) -> list[str]:
+    def problems(self) -> list[tuple[str, str]]:
         if not self.options.app:
-            return ["wsgi needs 'app', as in app = \"mysite.wsgi:application\""]
+            return [("app", 'missing; name the application, as in app = "mysite.wsgi:application"')]
         if self.options.threads < 1:
-            return [f"threads: expected at least 1 worker thread, got {self.options.threads}"]
+            return [("threads", f"expected at least 1 worker thread, got {self.options.threads}")]
         try:
             self.load()
         except AppLoadError as exc:
-            return [str(exc).removeprefix(f"{self.context.where}: ")]
+            return [("app", str(exc).removeprefix(f"{self.context.where}: "))]
         return []
 
     def app(self) -> ASGIApp:

@@ -182,7 +182,7 @@ def _build_route(
     context = HandlerContext(config.config_dir, where, matcher.mount)
     handler = handler_class(route.handler)(route.options, context)
     found = handler.problems()
-    problems += [(vhost.source, route.where, problem) for problem in found]
+    problems += [(vhost.source, f"{route.where}.{key}" if key else route.where, text) for key, text in found]
     methods = frozenset(route.methods) | ({"HEAD"} if "GET" in route.methods else set()) if route.methods else None
     app = handler.app() if not found else _broken_app
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""

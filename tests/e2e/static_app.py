@@ -61,7 +61,7 @@ async def _lifespan(receive: Any, send: Any) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             _build()
-            problems = [problem for _, handler in _handlers for problem in handler.problems()]
+            problems = [f"{key}: {text}" for _, handler in _handlers for key, text in handler.problems()]
             if problems:
                 await send({"type": "lifespan.startup.failed", "message": "; ".join(problems)})
                 return

@@ -581,7 +581,7 @@ names = ["localhost"]
 # Configuration problems -------------------------------------------------------------
 
 
-def _problems(tmp_path: Path, **options: object) -> list[str]:
+def _problems(tmp_path: Path, **options: object) -> list[tuple[str, str]]:
     return StaticHandler(StaticOptions(**options), HandlerContext(tmp_path, "test", "")).problems()  # type: ignore[arg-type]
 
 
@@ -589,11 +589,11 @@ def test_problems_name_what_is_wrong_with_the_root(tmp_path: Path) -> None:
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "public").mkdir()
     assert _problems(tmp_path, root="public") == []
-    assert _problems(tmp_path, root="") == ["static needs 'root', the folder to serve, as in root = \"public\""]
-    assert _problems(tmp_path, root="missing") == [f"root {str(tmp_path / 'missing')!r} does not exist"]
-    assert _problems(tmp_path, root="file.txt") == [f"root {str(tmp_path / 'file.txt')!r} is not a directory"]
+    assert _problems(tmp_path, root="") == [("root", 'missing; the folder to serve, as in root = "public"')]
+    assert _problems(tmp_path, root="missing") == [("root", f"{str(tmp_path / 'missing')!r} does not exist")]
+    assert _problems(tmp_path, root="file.txt") == [("root", f"{str(tmp_path / 'file.txt')!r} is not a directory")]
     assert _problems(tmp_path, root="public", index=("a/b.html",)) == [
-        "index entry 'a/b.html' must be a plain file name (no '/', '.' or '..')"
+        ("index", "entry 'a/b.html' must be a plain file name (no '/', '.' or '..')")
     ]
 
 
@@ -603,7 +603,7 @@ def test_problems_report_an_unreadable_root(tmp_path: Path) -> None:
     (tmp_path / "locked").mkdir(mode=0)
     try:
         assert _problems(tmp_path, root="locked") == [
-            f"root {str(tmp_path / 'locked')!r} cannot be read by this server (check its permissions)"
+            ("root", f"{str(tmp_path / 'locked')!r} cannot be read by this server (check its permissions)")
         ]
     finally:
         (tmp_path / "locked").chmod(0o755)

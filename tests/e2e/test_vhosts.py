@@ -433,7 +433,7 @@ def test_an_app_that_fails_to_import_stops_serve_with_one_line(tmp_path: Path, a
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {config}: vhost[1].route[1]: '{app}': ")
+    assert lines[0].startswith(f"error: {config}: vhost[1].route[1].app: '{app}': ")
     assert words in lines[0]
     assert not (tmp_path / "gw.sock").exists()
 
@@ -478,7 +478,7 @@ def test_check_refuses_a_missing_module_with_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result
     assert result.stdout == ""
     assert result.stderr == (
-        f"error: {config}: vhost[1].route[1]: 'no_such_module_xyz:app': no module named 'no_such_module_xyz' "
+        f"error: {config}: vhost[1].route[1].app: 'no_such_module_xyz:app': no module named 'no_such_module_xyz' "
         f"(looked in '{tmp_path}' and the installed packages)\n"
     )
 

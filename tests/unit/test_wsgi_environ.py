@@ -217,7 +217,7 @@ def test_loads_a_wsgi_app() -> None:
 @pytest.mark.parametrize(
     ("app", "message"),
     [
-        ("", "wsgi needs 'app'"),
+        ("", "missing; name the application"),
         ("no_colon", "expected 'module:attribute'"),
         ("tests.e2e.wsgi_apps.nothere:app", "no module named 'tests.e2e.wsgi_apps.nothere'"),
         ("tests.e2e.wsgi_apps.apps:missing", "has no attribute 'missing'"),
@@ -227,11 +227,12 @@ def test_loads_a_wsgi_app() -> None:
 )
 def test_problems_say_what_is_wrong(app: str, message: str) -> None:
     found = handler(app).problems()
-    assert len(found) == 1 and message in found[0], found
+    assert len(found) == 1 and found[0][0] == "app" and message in found[0][1], found
 
 
 def test_threads_must_be_positive() -> None:
-    assert "at least 1" in handler("tests.e2e.wsgi_apps.apps:environ_app", threads=0).problems()[0]
+    key, text = handler("tests.e2e.wsgi_apps.apps:environ_app", threads=0).problems()[0]
+    assert key == "threads" and "at least 1" in text
 
 
 def test_a_load_error_names_the_route() -> None:

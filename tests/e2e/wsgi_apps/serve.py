@@ -27,7 +27,7 @@ options = WsgiOptions(
 handler = WsgiHandler(options, HandlerContext(ROOT, f"serve.py {options.app}", MOUNT))
 problems = handler.problems()
 if problems:
-    raise RuntimeError("; ".join(problems))
+    raise RuntimeError("; ".join(f"{key}: {text}" for key, text in problems))
 inner = handler.app()
 
 
