@@ -25,7 +25,7 @@ from gateway.listeners import bind, describe
 from gateway.logs import AccessLog
 from gateway.types import ASGIApp
 
-logger = logging.getLogger("gateway.error")
+logger = logging.getLogger("gateway.server")
 EXIT_OK, EXIT_STARTUP_FAILED = 0, 3
 
 
