@@ -33,6 +33,13 @@ def import_object(spec: str, kind: str, example: str) -> Any:
     return obj
 
 
+def prepend_sys_path(folders: list[str]) -> None:
+    """Put folders at the front of sys.path, in the order given, skipping those already there."""
+    for folder in reversed(folders):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
 def _import(module_name: str, spec: str) -> Any:
     try:
         return importlib.import_module(module_name)

@@ -6,11 +6,10 @@ Also used by `gateway serve module:app`. "module:factory()" calls a factory.
 from __future__ import annotations
 
 import inspect
-import sys
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from adapters._loading import import_object
+from adapters._loading import import_object, prepend_sys_path
 from gateway.errors import AppLoadError, StartupError
 from gateway.lifespan import Lifespan
 from gateway.types import ASGIApp, HandlerContext
@@ -18,8 +17,7 @@ from gateway.types import ASGIApp, HandlerContext
 
 def load_app(spec: str, app_dir: str = ".") -> ASGIApp:
     """Import the app; AppLoadError says what failed and how to fix it."""
-    if app_dir not in sys.path:
-        sys.path.insert(0, app_dir)
+    prepend_sys_path([app_dir])
     obj = import_object(spec, "an ASGI application", "myproject.asgi:application")
     if not _looks_asgi3(obj):
         raise AppLoadError(
@@ -64,10 +62,7 @@ class AsgiHandler:
     def load(self) -> ASGIApp:
         """Import the app (once); AppLoadError names the route."""
         if self._app is None:
-            for folder in reversed(self.options.pythonpath):
-                path = str(self.context.resolve(folder))
-                if path not in sys.path:
-                    sys.path.insert(0, path)
+            prepend_sys_path([str(self.context.resolve(folder)) for folder in self.options.pythonpath])
             spec = self.options.app + ("()" if self.options.factory and not self.options.app.endswith("()") else "")
             try:
                 self._app = load_app(spec, str(self.context.config_dir))

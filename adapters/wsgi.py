@@ -10,11 +10,10 @@ a2wsgi instead.
 from __future__ import annotations
 
 import inspect
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from adapters._loading import import_object
+from adapters._loading import import_object, prepend_sys_path
 from adapters._wsgi_bridge import Bridge, WSGIApp
 from gateway.errors import AppLoadError
 from gateway.types import ASGIApp, HandlerContext
@@ -48,9 +47,7 @@ class WsgiHandler:
         """Import the app (once); AppLoadError names the route."""
         if self._wsgi is None:
             folders = [str(self.context.resolve(f)) for f in self.options.pythonpath]
-            for folder in reversed([*folders, str(self.context.config_dir)]):
-                if folder not in sys.path:
-                    sys.path.insert(0, folder)
+            prepend_sys_path([*folders, str(self.context.config_dir)])
             try:
                 self._wsgi = load_wsgi_app(self.options.app)
             except AppLoadError as exc:
