@@ -6,13 +6,8 @@ Rules:
   encodes it back to latin-1 gets the client's exact bytes.
 - SCRIPT_NAME is the scope's root_path (the router appends the route's prefix);
   PATH_INFO is what follows it.
-- Headers become HTTP_* (RFC 3875 §4.1.18). A `Proxy` header never becomes
-  HTTP_PROXY (CVE-2016-5385, "httpoxy"), and names with an underscore are
-  dropped, as nginx, Apache and gunicorn do: "X-Auth_User" must not pass as
-  "X-Auth-User". Repeated headers are joined with ", " (RFC 9110 §5.3),
-  Cookie with "; " (RFC 6265 §5.4).
-- SERVER_NAME and SERVER_PORT come from Host when there is one, else from the
-  socket the request arrived on.
+- The CGI meta-variables it shares with CGI and FastCGI (HTTP_*, SERVER_NAME,
+  REMOTE_ADDR...) come from _meta_variables.py, with their rules.
 """
 
 from __future__ import annotations
@@ -22,19 +17,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
+from adapters._meta_variables import add_request_variables, decoded_path
 from gateway.types import Scope
 
 logger = logging.getLogger("gateway.adapters.wsgi")
-
-_HEADER_KEYS: dict[bytes, str] = {
-    b"content-type": "CONTENT_TYPE",
-    b"content-length": "CONTENT_LENGTH",
-    b"proxy": "",  # "" = dropped
-}
-_HEADER_CACHE_MAX = 512  # names seen beyond this many are converted each time, not remembered
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def base_environ(errors: ErrorStream) -> dict[str, Any]:
@@ -53,83 +40,17 @@ def base_environ(errors: ErrorStream) -> dict[str, Any]:
 def environ_for(scope: Scope, base: dict[str, Any]) -> dict[str, Any]:
     """The environ of an HTTP scope; the caller adds wsgi.input."""
     environ = base.copy()
-    scheme: str = scope.get("scheme", "http")
     script_name: str = scope.get("root_path", "")
     if not script_name.isascii():
         script_name = script_name.encode("utf-8").decode("latin-1")
-    path = _path_info(scope)
+    path = decoded_path(scope)
     if script_name and path.startswith(script_name):
         path = path[len(script_name) :]
-    environ["REQUEST_METHOD"] = scope["method"]
     environ["SCRIPT_NAME"] = script_name
     environ["PATH_INFO"] = path
-    environ["QUERY_STRING"] = scope["query_string"].decode("latin-1")
-    environ["SERVER_PROTOCOL"] = "HTTP/" + scope["http_version"]
-    environ["wsgi.url_scheme"] = scheme
-    _add_headers(environ, scope["headers"])
-    host = environ.get("HTTP_HOST")
-    if host:
-        environ["SERVER_NAME"], environ["SERVER_PORT"] = split_host(host, scheme)
-    else:
-        server = scope.get("server")
-        port = server[1] if server else None
-        if server and port is not None:
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = server[0], str(port)
-        else:  # a Unix socket, or an ASGI server that did not say
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", _DEFAULT_PORTS.get(scheme, "80")
-    client = scope.get("client")
-    if client:
-        environ["REMOTE_ADDR"] = client[0]
-        environ["REMOTE_PORT"] = str(client[1])
-    user = scope.get("user")
-    if isinstance(user, str):
-        environ["REMOTE_USER"] = user
+    environ["wsgi.url_scheme"] = scope.get("scheme", "http")
+    add_request_variables(environ, scope)
     return environ
-
-
-def _path_info(scope: Scope) -> str:
-    raw: bytes | None = scope.get("raw_path")
-    if raw is None:
-        return str(scope["path"]).encode("utf-8").decode("latin-1")
-    return unquote_to_bytes(raw).decode("latin-1") if b"%" in raw else raw.decode("latin-1")
-
-
-def _add_headers(environ: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
-    for name, value in headers:
-        key = _HEADER_KEYS.get(name)
-        if key is None:
-            key = _header_key(name)
-        if not key:
-            continue
-        text = value.decode("latin-1")
-        if key in environ:
-            text = environ[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
-        environ[key] = text
-
-
-def _header_key(name: bytes) -> str:
-    """HTTP_X_FOO for b"x-foo"; "" for names that must not reach the app."""
-    lower = name.lower()
-    if lower in _HEADER_KEYS:
-        key = _HEADER_KEYS[lower]
-    elif b"_" in lower:
-        key = ""
-    else:
-        key = "HTTP_" + lower.decode("latin-1").upper().replace("-", "_")
-    if len(_HEADER_KEYS) < _HEADER_CACHE_MAX:
-        _HEADER_KEYS[name] = key
-    return key
-
-
-def split_host(host: str, scheme: str) -> tuple[str, str]:
-    """(SERVER_NAME, SERVER_PORT) from a Host value: "a.example:8080", "[::1]:8080", "a.example"."""
-    if host.startswith("["):
-        end = host.find("]")
-        if end > 0:
-            name, rest = host[: end + 1], host[end + 1 :]
-            return name, rest[1:] if rest.startswith(":") and rest[1:] else _DEFAULT_PORTS.get(scheme, "80")
-    name, _, port = host.partition(":")
-    return name, port or _DEFAULT_PORTS.get(scheme, "80")
 
 
 class ClientDisconnected(OSError):

@@ -43,8 +43,12 @@ def build(cls: type[T], table: object, path: str, problems: Problems) -> T:
         if field is None:
             problems.add(f"{path}.{key}", f"unknown key{did_you_mean(key, fields)}; known keys: {', '.join(fields)}")
             continue
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = build(hint, value, f"{path}.{key}", problems)  # type: ignore[arg-type]
+            continue
         try:
-            values[key] = convert(value, hints[key], field.metadata.get("kind", ""))
+            values[key] = convert(value, hint, field.metadata.get("kind", ""))
         except ValueError as exc:
             problems.add(f"{path}.{key}", str(exc))
     return cls(**values)
@@ -70,6 +74,8 @@ def convert(value: object, hint: Any, kind: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"expected a list of strings, got {_kind(value)}")
         return tuple(value)
+    if origin is dict:
+        return _string_map(value)
     if hint is bool:
         if not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {value!r}")
@@ -87,6 +93,21 @@ def convert(value: object, hint: Any, kind: str) -> Any:
             raise ValueError(f"expected a string, got {_kind(value)}")
         return value
     raise ValueError(f"cannot read a value of type {hint!r}")
+
+
+def _string_map(value: object) -> dict[str, str]:
+    """A table of names to strings (php_ini, env); numbers and booleans become their text ("1"/"0" for booleans)."""
+    if not isinstance(value, dict):
+        raise ValueError(f'expected a table, as in {{ "name" = "value" }}, got {_kind(value)}')
+    result: dict[str, str] = {}
+    for name, item in value.items():
+        if isinstance(item, bool):
+            result[name] = "1" if item else "0"
+        elif isinstance(item, (str, int, float)):
+            result[name] = str(item)
+        else:
+            raise ValueError(f"{name!r}: expected a string or a number, got {_kind(item)}")
+    return result
 
 
 def _kind(value: object) -> str:

@@ -103,10 +103,11 @@ def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | No
         )
         return None
     own: dict[str, Any] = {}
+    option_names = {f.name for f in dataclasses.fields(options_class)}
     for key, value in table.items():
         if key in ROUTE_KEYS:
             continue
-        if key in LATER_KEYS:
+        if key in LATER_KEYS and key not in option_names:
             problems.add(f"{where}.{key}", f"{LATER_KEYS[key]} ('{key}') is not available in this release yet")
             continue
         own[key] = value

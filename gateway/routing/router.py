@@ -179,7 +179,7 @@ def _build_route(
 ) -> Route:
     matcher = PathMatcher(route.path)
     where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
-    context = HandlerContext(config.config_dir, where, matcher.mount)
+    context = HandlerContext(config.config_dir, where, matcher.mount, config.config_dir / config.server.runtime_dir)
     handler = handler_class(route.handler)(route.options, context)
     found = handler.problems()
     problems += [(vhost.source, f"{route.where}.{key}" if key else route.where, text) for key, text in found]

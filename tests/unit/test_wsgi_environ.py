@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from adapters._wsgi_environ import ErrorStream, WsgiInput, base_environ, environ_for, split_host
+from adapters._meta_variables import split_host
+from adapters._wsgi_environ import ErrorStream, WsgiInput, base_environ, environ_for
 from adapters.wsgi import WsgiHandler, WsgiOptions
 from gateway.types import HandlerContext
 
