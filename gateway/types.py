@@ -17,13 +17,16 @@ Headers = list[tuple[bytes, bytes]]
 class HandlerContext:
     """What a handler knows of where it sits: for paths in its options and for its messages."""
 
-    __slots__ = ("config_dir", "mount", "runtime_dir", "where")
+    __slots__ = ("config_dir", "dispatch", "mount", "runtime_dir", "where")
 
     def __init__(self, config_dir: Path, where: str, mount: str, runtime_dir: Path | None = None) -> None:
         self.config_dir = config_dir  # relative paths in options resolve against this
         self.where = where  # "vhost[0] (example.com) route[1] '/api/'": for error messages
         self.mount = mount  # the route's prefix ("/api") for root_path/SCRIPT_NAME, "" when none
         self.runtime_dir = runtime_dir or config_dir / ".gateway"  # sockets of pools the handler runs
+        # The whole server's app (the router), set once it is built: a CGI local redirect
+        # (RFC 3875 §6.2.2) serves another path as if the client had asked for it.
+        self.dispatch: ASGIApp | None = None
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""

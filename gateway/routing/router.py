@@ -37,6 +37,7 @@ class Route:
     where: str
     mount: str = ""
     state: dict[str, Any] | None = None  # the handler's lifespan state, copied into each scope
+    context: HandlerContext | None = None
 
 
 @dataclass(slots=True)
@@ -162,7 +163,12 @@ def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
     for vhost in vhosts:
         for name in vhost.names:
             table.add(name, vhost)  # the first vhost keeps a name; report.warnings() says so
-    return Router(vhosts, table, config.server.access_log_format), problems
+    router = Router(vhosts, table, config.server.access_log_format)
+    for vhost in vhosts:
+        for route in vhost.routes:
+            if route.context is not None:
+                route.context.dispatch = router
+    return router, problems
 
 
 def _build_vhost(config: Config, vhost: VhostConfig, problems: list[tuple[str, str, str]]) -> Vhost:
@@ -186,7 +192,8 @@ def _build_route(
     methods = frozenset(route.methods) | ({"HEAD"} if "GET" in route.methods else set()) if route.methods else None
     app = handler.app() if not found else _broken_app
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
-    return Route(matcher, methods, route.handler, handler, app, where, mount, getattr(handler, "state", None))
+    state = getattr(handler, "state", None)
+    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context)
 
 
 async def _broken_app(scope: Scope, receive: Receive, send: Send) -> None:
