@@ -194,7 +194,7 @@ class FileTable:
         return built
 
     def locate(self, raw_path: bytes) -> Located | Reply | AddSlash | Listing:
-        segments = _segments(raw_path)
+        segments = path_segments(raw_path)
         if isinstance(segments, Reply):
             return segments
         count = len(self.mount)
@@ -277,7 +277,7 @@ class FileTable:
         return self.follow or not entry.is_symlink() or self.confine(entry.path) is not None
 
 
-def _segments(raw_path: bytes) -> list[bytes] | Reply:
+def path_segments(raw_path: bytes) -> list[bytes] | Reply:
     """The path's segments, each percent-decoded on its own; a refusal for any that could escape."""
     if raw_path[:1] != b"/":
         return NOT_FOUND

@@ -35,3 +35,11 @@ class AppLoadError(Exception):
 
 class StartupError(Exception):
     """The server could not start: a listener failed or lifespan startup failed."""
+
+
+class ResponseAborted(Exception):
+    """A handler gives up on a response it has started (its backend broke) and has logged why.
+
+    The core closes the connection (the client sees a truncated response, as
+    with nginx) without logging a traceback for it.
+    """

@@ -12,6 +12,8 @@ HANDLERS: dict[str, str] = {
     "wsgi": "adapters.wsgi:WsgiHandler",
     "static": "adapters.static:StaticHandler",
     "redirect": "adapters.redirect:RedirectHandler",
+    "php": "adapters.php:PhpHandler",
+    "fastcgi": "adapters.fastcgi:FastCgiHandler",
 }
 
 

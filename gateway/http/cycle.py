@@ -20,6 +20,7 @@ import os
 from time import perf_counter
 from typing import TYPE_CHECKING
 
+from gateway.errors import ResponseAborted
 from gateway.http import pathsend
 from gateway.http.responses import CONTINUE, STATUS_LINES, status_line
 from gateway.types import ASGIApp, Headers, Message, Scope
@@ -88,6 +89,9 @@ class RequestCycle:
         try:
             await app(self.scope, self.receive, self.send)
         except ClientDisconnect:
+            return
+        except ResponseAborted:
+            self._fail("The application's backend failed; the reason is in the server's log.")
             return
         except asyncio.CancelledError:
             if self.disconnected or self.response_complete:

@@ -1,0 +1,204 @@
+"""FastCGI connections over Unix or TCP sockets, and the pool that bounds them.
+
+One request at a time per connection (php-cgi and php-fpm cannot multiplex,
+so request id is always 1). The pool holds at most `size` connections: a
+FastCGI child serves one connection until that connection closes, so with
+FCGI_KEEP_CONN more pooled connections than children would leave requests
+queued behind idle connections (measured with nginx: about a second). Beyond
+`size`, requests wait their turn for a connection.
+
+A kept connection whose child exits (PHP_FCGI_MAX_REQUESTS) is seen closing
+while idle and dropped; the pool never hands out a closed one.
+
+Flow control both ways: writing STDIN waits while the socket's buffer is
+full (pause_writing), and reading STDOUT pauses while more than HIGH_WATER
+bytes wait for a slow client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections import deque
+from typing import Any
+
+from adapters._fastcgi_records import ProtocolError, Record, RecordReader
+
+HIGH_WATER = 256 * 1024
+CONNECT_RETRY_FIRST = 0.02
+CONNECT_RETRY_MAX = 0.5
+RETRYABLE_CONNECT = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN})
+
+
+class BackendError(Exception):
+    """The FastCGI server broke the exchange (a malformed record, a closed connection); the message is for the log."""
+
+
+class FastCgiConnection(asyncio.Protocol):
+    """One socket to a FastCGI server; records arrive in `pending`, a reader awaits them."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.reader = RecordReader()
+        self.pending: deque[Record] = deque()
+        self.buffered = 0
+        self.closed = False
+        self.error: ProtocolError | None = None
+        self.reading_paused = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.writing_paused = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            records = self.reader.feed(data)
+        except ProtocolError as exc:
+            self.error = exc
+            self.close()
+            return
+        for record in records:
+            self.pending.append(record)
+            self.buffered += len(record.content)
+        if self.buffered > HIGH_WATER and not self.reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too: a FastCGI server that stops sending is done with us
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._wake()
+        waiter, self.drain_waiter = self.drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        waiter, self.drain_waiter = self.drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise BackendError("the FastCGI server closed the connection while the request was being sent")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the socket's send buffer is full (the server is not reading STDIN yet)."""
+        while self.writing_paused and not self.closed:
+            self.drain_waiter = asyncio.get_running_loop().create_future()
+            await self.drain_waiter
+        if self.closed:
+            raise BackendError("the FastCGI server closed the connection while the request body was being sent")
+
+    async def records(self) -> list[Record]:
+        """The records that arrived since the last call, waiting for one; [] once the connection is closed."""
+        while not self.pending:
+            if self.error is not None:
+                raise BackendError(f"malformed FastCGI from the server: {self.error}")
+            if self.closed:
+                return []
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        records = list(self.pending)
+        self.pending.clear()
+        self.buffered = 0
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+            self.reading_paused = False
+        return records
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self.closed = True
+
+
+class FastCgiPool:
+    """At most `size` connections to one address, reused when keep_conn is on."""
+
+    def __init__(self, address: str, size: int, keep_conn: bool, connect_timeout: float) -> None:
+        self.address = address
+        self.size = size
+        self.keep_conn = keep_conn
+        self.connect_timeout = connect_timeout
+        self.slots = asyncio.Semaphore(size) if size else None
+        self.idle: list[FastCgiConnection] = []
+
+    async def acquire(self) -> tuple[FastCgiConnection, bool]:
+        """A connection for one request, and whether it was used before (then a dead one may be retried)."""
+        if self.slots is not None:
+            await self.slots.acquire()
+        try:
+            while self.idle:
+                connection = self.idle.pop()
+                if not connection.closed:
+                    return connection, True
+            return await self.connect(), False
+        except BaseException:
+            if self.slots is not None:
+                self.slots.release()
+            raise
+
+    def release(self, connection: FastCgiConnection, reusable: bool) -> None:
+        if reusable and self.keep_conn and not connection.closed:
+            self.idle.append(connection)
+        else:
+            connection.close()
+        if self.slots is not None:
+            self.slots.release()
+
+    async def connect(self) -> FastCgiConnection:
+        """A new connection; a server that is (re)starting gets until connect_timeout to accept."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        delay = CONNECT_RETRY_FIRST
+        while True:
+            try:
+                return await self._open()
+            except OSError as exc:
+                if exc.errno not in RETRYABLE_CONNECT or loop.time() + delay > deadline:
+                    raise BackendError(f"cannot connect to the FastCGI server at {self.address}: {exc}") from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, CONNECT_RETRY_MAX)
+
+    async def _open(self) -> FastCgiConnection:
+        loop = asyncio.get_running_loop()
+        if self.address.startswith("unix:"):
+            _, protocol = await loop.create_unix_connection(FastCgiConnection, self.address[5:])
+        else:
+            host, _, port = self.address.rpartition(":")
+            _, protocol = await loop.create_connection(FastCgiConnection, host.strip("[]"), int(port))
+            sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return protocol
+
+    def close(self) -> None:
+        for connection in self.idle:
+            connection.close()
+        self.idle.clear()
+
+
+def check_address(address: str) -> str | None:
+    """Why an `address` value is unusable, or None: "unix:/path", "host:port", "[v6]:port"."""
+    if address.startswith("unix:"):
+        return None if address[5:].startswith("/") or address[5:] else "a Unix socket needs a path: unix:/run/x.sock"
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return 'expected "unix:/path/to.sock" or "host:port", as in "127.0.0.1:9000"'
+    return None

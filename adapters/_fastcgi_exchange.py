@@ -1,0 +1,209 @@
+"""One FastCGI request: params and STDIN out, STDOUT relayed to the client as a CGI response.
+
+The body goes out in a task of its own while STDOUT comes back, so a script
+that answers before reading all of its input cannot deadlock the two.
+STDOUT is parsed as a CGI response head (_cgi_response.py), then relayed as
+it arrives; the STDOUT records that came with END_REQUEST make the last body
+message, so a small response gets a Content-Length from the core. STDERR
+lines go to the error log with the script's name.
+
+Failures:
+- before the response starts: a BackendError (the caller answers 502);
+- after: the reason is logged and ResponseAborted closes the client's
+  connection (the response is cut, as nginx cuts it);
+- the client leaves or the core's request_timeout cancels us: the connection
+  to the server is closed rather than reused (closing is the abort every
+  FastCGI server honours; php-cgi ignores FCGI_ABORT_REQUEST).
+A kept connection that turns out closed before any answer is retried once
+on a new one when the request had no body (nothing was consumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from adapters._cgi_response import CgiHead, CgiHeadReader, CgiResponseError
+from adapters._fastcgi_client import BackendError, FastCgiConnection, FastCgiPool
+from adapters._fastcgi_records import (
+    END_REQUEST,
+    OVERLOADED,
+    REQUEST_COMPLETE,
+    STDERR,
+    STDOUT,
+    begin_request,
+    end_request_status,
+    params,
+    stdin,
+    stdin_end,
+)
+from gateway.errors import ResponseAborted
+from gateway.types import Send
+
+logger = logging.getLogger("gateway.adapters.fastcgi")
+REQUEST_ID = 1
+STDERR_LINE_MAX = 4096
+STDERR_LINES_MAX = 200  # per request; a script that floods stderr cannot flood the log
+BEGIN = {True: begin_request(REQUEST_ID, True), False: begin_request(REQUEST_ID, False)}
+END_STDIN = stdin_end(REQUEST_ID)
+
+
+class Overloaded(BackendError):
+    """The server said FCGI_OVERLOADED: a 503, not a 502."""
+
+
+async def run_request(
+    pool: FastCgiPool,
+    variables: dict[bytes, bytes],
+    length: int,
+    body: AsyncIterator[bytes],
+    send: Send,
+    script: str,
+) -> None:
+    """Send one request through the pool and relay its response to send."""
+    head = BEGIN[pool.keep_conn] + params(REQUEST_ID, variables.items())
+    for attempt in (1, 2):
+        connection, reused = await pool.acquire()
+        exchange = Exchange(connection, send, script)
+        try:
+            await exchange.run(head, length, body)
+        except _StaleConnection:
+            if attempt == 2 or not reused or length:
+                raise BackendError("the FastCGI server closed the connection without answering") from None
+            continue  # a kept connection the server had just closed: once more on a new one
+        finally:
+            pool.release(connection, exchange.reusable)
+        return
+
+
+class _StaleConnection(BackendError):
+    """Closed before a single record came back."""
+
+
+class Exchange:
+    """The state of one request on one connection."""
+
+    def __init__(self, connection: FastCgiConnection, send: Send, script: str) -> None:
+        self.connection = connection
+        self.send = send
+        self.script = script
+        self.reader: CgiHeadReader | None = CgiHeadReader()
+        self.started = False  # the response head went to the client
+        self.reusable = False
+        self.stdin_done = False
+        self.stderr_lines = 0
+        self.stderr_partial = b""
+
+    async def run(self, head: bytes, length: int, body: AsyncIterator[bytes]) -> None:
+        connection = self.connection
+        pump: asyncio.Task[None] | None = None
+        if length:
+            connection.write(head)
+            pump = asyncio.ensure_future(self.pump(body))
+        else:
+            connection.write(head + END_STDIN)
+            self.stdin_done = True
+        try:
+            await self.relay()
+        except BackendError as exc:
+            if not self.started:
+                raise
+            logger.error("%s: %s; the response was cut short", self.script, exc)
+            raise ResponseAborted(str(exc)) from exc
+        finally:
+            if pump is not None and not pump.done():
+                pump.cancel()
+                self.stdin_done = False
+            elif pump is not None:
+                pump.result()  # a client that left while sending its body: ClientGone reaches the handler
+        self.reusable = self.stdin_done
+
+    async def pump(self, body: AsyncIterator[bytes]) -> None:
+        """STDIN from the client's body, waiting whenever the server is not reading."""
+        connection = self.connection
+        try:
+            async for chunk in body:
+                connection.write(stdin(REQUEST_ID, chunk))
+                if connection.writing_paused:
+                    await connection.drain()
+            connection.write(END_STDIN)
+        except BaseException:
+            connection.close()  # wakes relay(); the reason (ClientGone, mostly) is raised from run()
+            raise
+        self.stdin_done = True
+
+    async def relay(self) -> None:
+        """STDOUT to the client until END_REQUEST."""
+        seen_any = False
+        while True:
+            records = await self.connection.records()
+            if not records:
+                if not seen_any:
+                    raise _StaleConnection("closed before answering")
+                raise BackendError("the FastCGI server closed the connection before ending the request")
+            seen_any = True
+            out: list[bytes] = []
+            ended = False
+            for record in records:
+                if record.type == STDOUT:
+                    if record.content:
+                        out.append(record.content)
+                elif record.type == STDERR:
+                    self.log_stderr(record.content)
+                elif record.type == END_REQUEST:
+                    self.check_end(record.content)
+                    ended = True
+                    break
+            if out or ended:
+                await self.forward(b"".join(out) if len(out) != 1 else out[0], more=not ended)
+            if ended:
+                self.flush_stderr()
+                return
+
+    async def forward(self, data: bytes, more: bool) -> None:
+        reader = self.reader
+        if reader is not None:
+            try:
+                head = reader.feed(data)
+                if head is None and not more:
+                    reader.eof()
+            except CgiResponseError as exc:
+                raise BackendError(f"bad response: {exc}") from None
+            if head is None:
+                return
+            self.reader = None
+            data = reader.body
+            await self.start(head)
+        if data or not more:
+            await self.send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def start(self, head: CgiHead) -> None:
+        self.started = True
+        await self.send({"type": "http.response.start", "status": head.status, "headers": head.headers})
+
+    def check_end(self, content: bytes) -> None:
+        _, protocol_status = end_request_status(content)
+        if protocol_status == OVERLOADED:
+            raise Overloaded("the FastCGI server is overloaded (FCGI_OVERLOADED)")
+        if protocol_status != REQUEST_COMPLETE:
+            raise BackendError(f"the FastCGI server refused the request (protocol status {protocol_status})")
+
+    def log_stderr(self, data: bytes) -> None:
+        lines = (self.stderr_partial + data).split(b"\n")
+        self.stderr_partial = lines.pop()[:STDERR_LINE_MAX]
+        for line in lines:
+            self.log_line(line)
+
+    def flush_stderr(self) -> None:
+        if self.stderr_partial:
+            self.log_line(self.stderr_partial)
+            self.stderr_partial = b""
+
+    def log_line(self, line: bytes) -> None:
+        self.stderr_lines += 1
+        if self.stderr_lines <= STDERR_LINES_MAX:
+            text = line[:STDERR_LINE_MAX].rstrip(b"\r").decode("utf-8", "replace")
+            logger.error("%s: %s", self.script, text)
+        elif self.stderr_lines == STDERR_LINES_MAX + 1:
+            logger.error("%s: more stderr output than %d lines; the rest is dropped", self.script, STDERR_LINES_MAX)

@@ -1,0 +1,265 @@
+"""A supervised php-cgi: `php-cgi -b <socket>` with its children, restarted when it dies, stopped with us.
+
+php-cgi in FastCGI mode is its own small pool: the master forks
+PHP_FCGI_CHILDREN children that accept on the socket, replaces a child after
+PHP_FCGI_MAX_REQUESTS requests, and kills its children on SIGTERM. What it
+cannot do is survive its own death or outlive us cleanly, so:
+- it runs in a session of its own (a process group to signal as one), with
+  PR_SET_PDEATHSIG = SIGTERM: if the gateway dies, even by kill -9, the
+  kernel sends the master the SIGTERM that takes its children down;
+- a master that exits is restarted with exponential backoff (logged with its
+  status); the backoff resets after it stays up STABLE seconds;
+- its environment is clean (PATH and the route's `env` only: no secrets of
+  the gateway's), and `-d cgi.fix_pathinfo=0` always: the gateway resolves
+  SCRIPT_FILENAME itself (see _fastcgi_scripts.py).
+
+Routes with the same binary, root, php_ini, env and pool settings share
+one PhpCgi (shared() counts its users).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.errors import StartupError
+
+logger = logging.getLogger("gateway.adapters.php")
+STABLE = 30.0
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 10.0
+READY_TIMEOUT = 10.0
+STOP_GRACE = 5.0
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux
+CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec_fn that asks the kernel to SIGTERM the child when we die (Linux only)."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return set_signal
+
+
+PARENT_DEATH_SIGNAL = _parent_death_signal()
+
+
+class PhpCgi:
+    """One php-cgi master and its children, on one Unix socket."""
+
+    def __init__(
+        self,
+        binary: str,
+        socket_path: Path,
+        children: int,
+        max_requests: int,
+        ini: dict[str, str],
+        env: dict[str, str],
+        label: str,
+    ) -> None:
+        self.binary = binary
+        self.socket_path = socket_path
+        self.children = children
+        self.max_requests = max_requests
+        self.ini = ini
+        self.env = env
+        self.label = label
+        self.process: asyncio.subprocess.Process | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.users = 0
+        self.restarts = 0
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.socket_path}"
+
+    def command(self) -> list[str]:
+        options = [f"{name}={value}" for name, value in self.ini.items()]
+        defines = [arg for option in [*options, "cgi.fix_pathinfo=0"] for arg in ("-d", option)]
+        return [self.binary, "-b", str(self.socket_path), *defines]
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "PATH": CLEAN_PATH,
+            **self.env,
+            "PHP_FCGI_CHILDREN": str(self.children),
+            "PHP_FCGI_MAX_REQUESTS": str(self.max_requests),
+        }
+
+    async def start(self) -> None:
+        """Spawn php-cgi and wait until its socket accepts connections; StartupError says why not."""
+        self.stopping = False
+        await self.spawn()
+        await self.wait_ready()
+        self.watcher = asyncio.ensure_future(self.watch())
+
+    async def spawn(self) -> None:
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command(),
+                env=self.environment(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=None,  # php-cgi's own startup errors go where ours go
+                start_new_session=True,
+                preexec_fn=PARENT_DEATH_SIGNAL,
+            )
+        except FileNotFoundError:
+            raise StartupError(
+                f"{self.label}: php-cgi not found ({self.binary!r}); install it "
+                "(Debian/Ubuntu: apt-get install php-cgi) or set php_binary to its path"
+            ) from None
+        except PermissionError:
+            raise StartupError(f"{self.label}: {self.binary!r} cannot be run (check its permissions)") from None
+        logger.info(
+            "%s: started php-cgi (pid %d, %d children) on %s",
+            self.label,
+            self.process.pid,
+            self.children,
+            self.socket_path,
+        )
+
+    async def wait_ready(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        while loop.time() < deadline:
+            if self.process is not None and self.process.returncode is not None:
+                raise StartupError(
+                    f"{self.label}: php-cgi exited at startup with status {self.process.returncode} "
+                    f"(its messages are above; check php_ini and php_binary)"
+                )
+            if await self.accepts():
+                return
+            await asyncio.sleep(0.02)
+        raise StartupError(f"{self.label}: php-cgi did not open {self.socket_path} within {READY_TIMEOUT:g}s")
+
+    async def accepts(self) -> bool:
+        try:
+            _, writer = await asyncio.open_unix_connection(str(self.socket_path))
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    async def watch(self) -> None:
+        """Restart php-cgi whenever it exits, until stop()."""
+        loop = asyncio.get_running_loop()
+        delay = BACKOFF_FIRST
+        while not self.stopping and self.process is not None:
+            started = loop.time()
+            status = await self.process.wait()
+            if self.stopping:
+                return
+            if loop.time() - started > STABLE:
+                delay = BACKOFF_FIRST
+            logger.error(
+                "%s: php-cgi (pid %d) exited with %s; restarting in %.1fs",
+                self.label,
+                self.process.pid,
+                _status(status),
+                delay,
+            )
+            self.stop_group(signal.SIGTERM)  # children of a killed master must not keep the socket
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+            try:
+                await self.spawn()
+            except StartupError as exc:
+                logger.error("%s", exc)
+                continue
+            self.restarts += 1
+
+    def stop_group(self, signum: int) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signum)
+
+    async def stop(self) -> None:
+        """SIGTERM the group, SIGKILL what is left after STOP_GRACE, remove the socket."""
+        self.stopping = True
+        if self.watcher is not None:
+            self.watcher.cancel()
+        process = self.process
+        if process is not None and process.returncode is None:
+            self.stop_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), STOP_GRACE)
+            except TimeoutError:
+                logger.error("%s: php-cgi did not stop within %gs; killing it", self.label, STOP_GRACE)
+        self.stop_group(signal.SIGKILL)  # children that ignored their master's SIGTERM
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+
+def _status(returncode: int) -> str:
+    if returncode < 0:
+        return f"signal {signal.Signals(-returncode).name}"
+    return f"status {returncode}"
+
+
+_SHARED: dict[tuple[object, ...], PhpCgi] = {}
+
+
+def shared(
+    binary: str,
+    root: str,
+    ini: dict[str, str],
+    env: dict[str, str],
+    children: int,
+    max_requests: int,
+    runtime_dir: Path,
+    label: str,
+) -> PhpCgi:
+    """The PhpCgi for these settings, made once for every route that names them."""
+    key = (
+        binary,
+        root,
+        tuple(sorted(ini.items())),
+        tuple(sorted(env.items())),
+        children,
+        max_requests,
+        str(runtime_dir),
+    )
+    found = _SHARED.get(key)
+    if found is None:
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+        found = _SHARED[key] = PhpCgi(
+            binary, socket_path(runtime_dir, f"php-{digest}.sock"), children, max_requests, ini, env, label
+        )
+    return found
+
+
+def release(php: PhpCgi) -> None:
+    """Forget a PhpCgi that no route uses any more."""
+    for key, value in list(_SHARED.items()):
+        if value is php:
+            del _SHARED[key]
+
+
+def socket_path(runtime_dir: Path, name: str) -> Path:
+    """runtime_dir/name, or a private folder under /tmp when that path is too long for a Unix socket."""
+    path = runtime_dir.resolve() / name
+    if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
+        return path
+    short = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short / name
