@@ -1,0 +1,3 @@
+<?php
+// A sub-folder's index: /sub/ runs it.
+echo 'sub index';
