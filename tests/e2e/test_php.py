@@ -1,0 +1,519 @@
+"""PHP through the gateway: real php-cgi pools spawned and supervised by the server under test.
+
+The scripts are in tests/e2e/php_site/ (copied per module into a temporary
+root, where the traversal tests add their symlinks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import require_program
+from tests.support.server import ROOT, Gateway, read_response, run_gateway
+
+pytestmark = [pytest.mark.e2e, pytest.mark.php, pytest.mark.timeout(90)]
+SITE = Path(__file__).parent / "php_site"
+SECRET = "gateway-secret-value-123"
+MiB = 1024 * 1024
+
+CONFIG = """
+[server]
+runtime_dir = "{runtime}"
+
+[limits]
+max_body_size = "200MiB"
+request_timeout = {request_timeout}
+
+[[vhost]]
+names = ["php.test"]
+  [[vhost.route]]
+  path = "/"
+  handler = "php"
+  root = "{root}"
+  pool = {{ max = 2, max_requests = 50 }}
+  php_ini = {{ "upload_max_filesize" = "20M", "post_max_size" = "220M", "memory_limit" = "64M" }}
+  env = {{ "SITE_NAME" = "tests" }}
+"""
+
+
+def php_config(root: Path, runtime: Path, request_timeout: float = 30) -> str:
+    return CONFIG.format(root=root, runtime=runtime, request_timeout=request_timeout)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of php_site, plus what the traversal tests need outside and inside it."""
+    require_program("php-cgi")
+    base = tmp_path_factory.mktemp("php")
+    root = base / "site"
+    shutil.copytree(SITE, root)
+    outside = base / "outside.php"
+    outside.write_text('<?php echo "ESCAPED";')
+    (root / "escape.php").symlink_to(outside)
+    (root / ".hidden.php").write_text('<?php echo "HIDDEN";')
+    return root
+
+
+@pytest.fixture(scope="module")
+def php(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    runtime = tmp_path_factory.mktemp("run")
+    with run_gateway(config_text=php_config(site, runtime), env={"GATEWAY_TEST_SECRET": SECRET}) as gateway:
+        gateway.extra["runtime"] = runtime
+        yield gateway
+
+
+def client(gateway: Gateway, **options: object) -> httpx.Client:
+    return httpx.Client(base_url=gateway.url, headers={"host": "php.test"}, timeout=20, **options)  # type: ignore[arg-type]
+
+
+def get_json(gateway: Gateway, path: str, **options: object) -> dict[str, object]:
+    with client(gateway) as http:
+        response = http.get(path, **options)  # type: ignore[arg-type]
+    assert response.status_code == 200, response.text
+    data: dict[str, object] = response.json()
+    return data
+
+
+def php_children(gateway: Gateway) -> list[int]:
+    """Live php-cgi processes whose parent is the gateway (the masters)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if name == "php-cgi" and fields[0] != "Z" and int(fields[1]) == gateway.proc.pid:
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (this container's init may not reap orphans)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid and alive(int(entry)):
+                    members.append(int(entry))
+    return members
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+# The CGI/1.1 meta-variables -----------------------------------------------------
+
+
+def test_get_with_query_sees_every_meta_variable(php: Gateway, site: Path) -> None:
+    data = get_json(php, "/env.php?a=1&b=two", headers={"Proxy": "http://evil.example:8080", "X-Thing": "yes"})
+    assert data["get"] == {"a": "1", "b": "two"}
+    assert data["QUERY_STRING"] == "a=1&b=two"
+    assert data["REQUEST_METHOD"] == "GET"
+    assert data["REQUEST_URI"] == "/env.php?a=1&b=two"
+    assert data["SCRIPT_NAME"] == "/env.php"
+    assert data["SCRIPT_FILENAME"] == str(site / "env.php")
+    assert data["DOCUMENT_ROOT"] == str(site)
+    assert data["GATEWAY_INTERFACE"] == "CGI/1.1"
+    assert str(data["SERVER_SOFTWARE"]).startswith("gateway/")
+    assert data["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert (data["SERVER_NAME"], data["SERVER_PORT"]) == ("php.test", "80")
+    assert data["REMOTE_ADDR"] == "127.0.0.1"
+    assert int(str(data["REMOTE_PORT"])) > 0
+    assert data["REDIRECT_STATUS"] == "200"
+    assert data["HTTP_X_THING"] == "yes"
+    assert "HTTP_PROXY" not in data, "a Proxy header must never become HTTP_PROXY (httpoxy)"
+    assert "HTTPS" not in data
+    assert data["env_secret"] is False, "the gateway's environment leaked into php-cgi"
+
+
+def test_path_info_splits_at_the_script(php: Gateway) -> None:
+    data = get_json(php, "/env.php/extra/path?x=1")
+    assert (data["SCRIPT_NAME"], data["PATH_INFO"]) == ("/env.php", "/extra/path")
+    assert data["REQUEST_URI"] == "/env.php/extra/path?x=1"
+
+
+def test_subfolder_index_script(php: Gateway) -> None:
+    with client(php) as http:
+        assert http.get("/sub/").text.strip() == "sub index"
+
+
+# Bodies -----------------------------------------------------------------------
+
+
+def test_post_form_and_json(php: Gateway) -> None:
+    with client(php) as http:
+        form = http.post("/env.php", data={"name": "Ada", "note": "x y"}).json()
+        assert form["post"] == {"name": "Ada", "note": "x y"}
+        assert form["CONTENT_TYPE"] == "application/x-www-form-urlencoded"
+        payload = json.dumps({"items": list(range(1000))}).encode()
+        body = http.post("/body.php", content=payload, headers={"content-type": "application/json"}).json()
+    assert body["length"] == len(payload)
+    assert body["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert body["content_type"] == "application/json"
+
+
+def test_multipart_upload_of_several_megabytes(php: Gateway) -> None:
+    first = os.urandom(6 * MiB)
+    second = b"small file\n" * 100
+    with client(php) as http:
+        response = http.post(
+            "/upload.php", files={"one": ("one.bin", first), "two": ("two.txt", second)}, data={"field": "v"}
+        )
+    assert response.status_code == 200, response.text
+    files = response.json()["files"]
+    assert response.json()["post"] == {"field": "v"}
+    assert files["one"]["size"] == len(first) and files["one"]["error"] == 0
+    assert files["one"]["sha256"] == hashlib.sha256(first).hexdigest()
+    assert files["two"]["sha256"] == hashlib.sha256(second).hexdigest()
+
+
+def test_chunked_body_reaches_php_with_its_length(php: Gateway) -> None:
+    payload = os.urandom(3 * MiB + 17)
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(payload), 100_000):
+            yield payload[start : start + 100_000]
+
+    with client(php) as http:
+        body = http.post("/body.php", content=pieces()).json()
+    assert body["length"] == len(payload)
+    assert body["sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+def test_large_upload_streams_without_growing_the_gateway(php: Gateway) -> None:
+    """100 MiB through to php://input: the gateway holds pieces, not the body."""
+    before = rss_kib(php.proc.pid)
+    chunk = os.urandom(MiB)
+    digest = hashlib.sha256()
+    peak = [before]
+
+    def pieces() -> Iterator[bytes]:
+        for _ in range(100):
+            digest.update(chunk)
+            peak[0] = max(peak[0], rss_kib(php.proc.pid))
+            yield chunk
+
+    with client(php) as http:
+        body = http.post("/body.php", content=pieces(), headers={"content-length": str(100 * MiB)}).json()
+    assert body["length"] == 100 * MiB
+    assert body["sha256"] == digest.hexdigest()
+    assert peak[0] - before < 30 * 1024, f"gateway RSS grew {(peak[0] - before) // 1024} MiB during the upload"
+
+
+# Responses --------------------------------------------------------------------
+
+
+def test_sessions_persist_across_requests(php: Gateway) -> None:
+    with client(php) as http:
+        counts = [http.get("/session.php").text.strip() for _ in range(3)]
+    assert counts == ["1", "2", "3"]
+
+
+def test_headers_cookies_and_status_codes(php: Gateway) -> None:
+    with client(php) as http:
+        response = http.get("/headers.php", params={"code": "418"})
+    assert response.status_code == 418
+    assert response.text == "ok"
+    assert response.headers["x-custom"] == "yes"
+    assert response.headers.get_list("x-multi") == ["one", "two"]
+    cookies = response.headers.get_list("set-cookie")
+    assert [c.split(";")[0] for c in cookies] == ["a=1", "b=2"]
+
+
+def test_location_is_a_redirect(php: Gateway) -> None:
+    with client(php) as http:
+        response = http.get("/redirect.php")
+    assert response.status_code == 302
+    assert response.headers["location"] == "/target?from=php"
+
+
+def test_fatal_error_is_a_500_with_the_error_logged(php: Gateway) -> None:
+    with client(php) as http:
+        response = http.get("/fatal.php")
+    assert response.status_code == 500
+    log = php.wait_for_log("Call to undefined function")
+    assert "fatal.php" in log
+
+
+def test_output_streams_as_php_flushes_it(php: Gateway) -> None:
+    with socket.create_connection(php.address) as sock:
+        sock.sendall(b"GET /stream.php HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n\r\n")
+        sock.settimeout(5)
+        received = b""
+        while b"line 1" not in received:
+            received += sock.recv(4096)
+        first_seen = time.monotonic()
+        rest = read_response(sock)
+    assert b"line 3" in rest, "the rest of the stream"
+    assert time.monotonic() - first_seen > 0.5, "line 1 arrived only after the whole script had ended"
+
+
+def test_slow_reader_of_ten_megabytes_keeps_the_gateway_small(php: Gateway) -> None:
+    before = rss_kib(php.proc.pid)
+    peak = before
+    total = 0
+    digest = hashlib.sha256()
+    with socket.create_connection(php.address) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(b"GET /big.php?mb=10 HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n\r\n")
+        sock.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        head, _, first = head.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        body = bytearray(first)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            data = sock.recv(256 * 1024)
+            if not data:
+                break
+            body += data
+            total += len(data)
+            if len(body) % (MiB) < len(data):
+                peak = max(peak, rss_kib(php.proc.pid))
+                time.sleep(0.05)  # a slow client: php must wait, not the gateway's memory grow
+        digest.update(body)
+    assert b"chunked" in head.lower() or b"content-length" in head.lower()
+    decoded = _dechunk(bytes(body)) if b"chunked" in head.lower() else bytes(body)
+    assert len(decoded) == 10 * MiB
+    # measured: ~2 MiB with flow control, ~12 MiB when STDOUT is read regardless of the client
+    assert peak - before < 6 * 1024, f"gateway RSS grew {(peak - before) // 1024} MiB for a slow reader"
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = bytearray()
+    position = 0
+    while True:
+        line_end = data.index(b"\r\n", position)
+        size = int(data[position:line_end], 16)
+        if size == 0:
+            return bytes(out)
+        out += data[line_end + 2 : line_end + 2 + size]
+        position = line_end + 2 + size + 2
+
+
+def test_client_leaving_mid_response_frees_its_php_connection(php: Gateway) -> None:
+    """With pool.max = 2, three abandoned downloads must not leave the pool stuck."""
+    for _ in range(3):
+        with socket.create_connection(php.address) as sock:
+            sock.sendall(b"GET /big.php?mb=10 HTTP/1.1\r\nHost: php.test\r\n\r\n")
+            sock.settimeout(5)
+            sock.recv(65536)
+    results: list[int] = []
+
+    def fetch() -> None:
+        with client(php) as http:
+            results.append(http.get("/hello.php").status_code)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [200] * 4
+
+
+def test_pretty_urls_reach_the_front_controller(php: Gateway) -> None:
+    data = get_json(php, "/blog/2024/hello-world?page=2")
+    assert data["front"] is True
+    assert data["request_uri"] == "/blog/2024/hello-world?page=2"
+    assert data["script_name"] == "/index.php"
+    assert data["query"] == "page=2"
+
+
+def test_static_files_are_served_without_php(php: Gateway) -> None:
+    with client(php) as http:
+        text = http.get("/static.txt")
+        source = http.get("/uploads/evil.jpg")
+    assert text.text == "static file\n" and "etag" in text.headers
+    assert source.status_code == 200 and b"<?php" in source.content, "a .jpg is a file, never PHP"
+
+
+# Nothing runs that the config did not name ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/uploads/evil.jpg/x.php", "/uploads/evil.jpg/index.php", "/uploads/evil.jpg%2fx.php", "/uploads/evil.jpg/.php"],
+)
+def test_path_info_tricks_never_run_a_non_php_file(php: Gateway, path: str) -> None:
+    with client(php) as http:
+        response = http.get(path)
+    assert b"EXECUTED" not in response.content
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "statuses"),
+    [
+        (b"/%2e%2e/%2e%2e/%2e%2e/etc/passwd", {400, 404}),
+        (b"/uploads/..%2f..%2f..%2fetc/passwd", {400, 404}),
+        (b"/uploads/%2e%2e/.hidden.php", {400, 404}),
+        (b"/env.php%00.txt", {400}),
+        (b"/../../etc/passwd", {400}),
+        (b"/.hidden.php", {404}),
+        (b"/escape.php", {404}),
+    ],
+)
+def test_traversal_is_refused(php: Gateway, raw_path: bytes, statuses: set[int]) -> None:
+    with socket.create_connection(php.address) as sock:
+        sock.sendall(b"GET " + raw_path + b" HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n\r\n")
+        response = read_response(sock)
+    status = int(response.split(b" ", 2)[1])
+    assert status in statuses, response[:300]
+    assert b"root:" not in response and b"ESCAPED" not in response and b"HIDDEN" not in response
+
+
+# Supervision ------------------------------------------------------------------
+
+
+def test_php_cgi_killed_mid_request_is_a_502_then_the_pool_is_back(php: Gateway) -> None:
+    masters = php_children(php)
+    assert len(masters) == 1, f"one php-cgi master per pool, found {masters}"
+    outcome: list[int] = []
+
+    def slow() -> None:
+        with client(php) as http:
+            outcome.append(http.get("/slow.php", params={"s": "5"}).status_code)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.8)
+    os.killpg(masters[0], signal.SIGKILL)
+    thread.join(20)
+    assert outcome == [502]
+    deadline = time.monotonic() + 10
+    with client(php) as http:
+        while True:
+            response = http.get("/hello.php")
+            if response.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert response.status_code == 200 and response.text == "Hello from PHP"
+    assert php_children(php) != masters, "a new php-cgi master"
+    php.wait_for_log("restarting")
+
+
+def test_slow_script_past_request_timeout_is_a_504(site: Path, tmp_path: Path) -> None:
+    with run_gateway(config_text=php_config(site, tmp_path, request_timeout=1)) as gateway, client(gateway) as http:
+        started = time.monotonic()
+        response = http.get("/slow.php", params={"s": "4"})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 504
+        assert elapsed < 3
+        assert http.get("/hello.php").text == "Hello from PHP", "the pool still serves"
+
+
+def test_no_php_cgi_survives_kill_9_of_the_gateway(site: Path, tmp_path: Path) -> None:
+    with run_gateway(config_text=php_config(site, tmp_path), expect_exit=None) as gateway:
+        with client(gateway) as http:
+            assert http.get("/hello.php").status_code == 200
+        masters = php_children(gateway)
+        assert len(masters) == 1
+        members = group_members(masters[0])
+        assert len(members) >= 3, "master and two children"
+        gateway.proc.kill()
+        gateway.proc.wait()
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in members) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in members if alive(pid)], "php-cgi processes outlived the gateway"
+
+
+def test_shutdown_stops_php_cgi_and_removes_its_socket(site: Path, tmp_path: Path) -> None:
+    with run_gateway(config_text=php_config(site, tmp_path)) as gateway:
+        masters = php_children(gateway)
+        members = group_members(masters[0])
+        sockets = list(tmp_path.glob("php-*.sock"))
+        assert len(sockets) == 1
+    assert not [pid for pid in members if alive(pid)]
+    assert not sockets[0].exists()
+
+
+def test_missing_php_cgi_is_a_clear_error(tmp_path: Path, site: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        php_config(site, tmp_path).replace('handler = "php"', 'handler = "php"\n  php_binary = "/nope/php-cgi"')
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "check", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "php_binary" in result.stderr and "apt-get install php-cgi" in result.stderr
+
+
+# The fastcgi handler, against a FastCGI server the test runs ----------------------------
+
+
+@pytest.fixture()
+def external_php(site: Path) -> Iterator[int]:
+    """php-cgi on a loopback TCP port, as a php-fpm would be."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PATH": os.environ["PATH"], "PHP_FCGI_CHILDREN": "2"}
+    proc = subprocess.Popen(
+        [require_program("php-cgi"), "-b", f"127.0.0.1:{port}", "-d", "cgi.fix_pathinfo=0"],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("keep_conn", [False, True])
+def test_fastcgi_handler_reaches_an_external_server(site: Path, external_php: int, keep_conn: bool) -> None:
+    config = f"""
+[[vhost]]
+names = ["php.test"]
+  [[vhost.route]]
+  path = "/"
+  handler = "fastcgi"
+  address = "127.0.0.1:{external_php}"
+  root = "{site}"
+  keep_conn = {str(keep_conn).lower()}
+  max_connections = 2
+"""
+    with run_gateway(config_text=config) as gateway, client(gateway) as http:
+        for _ in range(5):
+            assert http.get("/hello.php").text == "Hello from PHP"
+        assert http.get("/env.php/x").json()["PATH_INFO"] == "/x"
+        assert http.get("/static.txt").text == "static file\n"
