@@ -146,6 +146,8 @@ class Exchange:
             out: list[bytes] = []
             ended = False
             for record in records:
+                if record.request_id != REQUEST_ID:
+                    raise BackendError(f"a record for request id {record.request_id}; this connection carries only 1")
                 if record.type == STDOUT:
                     if record.content:
                         out.append(record.content)

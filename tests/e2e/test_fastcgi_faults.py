@@ -1,0 +1,164 @@
+"""A FastCGI server that misbehaves on purpose: every fault is a 502/503/504 or a cut response, never a crash.
+
+The fake server (a thread on a loopback port) reads one request and answers
+according to the script's name.
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters._fastcgi_records import (
+    END_REQUEST,
+    OVERLOADED,
+    PARAMS,
+    STDIN,
+    STDOUT,
+    RecordReader,
+    decode_pairs,
+)
+from tests.support.server import Gateway, read_response, run_gateway
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
+SCRIPTS = ("garbage", "close", "cut", "overloaded", "badhead", "silent", "good", "wrongid")
+
+
+def record(record_type: int, content: bytes, request_id: int = 1) -> bytes:
+    return (
+        bytes([1, record_type, request_id >> 8, request_id & 255, len(content) >> 8, len(content) & 255, 0, 0])
+        + content
+    )
+
+
+def end(protocol_status: int = 0) -> bytes:
+    return record(END_REQUEST, bytes([0, 0, 0, 0, protocol_status, 0, 0, 0]))
+
+
+class FakeFastCgi(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        reader = RecordReader()
+        params = b""
+        stdin_done = False
+        while not stdin_done:
+            data = self.request.recv(65536)
+            if not data:
+                return
+            for item in reader.feed(data):
+                if item.type == PARAMS:
+                    params += item.content
+                elif item.type == STDIN and not item.content:
+                    stdin_done = True
+        script = dict(decode_pairs(params))[b"SCRIPT_NAME"].decode().strip("/").removesuffix(".php")
+        answer = {
+            "garbage": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+            "close": b"",
+            "cut": record(STDOUT, b"Content-Type: text/plain\r\n\r\n" + b"x" * 1000),
+            "overloaded": end(OVERLOADED),
+            "badhead": record(STDOUT, b"this is not a header\r\n\r\nbody") + end(),
+            "silent": None,
+            "good": record(STDOUT, b"Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nfine") + end(),
+            "wrongid": record(STDOUT, b"Content-Type: text/plain\r\n\r\nother", request_id=7) + end(),
+        }[script]
+        if answer is None:
+            time.sleep(3)
+            return
+        self.request.sendall(answer)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[int]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), FakeFastCgi)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def gateway(backend: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    root = tmp_path_factory.mktemp("fcgi")
+    (root / "down").mkdir()
+    for name in SCRIPTS:
+        (root / f"{name}.php").write_text("<?php // answered by the fake server")
+        (root / "down" / f"{name}.php").write_text("<?php // the route's root maps the whole path")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # nothing listens there once the probe closes
+    config = f"""
+[limits]
+request_timeout = 1
+
+[[vhost]]
+names = ["fake.test"]
+  [[vhost.route]]
+  path = "/down/"
+  handler = "fastcgi"
+  address = "127.0.0.1:{closed_port}"
+  root = "{root}"
+  connect_timeout = 0.3
+  [[vhost.route]]
+  path = "/"
+  handler = "fastcgi"
+  address = "127.0.0.1:{backend}"
+  root = "{root}"
+"""
+    with run_gateway(config_text=config) as server:
+        yield server
+
+
+def get(gateway: Gateway, path: str) -> httpx.Response:
+    with httpx.Client(base_url=gateway.url, headers={"host": "fake.test"}, timeout=10) as http:
+        return http.get(path)
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "logged"),
+    [
+        ("garbage", 502, "malformed FastCGI"),
+        ("close", 502, "closed the connection without answering"),
+        ("overloaded", 503, "overloaded"),
+        ("badhead", 502, "not a header line"),
+        ("wrongid", 502, "request id 7"),
+        ("silent", 504, None),
+    ],
+)
+def test_backend_faults_become_gateway_errors(gateway: Gateway, script: str, status: int, logged: str | None) -> None:
+    response = get(gateway, f"/{script}.php")
+    assert response.status_code == status
+    if logged is not None:
+        gateway.wait_for_log(logged)
+    assert get(gateway, "/good.php").status_code == 201, "the gateway keeps serving"
+
+
+def test_response_cut_by_the_backend_closes_the_client_connection(gateway: Gateway) -> None:
+    with socket.create_connection(gateway.address) as sock:
+        sock.sendall(b"GET /cut.php HTTP/1.1\r\nHost: fake.test\r\n\r\n")
+        response = read_response(sock)
+    assert response.startswith(b"HTTP/1.1 200")
+    assert b"0\r\n\r\n" not in response, "a cut response must not look complete"
+    gateway.wait_for_log("the response was cut short")
+
+
+def test_unreachable_server_is_a_502_after_connect_timeout(gateway: Gateway) -> None:
+    started = time.monotonic()
+    response = get(gateway, "/down/good.php")
+    assert response.status_code == 502
+    assert time.monotonic() - started < 2
+    gateway.wait_for_log("cannot connect to the FastCGI server")
+
+
+def test_bad_gateway_page_is_plain_and_says_where_to_look(gateway: Gateway) -> None:
+    response = get(gateway, "/garbage.php")
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "error log" in response.text
+    assert Path(gateway.workdir / "stderr.log").exists()
