@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit e2e bench clean
+.PHONY: run test lint unit e2e bench clean system-packages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,15 +12,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/gateway serve apps_example.hello:app --listen 127.0.0.1:8080
+system-packages:
+	bash tools/system-packages.sh
+
+run: $(STAMP) system-packages
+	$(BIN)/gateway serve apps_example/gateway.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway adapters tests bench apps_example
 	$(BIN)/ruff format --check gateway adapters tests bench apps_example
 	$(BIN)/mypy
 
-test: lint
+test: lint system-packages
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
