@@ -41,7 +41,10 @@ class PhpOptions(ScriptOptions):
         default_factory=dict, metadata={"doc": "php-cgi's environment besides PATH (nothing else of the gateway's)"}
     )
     pool: PhpPoolOptions = field(
-        default_factory=PhpPoolOptions, metadata={"doc": "{ max = 4, max_requests = 500 }: php-cgi's children"}
+        default_factory=PhpPoolOptions,
+        metadata={
+            "doc": "php-cgi's children: max at once (PHP_FCGI_CHILDREN), max_requests each before it is replaced"
+        },
     )
     connect_timeout: float = field(
         default=5.0, metadata={"kind": "duration", "doc": "seconds to wait for a restarting php-cgi before a 502"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields, is_dataclass
 
 from gateway.config.schema import Config, Limits
 from gateway.registry import HANDLERS, handler_class
@@ -158,6 +158,15 @@ def handler_reference() -> list[str]:
         lines += ["", f"### `{name}`", "", "| key | default | meaning |", "|---|---|---|"]
         for option in fields(options):
             default = option.default if option.default is not MISSING else option.default_factory()  # type: ignore[operator]
-            shown = json.dumps(list(default) if isinstance(default, tuple) else default)
+            shown = _toml_value(default)
             lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
     return lines
+
+
+def _toml_value(value: object) -> str:
+    """A default as it would be written in the config: lists, inline tables for dicts and nested options."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + " }" if value else "{}"
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
