@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import MISSING, Field, asdict, fields, is_dataclass
+from typing import Any
 
 from gateway.config.schema import Config, Limits
 from gateway.registry import HANDLERS, handler_class
@@ -31,11 +32,15 @@ def _options(route: Route) -> str:
     if options is None:
         return ""
     shown = [
-        f"{f.name}={getattr(options, f.name)!r}"
+        f"{f.name} = {_toml_value(getattr(options, f.name))}"
         for f in fields(options)
-        if getattr(options, f.name) != f.default and f.name not in ("pythonpath",)
+        if getattr(options, f.name) != _default(f) and f.name not in ("pythonpath",)
     ]
     return f" ({', '.join(shown)})" if shown else ""
+
+
+def _default(option: Field[Any]) -> object:
+    return option.default if option.default is not MISSING else option.default_factory()  # type: ignore[operator]
 
 
 def routes_table(config: Config, router: Router) -> list[str]:
@@ -157,8 +162,7 @@ def handler_reference() -> list[str]:
             continue
         lines += ["", f"### `{name}`", "", "| key | default | meaning |", "|---|---|---|"]
         for option in fields(options):
-            default = option.default if option.default is not MISSING else option.default_factory()  # type: ignore[operator]
-            shown = _toml_value(default)
+            shown = _toml_value(_default(option))
             lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
     return lines
 

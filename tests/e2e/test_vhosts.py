@@ -509,27 +509,27 @@ def test_routes_prints_every_vhost_and_its_routes_in_order(site_config: Path) ->
     # Route 2, a regex, has its own test below (test_routes_prints_a_regex_path_as_written).
     assert [line for line in lines[1:12] if not line.startswith("  route 2 ")] == [
         "vhost[0]: alpha.test",
-        f"  route 0 '/' (prefix) → asgi (app='{APPS}:alpha_entry')",
+        f'''  route 0 '/' (prefix) → asgi (app = "{APPS}:alpha_entry")''',
         "vhost[1]: beta.test, www.beta.test",
-        "  route 0 '=/api/special' (exact) → redirect (to='/special-comes-first')",
-        f"  route 1 '/api/' (prefix) → asgi (app='{APPS}:beta_entry')",
-        "  route 3 '/moved/' (prefix) → redirect (to='https://moved.test/now{path}{query}', status=308)",
-        "  route 4 '~^/go/([^/]*)$' (regex) → redirect (to='https://elsewhere.test/$1')",
-        f"  route 5 '/shop/' (prefix) → asgi (app='{APPS}:site_shop')",
-        f"  route 6 '/shop/cart/' (prefix) → asgi (app='{APPS}:site_cart')",
-        f"  route 7 '/form/' (prefix) [GET, HEAD] → asgi (app='{APPS}:site_form_get')",
+        """  route 0 '=/api/special' (exact) → redirect (to = "/special-comes-first")""",
+        f'''  route 1 '/api/' (prefix) → asgi (app = "{APPS}:beta_entry")''',
+        """  route 3 '/moved/' (prefix) → redirect (to = "https://moved.test/now{path}{query}", status = 308)""",
+        """  route 4 '~^/go/([^/]*)$' (regex) → redirect (to = "https://elsewhere.test/$1")""",
+        f'''  route 5 '/shop/' (prefix) → asgi (app = "{APPS}:site_shop")''',
+        f'''  route 6 '/shop/cart/' (prefix) → asgi (app = "{APPS}:site_cart")''',
+        f'''  route 7 '/form/' (prefix) [GET, HEAD] → asgi (app = "{APPS}:site_form_get")''',
     ]
-    assert f"  route 8 '/form/' (prefix) [POST] → asgi (app='{APPS}:site_form_post')" in lines
+    assert f"""  route 8 '/form/' (prefix) [POST] → asgi (app = "{APPS}:site_form_post")""" in lines
     assert "vhost[4] (default): default.test" in lines
     assert "vhost[6]: two.test" in lines
-    assert lines[-1] == f"  route 0 '/' (prefix) → asgi (app='{APPS}:site_included_two')"
+    assert lines[-1] == f"""  route 0 '/' (prefix) → asgi (app = "{APPS}:site_included_two")"""
 
 
 def test_routes_prints_a_regex_path_as_written(site_config: Path) -> None:
     result = gateway_command("routes", str(site_config), env=ENV)
     assert (
         "  route 2 '~^/old/([a-z]+)/(\\d+)$' (regex) → redirect "
-        "(to='https://new.beta.test/$1/item-$2{query}', status=301)"
+        '(to = "https://new.beta.test/$1/item-$2{query}", status = 301)'
     ) in result.stdout.splitlines()
 
 
@@ -557,7 +557,7 @@ def test_explain_a_wildcard_match_and_the_mount(site_config: Path) -> None:
     assert result.stdout.splitlines() == [
         "host 'x.Deep.wild.test:8080' → vhost[3] (*.deep.wild.test): wildcard '*.deep.wild.test'",
         "  route 0 '/' (prefix): matches",
-        f"handler: asgi (app='{APPS}:site_deep')",
+        f'handler: asgi (app = "{APPS}:site_deep")',
         "limits: body ≤ 10485760 B, head in 10s, body idle 30s, app answers in 300s, 1024 connections",
     ]
     mounted = gateway_command("explain", str(site_config), "/api/where", "-H", "Host: beta.test", env=ENV)
