@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Debian packages the example sites and the tests run for real (php-cgi, perl).
+# The Debian packages the example sites and the tests run for real (php-cgi, perl, htpasswd).
 # Installs what is missing when we are root and have apt-get; otherwise says what to install.
 # Under CI=true the tests fail (never skip) when a program is missing, so this must succeed there.
 set -euo pipefail
@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A PACKAGES=(
   [php-cgi]="php-cgi php-sqlite3"
   [perl]="perl"
+  [htpasswd]="apache2-utils"
 )
 
 missing=()
