@@ -7,8 +7,11 @@ FCGI_KEEP_CONN more pooled connections than children would leave requests
 queued behind idle connections (measured with nginx: about a second). Beyond
 `size`, requests wait their turn for a connection.
 
-A kept connection whose child exits (PHP_FCGI_MAX_REQUESTS) is seen closing
-while idle and dropped; the pool never hands out a closed one.
+A kept connection whose child exits is seen closing while idle and dropped;
+the pool never hands out a closed one. A child that exits after
+PHP_FCGI_MAX_REQUESTS would close its connection just as the next request
+is written to it, so a connection that has carried `max_uses` requests is
+closed by us first (php.py passes pool.max_requests).
 
 Flow control both ways: writing STDIN waits while the socket's buffer is
 full (pause_writing), and reading STDOUT pauses while more than HIGH_WATER
@@ -49,6 +52,7 @@ class FastCgiConnection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
         self.writing_paused = False
+        self.uses = 0
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -131,31 +135,36 @@ class FastCgiConnection(asyncio.Protocol):
 class FastCgiPool:
     """At most `size` connections to one address, reused when keep_conn is on."""
 
-    def __init__(self, address: str, size: int, keep_conn: bool, connect_timeout: float) -> None:
+    def __init__(self, address: str, size: int, keep_conn: bool, connect_timeout: float, max_uses: int = 0) -> None:
         self.address = address
+        self.max_uses = max_uses
         self.size = size
         self.keep_conn = keep_conn
         self.connect_timeout = connect_timeout
         self.slots = asyncio.Semaphore(size) if size else None
         self.idle: list[FastCgiConnection] = []
 
-    async def acquire(self) -> tuple[FastCgiConnection, bool]:
-        """A connection for one request, and whether it was used before (then a dead one may be retried)."""
+    async def acquire(self) -> FastCgiConnection:
+        """A connection for one request: an idle one still open, else a new one."""
         if self.slots is not None:
             await self.slots.acquire()
         try:
             while self.idle:
                 connection = self.idle.pop()
                 if not connection.closed:
-                    return connection, True
-            return await self.connect(), False
+                    connection.uses += 1
+                    return connection
+            connection = await self.connect()
+            connection.uses = 1
+            return connection
         except BaseException:
             if self.slots is not None:
                 self.slots.release()
             raise
 
     def release(self, connection: FastCgiConnection, reusable: bool) -> None:
-        if reusable and self.keep_conn and not connection.closed:
+        worn = self.max_uses and connection.uses >= self.max_uses
+        if reusable and self.keep_conn and not connection.closed and not worn:
             self.idle.append(connection)
         else:
             connection.close()

@@ -14,8 +14,8 @@ Failures:
 - the client leaves or the core's request_timeout cancels us: the connection
   to the server is closed rather than reused (closing is the abort every
   FastCGI server honours; php-cgi ignores FCGI_ABORT_REQUEST).
-A kept connection that turns out closed before any answer is retried once
-on a new one when the request had no body (nothing was consumed).
+A request is never sent twice: a server that closes the connection without
+answering may have run it (php-cgi killed mid-request), so that is a 502.
 """
 
 from __future__ import annotations
@@ -63,22 +63,12 @@ async def run_request(
 ) -> None:
     """Send one request through the pool and relay its response to send."""
     head = BEGIN[pool.keep_conn] + params(REQUEST_ID, variables.items())
-    for attempt in (1, 2):
-        connection, reused = await pool.acquire()
-        exchange = Exchange(connection, send, script)
-        try:
-            await exchange.run(head, length, body)
-        except _StaleConnection:
-            if attempt == 2 or not reused or length:
-                raise BackendError("the FastCGI server closed the connection without answering") from None
-            continue  # a kept connection the server had just closed: once more on a new one
-        finally:
-            pool.release(connection, exchange.reusable)
-        return
-
-
-class _StaleConnection(BackendError):
-    """Closed before a single record came back."""
+    connection = await pool.acquire()
+    exchange = Exchange(connection, send, script)
+    try:
+        await exchange.run(head, length, body)
+    finally:
+        pool.release(connection, exchange.reusable)
 
 
 class Exchange:
@@ -140,7 +130,7 @@ class Exchange:
             records = await self.connection.records()
             if not records:
                 if not seen_any:
-                    raise _StaleConnection("closed before answering")
+                    raise BackendError("the FastCGI server closed the connection without answering (did it die?)")
                 raise BackendError("the FastCGI server closed the connection before ending the request")
             seen_any = True
             out: list[bytes] = []

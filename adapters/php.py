@@ -74,7 +74,9 @@ class PhpHandler(FastCgiHandler):
     def make_pool(self) -> FastCgiPool:
         assert self.php is not None
         options = self.options
-        return FastCgiPool(self.php.address, options.pool.max, True, options.connect_timeout)
+        return FastCgiPool(
+            self.php.address, options.pool.max, True, options.connect_timeout, max_uses=options.pool.max_requests
+        )
 
     async def startup(self) -> None:
         options = self.options

@@ -424,6 +424,14 @@ def test_php_cgi_killed_mid_request_is_a_502_then_the_pool_is_back(php: Gateway)
     php.wait_for_log("restarting")
 
 
+def test_children_recycled_after_max_requests_never_fail_a_request(php: Gateway) -> None:
+    """pool.max_requests = 50 with 2 children: 250 requests see children replaced, and no 502."""
+    with client(php) as http:
+        responses = [http.get("/pid.php") for _ in range(250)]
+    assert [r.status_code for r in responses] == [200] * 250
+    assert len({r.text for r in responses}) > 2, "php-cgi replaced its children along the way"
+
+
 def test_slow_script_past_request_timeout_is_a_504(site: Path, tmp_path: Path) -> None:
     with run_gateway(config_text=php_config(site, tmp_path, request_timeout=1)) as gateway, client(gateway) as http:
         started = time.monotonic()
