@@ -77,8 +77,10 @@ class AccessLog:
             target += "?" + scope["query_string"].decode("latin-1")
         user = scope.get("user") if isinstance(scope.get("user"), str) else None
         duration = perf_counter() - cycle.started
+        client = scope.get("client")  # a trusted proxy's X-Forwarded-For may have replaced the peer
         self._write(
             protocol,
+            client[0] if client else "-",
             scope["method"],
             target,
             f"HTTP/{scope['http_version']}",
@@ -93,11 +95,12 @@ class AccessLog:
 
     def log_refused(self, protocol: HttpProtocol, status: int) -> None:
         """A request the core answered itself (400, 408, 413, ...): little is known of it."""
-        self._write(protocol, "-", "-", "-", status, 0, "-", "-", "-", 0.0, "-")
+        self._write(protocol, protocol.client_ip or "-", "-", "-", "-", status, 0, "-", "-", "-", 0.0, "-")
 
     def _write(
         self,
         protocol: HttpProtocol,
+        client: str,
         method: str,
         target: str,
         version: str,
@@ -109,7 +112,6 @@ class AccessLog:
         duration: float,
         host: str,
     ) -> None:
-        client = protocol.client_ip or "-"
         when = protocol.state.common.log_time
         if self.json:
             line = (

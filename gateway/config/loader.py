@@ -20,6 +20,7 @@ from gateway.config.validate import Problems, build, did_you_mean
 from gateway.config.vhosts import parse_vhosts
 from gateway.errors import ConfigError
 from gateway.listeners import parse_address
+from gateway.stages.access import check_trusted_proxies
 
 TOP_LEVEL_KEYS = ("server", "limits", "vhost", "include", "app")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -99,6 +100,8 @@ def _check_server(server: ServerSettings, problems: Problems) -> None:
             problems.add(f"server.listen[{index}]", f"{exc}, got {spec!r}")
     if not server.listen:
         problems.add("server.listen", 'expected at least one address, as in ["127.0.0.1:8080"]')
+    for key, message in check_trusted_proxies(server.trusted_proxies):
+        problems.add(f"server.{key}", message)
     if server.workers != 1:
         problems.add(
             "server.workers",

@@ -70,6 +70,10 @@ class ServerSettings:
     loop: LoopName = field(default="auto", metadata=_doc('"auto" (uvloop when installed), "uvloop" or "asyncio"'))
     server_header: str = field(default="gateway", metadata=_doc('value of the Server response header; "" sends none'))
     backlog: int = field(default=2048, metadata=_doc("listen() backlog of each listener"))
+    trusted_proxies: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("addresses/CIDR blocks whose Forwarded and X-Forwarded-For/-Proto headers are believed"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ class RouteConfig:
     methods: tuple[str, ...]
     options: Any
     where: str  # "vhost[0].route[1]": where it stands in the config, for messages
+    stages: dict[str, Any] = field(default_factory=dict)  # stage keys as written (auth, allow...), for the stages
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,7 @@ class VhostConfig:
     where: str
     source: str  # the file it came from (an include, or the main config)
     access_log: str | None = None  # this vhost's own access log: path, "-" or "off"
+    stages: dict[str, Any] = field(default_factory=dict)  # stage keys every route inherits unless it sets its own
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from gateway.config.validate import Problems, build, did_you_mean
 from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import check_name
 from gateway.routing.paths import parse_path
+from gateway.stages import stage_keys
 
 VHOST_KEYS = ("names", "default", "access_log", "route")
 ROUTE_KEYS = ("path", "methods", "handler")
@@ -44,11 +45,16 @@ def parse_vhosts(tables: Any, start: int, source: str, problems: Problems) -> li
 
 
 def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Problems) -> VhostConfig:
+    stage_of = stage_keys()
+    stages = {key: value for key, value in table.items() if key in stage_of}
     for key in table:
-        if key not in VHOST_KEYS:
-            problems.add(
-                f"{where}.{key}", f"unknown key{did_you_mean(key, VHOST_KEYS)}; a vhost has {', '.join(VHOST_KEYS)}"
-            )
+        if key in stage_of:
+            continue
+        if key in LATER_KEYS:
+            problems.add(f"{where}.{key}", f"{LATER_KEYS[key]} ('{key}') is not available in this release yet")
+        elif key not in VHOST_KEYS:
+            known = [*VHOST_KEYS, *stage_of]
+            problems.add(f"{where}.{key}", f"unknown key{did_you_mean(key, known)}; a vhost has {', '.join(known)}")
     names = table.get("names", [])
     if isinstance(names, str):
         names = [names]
@@ -75,7 +81,8 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
     if access_log is not None and not isinstance(access_log, str):
         problems.add(f"{where}.access_log", f'expected a path, "-" or "off", got {access_log!r}')
         access_log = None
-    return VhostConfig(tuple(names), default, tuple(r for r in parsed if r is not None), where, source, access_log)
+    kept = tuple(r for r in parsed if r is not None)
+    return VhostConfig(tuple(names), default, kept, where, source, access_log, stages)
 
 
 def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | None:
@@ -104,14 +111,19 @@ def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | No
         return None
     own: dict[str, Any] = {}
     option_names = {f.name for f in dataclasses.fields(options_class)}
+    stage_of = stage_keys()
+    stages: dict[str, Any] = {}
     for key, value in table.items():
         if key in ROUTE_KEYS:
+            continue
+        if key in stage_of and key not in option_names:
+            stages[key] = value
             continue
         if key in LATER_KEYS and key not in option_names:
             problems.add(f"{where}.{key}", f"{LATER_KEYS[key]} ('{key}') is not available in this release yet")
             continue
         own[key] = value
-    known = [*ROUTE_KEYS, *(f.name for f in dataclasses.fields(options_class))]
+    known = [*ROUTE_KEYS, *stage_of, *(f.name for f in dataclasses.fields(options_class))]
     for key in own:
         if key not in known:
             problems.add(
@@ -119,7 +131,8 @@ def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | No
                 f"unknown key for handler '{handler}'{did_you_mean(key, known)}; it takes {', '.join(known)}",
             )
     options = build(options_class, {k: v for k, v in own.items() if k in known}, where, problems)
-    return RouteConfig(str(path), handler, _methods(table.get("methods"), where, problems), options, where)
+    methods = _methods(table.get("methods"), where, problems)
+    return RouteConfig(str(path), handler, methods, options, where, stages)
 
 
 def _methods(value: Any, where: str, problems: Problems) -> tuple[str, ...]:

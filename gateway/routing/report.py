@@ -24,7 +24,8 @@ def limits_line(limits: Limits) -> str:
 def route_line(index: int, route: Route) -> str:
     methods = f" [{', '.join(sorted(route.methods))}]" if route.methods else ""
     kind = route.matcher.describe()
-    return f"  route {index} '{route.matcher.spec}' ({kind}){methods} → {route.handler_name}{_options(route)}"
+    stages = f" after {', '.join(route.stages)}" if route.stages else ""
+    return f"  route {index} '{route.matcher.spec}' ({kind}){methods} → {route.handler_name}{_options(route)}{stages}"
 
 
 def _options(route: Route) -> str:

@@ -9,7 +9,8 @@ and it runs every handler's startup/aclose from its lifespan.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.schema import Config, RouteConfig, VhostConfig
@@ -18,6 +19,8 @@ from gateway.logs import VHOST_LOG_KEY, AccessLog, NullAccessLog
 from gateway.registry import handler_class
 from gateway.routing.hosts import HostTable, normalize_host
 from gateway.routing.paths import PathMatcher
+from gateway.stages import available
+from gateway.stages.access import forwarded_rewriter
 from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.error")
@@ -38,6 +41,7 @@ class Route:
     mount: str = ""
     state: dict[str, Any] | None = None  # the handler's lifespan state, copied into each scope
     context: HandlerContext | None = None
+    stages: list[str] = field(default_factory=list)  # the stages in force, outermost first
 
 
 @dataclass(slots=True)
@@ -66,16 +70,25 @@ async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, 
 class Router:
     """The ASGI app for a config with [[vhost]] tables."""
 
-    def __init__(self, vhosts: list[Vhost], table: HostTable[Vhost], log_format: str = "combined") -> None:
+    def __init__(
+        self,
+        vhosts: list[Vhost],
+        table: HostTable[Vhost],
+        log_format: str = "combined",
+        forwarded: Callable[[Scope], None] | None = None,
+    ) -> None:
         self.vhosts = vhosts
         self.log_format = log_format
         self.table = table
         self.cache: dict[bytes, Vhost] = {}
+        self.forwarded = forwarded  # trusted proxies' X-Forwarded-For/Forwarded, applied before anything else
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if self.forwarded is not None:
+            self.forwarded(scope)
         vhost = self.vhost_for(scope["headers"])
         if vhost.access_log is not None:
             scope[VHOST_LOG_KEY] = vhost.access_log
@@ -163,7 +176,8 @@ def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
     for vhost in vhosts:
         for name in vhost.names:
             table.add(name, vhost)  # the first vhost keeps a name; report.warnings() says so
-    router = Router(vhosts, table, config.server.access_log_format)
+    forwarded = forwarded_rewriter(config.server.trusted_proxies)
+    router = Router(vhosts, table, config.server.access_log_format, forwarded)
     for vhost in vhosts:
         for route in vhost.routes:
             if route.context is not None:
@@ -193,7 +207,36 @@ def _build_route(
     app = handler.app() if not found else _broken_app
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
     state = getattr(handler, "state", None)
-    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context)
+    app, stages = _with_stages(app, vhost, route, context, problems)
+    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages)
+
+
+def _with_stages(
+    app: ASGIApp, vhost: VhostConfig, route: RouteConfig, context: HandlerContext, problems: list[tuple[str, str, str]]
+) -> tuple[ASGIApp, list[str]]:
+    """The handler's app inside the route's stages (a route's key replaces its vhost's), and their names."""
+    written = {**vhost.stages, **route.stages}
+    if not written:
+        return app, []
+    layers = []
+    for name, module in available():
+        values = {key: written[key] for key in module.KEYS if key in written}
+        if not values:
+            continue
+
+        def report(key_path: str, message: str) -> None:
+            top = key_path.split(".", 1)[0].split("[", 1)[0]
+            owner = route.where if top in route.stages else vhost.where
+            problem = (vhost.source, f"{owner}.{key_path}", message)
+            if problem not in problems:  # a vhost's key is checked once per route that inherits it
+                problems.append(problem)
+
+        options = module.parse(values, context, report)
+        if options is not None:
+            layers.append((name, module, options))
+    for _, module, options in reversed(layers):
+        app = module.wrap(options, app)
+    return app, [name for name, _, _ in layers]
 
 
 async def _broken_app(scope: Scope, receive: Receive, send: Send) -> None:

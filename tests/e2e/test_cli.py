@@ -143,6 +143,7 @@ def test_check_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
                 "loop",
                 "server_header",
                 "backlog",
+                "trusted_proxies",
             ]
         )
     )

@@ -1,0 +1,219 @@
+"""The access stage: `allow` / `deny` lists of addresses and CIDR blocks; and trusted proxies' forwarded headers.
+
+Rules (as nginx's allow/deny, with "deny wins" as the issue asks):
+- a client in any `deny` block → 403; else, when there is an `allow` list, a
+  client in none of its blocks → 403; else the request goes on;
+- "all" stands for every IPv4 and IPv6 address, "unix" for clients on a Unix
+  socket (which have no address: without "unix" in `allow` they are refused
+  whenever an allow list exists);
+- an IPv4-mapped IPv6 address (::ffff:10.0.0.1) is checked as the IPv4 one.
+Decisions are cached per client address (bounded), so a request costs one
+dict lookup.
+
+Forwarded headers (`trusted_proxies` in [server]) are applied by the router
+before any stage, with forwarded_rewriter(): only when the peer is a trusted
+proxy, the client address becomes the rightmost address of
+X-Forwarded-For/Forwarded that is not itself a trusted proxy (nginx's
+real_ip_recursive), and the scheme comes from X-Forwarded-Proto /
+Forwarded proto=. From anyone else these headers change nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.stages import Report
+from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
+
+KEYS = ("allow", "deny")
+ORDER = 10
+CACHE_MAX = 4096
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+ALL = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+FORBIDDEN_BODY = b"403 Forbidden\nYour address may not access this site.\n"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessOptions:
+    allow: tuple[Network, ...]
+    deny: tuple[Network, ...]
+    allow_unix: bool
+    has_allow: bool
+
+
+def parse_networks(value: Any, key: str, report: Report) -> tuple[list[Network], bool]:
+    """CIDR blocks from a list of strings, and whether "unix" was among them; problems reported by index."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        report(key, 'expected a list of addresses or CIDR blocks, as in ["10.0.0.0/8", "::1"]')
+        return [], False
+    networks: list[Network] = []
+    unix = False
+    for index, item in enumerate(value):
+        if item == "all":
+            networks += ALL
+        elif item == "unix":
+            unix = True
+        elif isinstance(item, str):
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                report(f"{key}[{index}]", f'{item!r} is not an address or CIDR block (as "192.168.0.0/16" or "::1")')
+        else:
+            report(f"{key}[{index}]", f"expected a string, got {item!r}")
+    return networks, unix
+
+
+def parse(values: dict[str, Any], context: HandlerContext, report: Report) -> AccessOptions | None:
+    allow, allow_unix = parse_networks(values.get("allow", []), "allow", report)
+    deny, _ = parse_networks(values.get("deny", []), "deny", report)
+    if not allow and not deny and not allow_unix:
+        return None
+    return AccessOptions(tuple(allow), tuple(deny), allow_unix, "allow" in values and values["allow"] != [])
+
+
+def wrap(options: AccessOptions, app: ASGIApp) -> ASGIApp:
+    return AccessControl(options, app)
+
+
+def address_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def contains(networks: tuple[Network, ...], address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+class AccessControl:
+    """The ASGI app in front of a route's handler."""
+
+    def __init__(self, options: AccessOptions, app: ASGIApp) -> None:
+        self.options = options
+        self.app = app
+        self.decisions: dict[str, bool] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or self.allowed(scope.get("client")):
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
+            await send({"type": "http.response.body", "body": FORBIDDEN_BODY})
+
+    def allowed(self, client: tuple[str, int] | None) -> bool:
+        if not client:
+            return self.options.allow_unix or not self.options.has_allow
+        host = client[0]
+        decision = self.decisions.get(host)
+        if decision is None:
+            decision = self.decide(host)
+            if len(self.decisions) >= CACHE_MAX:
+                self.decisions.clear()
+            self.decisions[host] = decision
+        return decision
+
+    def decide(self, host: str) -> bool:
+        address = address_of(host)
+        if address is None:
+            return False
+        if contains(self.options.deny, address):
+            return False
+        return not self.options.has_allow or contains(self.options.allow, address)
+
+
+# Trusted proxies -----------------------------------------------------------------
+
+
+def forwarded_rewriter(trusted: tuple[str, ...]) -> Callable[[Scope], None] | None:
+    """A function the router calls on each scope to apply forwarded headers from trusted peers; None if none."""
+    networks, unix = parse_networks(list(trusted), "trusted_proxies", _ignore)
+    if not networks and not unix:
+        return None
+    blocks = tuple(networks)
+    trust: dict[str, bool] = {}
+
+    def trusted_peer(host: str) -> bool:
+        known = trust.get(host)
+        if known is None:
+            address = address_of(host)
+            known = address is not None and contains(blocks, address)
+            if len(trust) < CACHE_MAX:
+                trust[host] = known
+        return known
+
+    def rewrite(scope: Scope) -> None:
+        client = scope.get("client")
+        if not (trusted_peer(client[0]) if client else unix):
+            return
+        chain, proto = _forwarded(scope["headers"])
+        for hop in reversed(chain):
+            address = address_of(hop)
+            if address is None:
+                break
+            scope["client"] = (str(address), 0)
+            if not trusted_peer(str(address)):
+                break
+        if proto in ("http", "https"):
+            scope["scheme"] = proto if scope.get("type") == "http" else {"http": "ws", "https": "wss"}[proto]
+
+    return rewrite
+
+
+def _forwarded(headers: list[tuple[bytes, bytes]]) -> tuple[list[str], str | None]:
+    """The client chain (nearest last) and the protocol from Forwarded (RFC 7239) or X-Forwarded-For/-Proto."""
+    chain: list[str] = []
+    proto: str | None = None
+    standard: list[str] = []
+    standard_proto: str | None = None
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            chain += [part.strip() for part in value.decode("latin-1").split(",") if part.strip()]
+        elif name == b"x-forwarded-proto":
+            proto = value.decode("latin-1").split(",")[-1].strip().lower()
+        elif name == b"forwarded":
+            for element in value.decode("latin-1").split(","):
+                for pair in element.split(";"):
+                    key, _, item = pair.strip().partition("=")
+                    item = item.strip().strip('"')
+                    if key.lower() == "for":
+                        standard.append(_forwarded_node(item))
+                    elif key.lower() == "proto":
+                        standard_proto = item.lower()
+    if standard:
+        return standard, standard_proto or proto
+    return chain, proto
+
+
+def _forwarded_node(node: str) -> str:
+    """The address of a Forwarded `for=` node: "[2001:db8::1]:4711" → "2001:db8::1", "1.2.3.4:80" → "1.2.3.4"."""
+    if node.startswith("["):
+        return node[1:].partition("]")[0]
+    return node.partition(":")[0] if node.count(":") == 1 else node
+
+
+def _ignore(key: str, message: str) -> None:
+    """trusted_proxies is checked when the config is loaded (see check_trusted_proxies)."""
+
+
+def check_trusted_proxies(trusted: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Problems with [server].trusted_proxies, as (key, message)."""
+    found: list[tuple[str, str]] = []
+    parse_networks(list(trusted), "trusted_proxies", lambda key, message: found.append((key, message)))
+    return found
