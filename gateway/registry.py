@@ -14,6 +14,7 @@ HANDLERS: dict[str, str] = {
     "redirect": "adapters.redirect:RedirectHandler",
     "php": "adapters.php:PhpHandler",
     "fastcgi": "adapters.fastcgi:FastCgiHandler",
+    "cgi": "adapters.cgi:CgiHandler",
 }
 
 

@@ -1,0 +1,2 @@
+#!/bin/sh
+printf 'Status: 99 Nope\nContent-Type: text/plain\n\nbody\n'

@@ -1,0 +1,2 @@
+#!/bin/sh
+printf 'Location: https://example.com/elsewhere?x=1\n\n'

@@ -1,0 +1,2 @@
+#!/bin/sh
+printf 'Content-Type: text/plain\n\nindex of sub: %s\n' "$SCRIPT_NAME"

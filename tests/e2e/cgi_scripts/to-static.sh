@@ -1,0 +1,2 @@
+#!/bin/sh
+printf 'Location: /files/hello.txt\n\n'
