@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.vhosts
 	$(BIN)/python -m bench.static
 	$(BIN)/python -m bench.wsgi
+	$(BIN)/python -m bench.php
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
