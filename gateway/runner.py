@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from adapters.asgi import load_app
@@ -10,7 +11,7 @@ from gateway.config.loader import load, with_overrides
 from gateway.config.schema import Config
 from gateway.errors import ConfigError
 from gateway.routing.report import warnings
-from gateway.routing.router import build_router
+from gateway.routing.router import build_router, widest_body
 from gateway.server import Server
 from gateway.types import ASGIApp
 
@@ -36,6 +37,9 @@ def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> 
         for warning in warnings(router):
             logger.warning("%s", warning)
         app = router
+        widest = widest_body(config)
+        if widest > config.limits.max_body_size:  # the router holds each route to its own
+            config = replace(config, limits=replace(config.limits, max_body_size=widest))
     if app is None and config.app:
         app = load_app(config.app, str(config.config_dir))
     if app is None:

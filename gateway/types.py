@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from gateway.config.schema import Limits
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -17,7 +19,7 @@ Headers = list[tuple[bytes, bytes]]
 class HandlerContext:
     """What a handler knows of where it sits: for paths in its options and for its messages."""
 
-    __slots__ = ("config_dir", "dispatch", "mount", "runtime_dir", "where")
+    __slots__ = ("config_dir", "dispatch", "limits", "mount", "runtime_dir", "where")
 
     def __init__(self, config_dir: Path, where: str, mount: str, runtime_dir: Path | None = None) -> None:
         self.config_dir = config_dir  # relative paths in options resolve against this
@@ -27,6 +29,7 @@ class HandlerContext:
         # The whole server's app (the router), set once it is built: a CGI local redirect
         # (RFC 3875 §6.2.2) serves another path as if the client had asked for it.
         self.dispatch: ASGIApp | None = None
+        self.limits = Limits()  # the server's [limits]: what a route's own limits replace
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""

@@ -80,6 +80,7 @@ class RequestCycle:
         self.more_body = has_body
         self.is_head = scope["method"] == "HEAD"
         self.started = perf_counter()  # for the access log's duration (loop.time() is in whole ms on uvloop)
+        self.begun = started  # loop time, for the request_timeout deadline
         self.deadline = started + protocol.request_timeout
 
     # Running the app ------------------------------------------------------

@@ -100,6 +100,7 @@ class RequestParser:
         "host",
         "in_head",
         "keep_alive",
+        "max_body",
         "sink",
         "template",
     )
@@ -111,7 +112,8 @@ class RequestParser:
         self._max_line = limits.max_request_line
         self._max_field = limits.max_header_size
         self._max_fields = limits.max_header_count
-        self._max_body = limits.max_body_size
+        self._max_body = limits.max_body_size  # the widest any route accepts
+        self.max_body = self._max_body  # this request's (the limits stage narrows it to the route's)
         self._parser = httptools.HttpRequestParser(self)
         # Bytes after a "Connection: close" request are ignored, not an error.
         self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
@@ -182,6 +184,12 @@ class RequestParser:
             self.chunked = False
             self.expect_continue = False
             self.body_seen = 0
+            self.max_body = self._max_body
+
+    def limit_body(self, max_body: int) -> None:
+        """This request's body limit (a route's own); the next request starts from the widest again."""
+        self.max_body = max_body
+        self._dirty = True
 
     def on_url(self, url: bytes) -> None:
         if self._url:
@@ -322,7 +330,7 @@ class RequestParser:
     def on_body(self, body: bytes) -> None:
         self._dirty = True
         self.body_seen += len(body)
-        if self.body_seen > self._max_body:
+        if self.body_seen > self.max_body:
             raise HttpError(413, "The request body is larger than this server accepts.")
         self.sink.on_body(body)
 

@@ -77,6 +77,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.transport.set_write_buffer_limits(high=WRITE_HIGH)
         template = self.state.scope_template(transport)
+        template["gateway.connection"] = self  # for the limits stage: a route's own body size and timeouts
         client = template["client"]
         self.client_ip = client[0] if client else ""
         if not self.state.admit(self):
@@ -133,6 +134,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_request(self, scope: Scope, parser: RequestParser) -> None:
         """Parser callback: a request head is complete."""
         self.requests += 1
+        self.body_timeout = self.state.limits.body_timeout  # a route's limits may change it for this request
         has_body = bool(parser.content_length) or parser.chunked
         keep_alive = parser.keep_alive and self.requests < self.keepalive_requests
         if self.app is self.state.unavailable_app:
@@ -168,6 +170,27 @@ class HttpProtocol(asyncio.Protocol):
             self.timer = NO_TIMER
         if not cycle.keep_alive:
             self.ignore_input = True
+
+    def apply_limits(self, max_body_size: int, body_timeout: float, request_timeout: float) -> str | None:
+        """A route's own limits for the request being served (the limits stage calls this).
+
+        Returns why the body is refused (413) when its Content-Length, or what
+        has arrived of it, is beyond the route's max_body_size already.
+        """
+        cycle = self.cycle
+        if cycle is None:
+            return None
+        cycle.deadline = cycle.begun + request_timeout
+        if self.reading_cycle is not cycle or cycle.request_complete:
+            return None
+        parser = self.parser
+        if (parser.content_length or 0) > max_body_size or parser.body_seen > max_body_size:
+            return f"The request body is larger than {max_body_size} bytes, the most this address accepts."
+        parser.limit_body(max_body_size)
+        self.body_timeout = body_timeout
+        if self.timer == BODY_TIMER:
+            self.deadline = self.loop.time() + body_timeout
+        return None
 
     def start_body_timer(self) -> None:
         self._set_timer(BODY_TIMER, self.body_timeout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import MISSING, Field, asdict, fields, is_dataclass
+from dataclasses import MISSING, Field, asdict, fields, is_dataclass, replace
 from typing import Any
 
 from gateway.config.schema import Config, Limits
@@ -76,7 +76,9 @@ def explain(config: Config, router: Router, host: str, path: str, method: str) -
         lines.append(f"handler: {route.handler_name}{_options(route)}")
         if route.mount:
             lines.append(f"mounted at {route.mount!r}: the app sees root_path={route.mount!r}, path={path!r}")
-        lines.append(f"limits: {limits_line(config.limits)}")
+        if route.stages:
+            lines.append(f"stages: {', '.join(route.stages)} (outermost first)")
+        lines.append(f"limits: {limits_line(_route_limits(config.limits, route))}")
         return lines
     if allowed:
         lines.append(
@@ -85,6 +87,19 @@ def explain(config: Config, router: Router, host: str, path: str, method: str) -
     else:
         lines.append("no route matches: the gateway answers 404 Not Found")
     return lines
+
+
+def _route_limits(limits: Limits, route: Route) -> Limits:
+    """The server's limits with the route's own (its limits stage) in their place."""
+    own = route.stages.get("limits")
+    if own is None:
+        return limits
+    return replace(
+        limits,
+        max_body_size=own.max_body_size,
+        body_timeout=own.body_timeout,
+        request_timeout=own.request_timeout,
+    )
 
 
 def warnings(router: Router) -> list[str]:

@@ -20,6 +20,7 @@ from gateway.registry import handler_class
 from gateway.routing.hosts import HostTable, normalize_host
 from gateway.routing.paths import PathMatcher
 from gateway.stages import available
+from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
 from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
 
@@ -41,7 +42,7 @@ class Route:
     mount: str = ""
     state: dict[str, Any] | None = None  # the handler's lifespan state, copied into each scope
     context: HandlerContext | None = None
-    stages: list[str] = field(default_factory=list)  # the stages in force, outermost first
+    stages: dict[str, Any] = field(default_factory=dict)  # the stages in force, outermost first, with their options
 
 
 @dataclass(slots=True)
@@ -200,6 +201,7 @@ def _build_route(
     matcher = PathMatcher(route.path)
     where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
     context = HandlerContext(config.config_dir, where, matcher.mount, config.config_dir / config.server.runtime_dir)
+    context.limits = config.limits
     handler = handler_class(route.handler)(route.options, context)
     found = handler.problems()
     problems += [(vhost.source, f"{route.where}.{key}" if key else route.where, text) for key, text in found]
@@ -207,17 +209,30 @@ def _build_route(
     app = handler.app() if not found else _broken_app
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
     state = getattr(handler, "state", None)
-    app, stages = _with_stages(app, vhost, route, context, problems)
+    app, stages = _with_stages(config, app, vhost, route, context, problems)
     return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages)
 
 
+def widest_body(config: Config) -> int:
+    """The largest max_body_size of the server, a vhost or a route: what the core must let through."""
+    tables = [vhost.stages for vhost in config.vhosts] + [r.stages for v in config.vhosts for r in v.routes]
+    return limits_stage.widest_body(tables, config.limits.max_body_size)
+
+
 def _with_stages(
-    app: ASGIApp, vhost: VhostConfig, route: RouteConfig, context: HandlerContext, problems: list[tuple[str, str, str]]
-) -> tuple[ASGIApp, list[str]]:
+    config: Config,
+    app: ASGIApp,
+    vhost: VhostConfig,
+    route: RouteConfig,
+    context: HandlerContext,
+    problems: list[tuple[str, str, str]],
+) -> tuple[ASGIApp, dict[str, Any]]:
     """The handler's app inside the route's stages (a route's key replaces its vhost's), and their names."""
     written = {**vhost.stages, **route.stages}
+    if widest_body(config) > config.limits.max_body_size:
+        written.setdefault("limits", {})  # the core lets the widest body through: each route holds to its own
     if not written:
-        return app, []
+        return app, {}
     layers = []
     for name, module in available():
         values = {key: written[key] for key in module.KEYS if key in written}
@@ -236,7 +251,7 @@ def _with_stages(
             layers.append((name, module, options))
     for _, module, options in reversed(layers):
         app = module.wrap(options, app)
-    return app, [name for name, _, _ in layers]
+    return app, {name: options for name, _, options in layers}
 
 
 async def _broken_app(scope: Scope, receive: Receive, send: Send) -> None:
