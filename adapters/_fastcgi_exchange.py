@@ -34,7 +34,6 @@ from adapters._fastcgi_records import (
     STDOUT,
     begin_request,
     end_request_status,
-    params,
     stdin,
     stdin_end,
 )
@@ -55,14 +54,14 @@ class Overloaded(BackendError):
 
 async def run_request(
     pool: FastCgiPool,
-    variables: dict[bytes, bytes],
+    params: bytes,
     length: int,
     body: AsyncIterator[bytes],
     send: Send,
     script: str,
 ) -> None:
     """Send one request through the pool and relay its response to send."""
-    head = BEGIN[pool.keep_conn] + params(REQUEST_ID, variables.items())
+    head = BEGIN[pool.keep_conn] + params
     connection = await pool.acquire()
     exchange = Exchange(connection, send, script)
     try:

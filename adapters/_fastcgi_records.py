@@ -113,6 +113,23 @@ def params(request_id: int, pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     return b"".join(parts)
 
 
+def params_records(request_id: int, encoded: bytes) -> bytes:
+    """The PARAMS stream for pairs already encoded (encode_pair), with its closing empty record."""
+    if len(encoded) <= MAX_CONTENT:
+        return _record(PARAMS, request_id, encoded) + _record(PARAMS, request_id, b"")
+    parts: list[_Chunk] = []
+    _append_stream(parts, PARAMS, request_id, encoded)
+    parts.append(_record(PARAMS, request_id, b""))
+    return b"".join(parts)
+
+
+def encode_pair(name: bytes, value: bytes) -> bytes:
+    """One name-value pair (§3.4); the common short case without a loop or a struct."""
+    if len(name) < 128 and len(value) < 128:
+        return bytes((len(name), len(value))) + name + value
+    return _lengths(len(name), len(value)) + name + value
+
+
 def stdin(request_id: int, data: bytes | memoryview) -> bytes:
     """One piece of the request body as STDIN records; empty data gives b"" (the end is stdin_end())."""
     _check_request_id(request_id)

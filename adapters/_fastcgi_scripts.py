@@ -27,6 +27,7 @@ import os
 import stat
 from time import monotonic
 
+from adapters._fastcgi_params import script_pairs
 from adapters._static_files import NOT_FOUND, Reply, path_segments
 
 REVALIDATE = 1.0
@@ -37,12 +38,13 @@ HIDDEN_ALLOWED = frozenset({b".well-known"})
 class Script:
     """A script to run: its URL path, its file, and the rest of the path."""
 
-    __slots__ = ("filename", "path_info", "script_name")
+    __slots__ = ("filename", "params", "path_info", "script_name")
 
     def __init__(self, script_name: str, filename: str, path_info: str = "") -> None:
         self.script_name = script_name  # strings hold the path's bytes as latin-1, as CGI variables do
         self.filename = filename
         self.path_info = path_info
+        self.params = script_pairs(script_name, filename, path_info)  # encoded once, reused while cached
 
 
 class Static:

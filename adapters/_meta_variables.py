@@ -126,7 +126,7 @@ def _add_headers(variables: dict[str, Any], headers: list[tuple[bytes, bytes]]) 
     for name, value in headers:
         key = _HEADER_KEYS.get(name)
         if key is None:
-            key = _header_key(name)
+            key = header_key(name)
         if not key:
             continue
         text = value.decode("latin-1")
@@ -135,7 +135,7 @@ def _add_headers(variables: dict[str, Any], headers: list[tuple[bytes, bytes]]) 
         variables[key] = text
 
 
-def _header_key(name: bytes) -> str:
+def header_key(name: bytes) -> str:
     """HTTP_X_FOO for b"x-foo"; "" for names that must not reach the program."""
     lower = name.lower()
     if lower in _HEADER_KEYS:

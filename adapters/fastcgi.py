@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters._fastcgi_client import BackendError, FastCgiPool, check_address
-from adapters._fastcgi_exchange import Overloaded, run_request
+from adapters._fastcgi_exchange import REQUEST_ID, Overloaded, run_request
+from adapters._fastcgi_params import ParamsBuilder
 from adapters._fastcgi_scripts import STATIC, Script, ScriptTable
-from adapters._meta_variables import cgi_variables, encode_variables
 from adapters._request_body import ClientGone, request_body
 from adapters._static_files import Reply
 from adapters.static import StaticHandler, StaticOptions
@@ -150,7 +150,7 @@ class FastCgiApp:
         self.table = table
         self.static = static
         self.root = root
-        self.params = {k.encode("latin-1"): v.encode("latin-1") for k, v in handler.options.params.items()}
+        self.params = ParamsBuilder(root, handler.options.params)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         resolved = self.table.resolve(scope["raw_path"])
@@ -167,16 +167,7 @@ class FastCgiApp:
             raise RuntimeError("the fastcgi route was not started (its lifespan startup did not run)")
         try:
             length, body = await request_body(scope, receive)
-            variables = cgi_variables(scope, script.script_name, script.path_info, script.filename, self.root)
-            variables["REDIRECT_STATUS"] = "200"  # php-cgi's force-cgi-redirect check
-            # php-cgi with cgi.fix_pathinfo=0 runs PATH_TRANSLATED rather than SCRIPT_FILENAME (as nginx's
-            # fastcgi_params, we send none): a PATH_INFO must never pick the file that runs.
-            variables.pop("PATH_TRANSLATED", None)
-            if length or "CONTENT_LENGTH" in variables:
-                variables["CONTENT_LENGTH"] = str(length)  # a chunked body's length, counted while spooling
-            params = encode_variables(variables)
-            if self.params:
-                params.update(self.params)
+            params = self.params.build(REQUEST_ID, scope, script.params, length)
             await run_request(pool, params, length, body, send, script.filename)
         except ClientGone:
             return

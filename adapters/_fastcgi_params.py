@@ -1,0 +1,118 @@
+"""A request's FastCGI params, built straight as encoded bytes: the PHP hot path.
+
+The variables and their rules are _meta_variables.py's (cgi_variables); here
+they are produced without an intermediate dict of strings: what is the same
+for every request of a route (GATEWAY_INTERFACE, SERVER_SOFTWARE,
+DOCUMENT_ROOT, REDIRECT_STATUS, the route's `params`) is encoded once, what
+is the same for a script (SCRIPT_NAME, SCRIPT_FILENAME, PATH_INFO) once per
+resolution, and header names map to HTTP_* through a cache. A test compares
+the result with cgi_variables() for the same scopes.
+
+PATH_TRANSLATED is never sent: php-cgi with cgi.fix_pathinfo=0 would run
+that file instead of SCRIPT_FILENAME (as nginx's fastcgi_params, we leave it out).
+"""
+
+from __future__ import annotations
+
+from adapters._fastcgi_records import encode_pair, params_records
+from adapters._meta_variables import SERVER_SOFTWARE, header_key, split_host
+from gateway.types import Scope
+
+_HEADER_KEYS: dict[bytes, bytes] = {}
+_HEADER_CACHE_MAX = 512
+_PROTOCOLS = {version: encode_pair(b"SERVER_PROTOCOL", f"HTTP/{version}".encode()) for version in ("1.0", "1.1", "2")}
+_HTTPS = encode_pair(b"HTTPS", b"on")
+
+
+def script_pairs(script_name: str, filename: str, path_info: str) -> bytes:
+    """What is the same for every request to one script: computed when the script is resolved."""
+    return (
+        encode_pair(b"SCRIPT_NAME", script_name.encode("latin-1"))
+        + encode_pair(b"SCRIPT_FILENAME", filename.encode("latin-1"))
+        + encode_pair(b"PATH_INFO", path_info.encode("latin-1"))
+    )
+
+
+class ParamsBuilder:
+    """Builds the BEGIN_REQUEST and PARAMS records of one route's requests."""
+
+    def __init__(self, document_root: str, extra: dict[str, str]) -> None:
+        constant = [
+            (b"GATEWAY_INTERFACE", b"CGI/1.1"),
+            (b"SERVER_SOFTWARE", SERVER_SOFTWARE.encode()),
+            (b"DOCUMENT_ROOT", document_root.encode("latin-1")),
+            (b"REDIRECT_STATUS", b"200"),  # php-cgi's force-cgi-redirect check
+        ]
+        constant += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
+        self.constant = b"".join(encode_pair(name, value) for name, value in constant)
+        self.methods: dict[str, bytes] = {}
+
+    def build(self, request_id: int, scope: Scope, script: bytes, content_length: int) -> bytes:
+        """The PARAMS stream for one request; script is script_pairs() of the script that runs."""
+        method: str = scope["method"]
+        method_pair = self.methods.get(method)
+        if method_pair is None:
+            method_pair = self.methods[method] = encode_pair(b"REQUEST_METHOD", method.encode("latin-1"))
+        query: bytes = scope["query_string"]
+        raw_path: bytes = scope["raw_path"]
+        parts = [
+            self.constant,
+            script,
+            method_pair,
+            encode_pair(b"QUERY_STRING", query),
+            encode_pair(b"REQUEST_URI", raw_path + b"?" + query if query else raw_path),
+            _PROTOCOLS.get(scope["http_version"]) or encode_pair(b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        ]
+        headers = _header_variables(scope["headers"])
+        declared = headers.pop(b"CONTENT_LENGTH", None)
+        for name, value in headers.items():
+            parts.append(encode_pair(name, value))
+        if content_length or declared is not None:
+            parts.append(encode_pair(b"CONTENT_LENGTH", str(content_length).encode()))  # a chunked body's, counted
+        parts.append(_server(scope, headers.get(b"HTTP_HOST")))
+        client = scope.get("client")
+        if client:
+            address = client[0].encode("latin-1")
+            parts += (
+                encode_pair(b"REMOTE_ADDR", address),
+                encode_pair(b"REMOTE_HOST", address),
+                encode_pair(b"REMOTE_PORT", str(client[1]).encode()),
+            )
+        if scope.get("scheme") == "https":
+            parts.append(_HTTPS)
+        user = scope.get("user")
+        if isinstance(user, str):
+            parts.append(encode_pair(b"REMOTE_USER", user.encode("latin-1", "replace")))
+            auth_type = scope.get("auth_type")
+            if isinstance(auth_type, str):
+                parts.append(encode_pair(b"AUTH_TYPE", auth_type.encode("latin-1")))
+        return params_records(request_id, b"".join(parts))
+
+
+def _header_variables(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        key = _HEADER_KEYS.get(name)
+        if key is None:
+            key = header_key(name).encode("latin-1")
+            if len(_HEADER_KEYS) < _HEADER_CACHE_MAX:
+                _HEADER_KEYS[name] = key
+        if not key:
+            continue
+        if key in found:
+            value = found[key] + (b"; " if key == b"HTTP_COOKIE" else b", ") + value
+        found[key] = value
+    return found
+
+
+def _server(scope: Scope, host: bytes | None) -> bytes:
+    scheme: str = scope.get("scheme", "http")
+    if host:
+        name, port = split_host(host.decode("latin-1"), scheme)
+    else:
+        server = scope.get("server")
+        if server and server[1] is not None:
+            name, port = server[0], str(server[1])
+        else:
+            name, port = "localhost", "443" if scheme == "https" else "80"
+    return encode_pair(b"SERVER_NAME", name.encode("latin-1")) + encode_pair(b"SERVER_PORT", port.encode())
