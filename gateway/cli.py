@@ -152,6 +152,38 @@ def handlers() -> None:
 
 
 @cli.command()
+def passwd(
+    file: Annotated[str, typer.Argument(help="The htpasswd file (htdigest with --digest); created when missing.")],
+    user: Annotated[str, typer.Argument(help="The user name to add, update or delete.")],
+    digest: Annotated[bool, typer.Option("--digest", help="Write user:realm:HA1 digest lines, not bcrypt.")] = False,
+    realm: Annotated[str | None, typer.Option(help="The digest realm (needed with --digest).")] = None,
+    algorithm: Annotated[
+        list[str] | None, typer.Option(help="Digest HA1 algorithm, MD5 or SHA-256 (repeatable; default MD5).")
+    ] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the user instead.")] = False,
+) -> None:
+    """Add, update or delete a user in a file for `auth` (bcrypt htpasswd, or htdigest with --digest)."""
+    from pathlib import Path
+
+    from gateway.stages._htedit import EditError
+    from gateway.stages._htedit import passwd as edit_users
+
+    if digest != (realm is not None) or (algorithm and not digest):
+        _fail(["--digest and --realm go together, and --algorithm needs them"], EXIT_USAGE)
+
+    def password() -> str:
+        if password_stdin:
+            return sys.stdin.readline().rstrip("\r\n")
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+    try:
+        typer.echo(edit_users(Path(file), user, password, realm, tuple(algorithm or ()), delete))
+    except EditError as exc:
+        _fail([str(exc)], EXIT_USAGE)
+
+
+@cli.command()
 def version() -> None:
     """Print gateway's version."""
     typer.echo(f"gateway {gateway.__version__} (Python {sys.version.split()[0]})")
