@@ -22,6 +22,7 @@ from gateway.routing.paths import PathMatcher
 from gateway.stages import available
 from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
+from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
 from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.error")
@@ -54,6 +55,7 @@ class Vhost:
     source: str = ""
     access_log_spec: str | None = None
     access_log: AccessLog | NullAccessLog | None = None  # opened at startup
+    rewrites: tuple[Rule, ...] = ()  # the vhost's rewrite rules, applied before its routes are matched
 
 
 async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -93,6 +95,8 @@ class Router:
         vhost = self.vhost_for(scope["headers"])
         if vhost.access_log is not None:
             scope[VHOST_LOG_KEY] = vhost.access_log
+        if vhost.rewrites:
+            rewrite_scope(vhost.rewrites, scope)
         path = scope["path"]
         allowed: set[str] | None = None
         for route in vhost.routes:
@@ -192,7 +196,15 @@ def _build_vhost(config: Config, vhost: VhostConfig, problems: list[tuple[str, s
     log = vhost.access_log
     if log is not None and log not in ("-", "off"):
         log = str(config.config_dir / log)  # relative to the config file, like every path in it
-    return Vhost(vhost.names, routes, vhost.where, vhost.default, vhost.source, log)
+    rewrites = _vhost_rewrites(vhost, problems) if "rewrite" in vhost.stages else ()
+    return Vhost(vhost.names, routes, vhost.where, vhost.default, vhost.source, log, rewrites=rewrites)
+
+
+def _vhost_rewrites(vhost: VhostConfig, problems: list[tuple[str, str, str]]) -> tuple[Rule, ...]:
+    def report(key_path: str, message: str) -> None:
+        problems.append((vhost.source, f"{vhost.where}.{key_path}", message))
+
+    return parse_rules(vhost.stages["rewrite"], report)
 
 
 def _build_route(
@@ -228,7 +240,8 @@ def _with_stages(
     problems: list[tuple[str, str, str]],
 ) -> tuple[ASGIApp, dict[str, Any]]:
     """The handler's app inside the route's stages (a route's key replaces its vhost's), and their names."""
-    written = {**vhost.stages, **route.stages}
+    inherited = {key: value for key, value in vhost.stages.items() if key != "rewrite"}  # the router runs those
+    written = {**inherited, **route.stages}
     if widest_body(config) > config.limits.max_body_size:
         written.setdefault("limits", {})  # the core lets the widest body through: each route holds to its own
     if not written:

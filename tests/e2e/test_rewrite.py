@@ -1,0 +1,74 @@
+"""Internal rewrites on a vhost (before routing) and on a route (then routed again), with loops bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.server import Gateway, run_gateway
+
+pytestmark = [pytest.mark.e2e]
+ECHO = "tests.support.apps:echo"
+
+CONFIG = f"""
+[[vhost]]
+names = ["rw.test"]
+rewrite = [
+  {{ from = "^/old/(.*)$", to = "/new/$1" }},
+  {{ from = "^/p/([0-9]+)$", to = "/posts/show?id=$1", keep_query = true }},
+]
+  [[vhost.route]]
+  path = "/legacy/"
+  handler = "asgi"
+  app = "{ECHO}"
+  rewrite = [{{ from = "^/legacy/(.*)$", to = "/api/v2/$1" }}]
+  [[vhost.route]]
+  path = "/loop/"
+  handler = "asgi"
+  app = "{ECHO}"
+  rewrite = [{{ from = "^/loop/(.*)$", to = "/loop/again-$1" }}]
+  [[vhost.route]]
+  path = "/api/"
+  handler = "asgi"
+  app = "{ECHO}"
+  [[vhost.route]]
+  path = "/"
+  handler = "asgi"
+  app = "{ECHO}"
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    with run_gateway(config_text=CONFIG) as server:
+        yield server
+
+
+def get(gateway: Gateway, target: str) -> httpx.Response:
+    with httpx.Client(base_url=gateway.url, headers={"host": "rw.test"}, timeout=10) as http:
+        return http.get(target)
+
+
+def test_vhost_rewrite_before_routing(gateway: Gateway) -> None:
+    seen = get(gateway, "/old/page?x=1").json()
+    assert (seen["path"], seen["query_string"]) == ("/new/page", "x=1")
+
+
+def test_rewrite_can_set_the_query_and_keep_the_clients(gateway: Gateway) -> None:
+    seen = get(gateway, "/p/42?ref=home").json()
+    assert (seen["path"], seen["query_string"]) == ("/posts/show", "id=42&ref=home")
+
+
+def test_route_rewrite_routes_again(gateway: Gateway) -> None:
+    seen = get(gateway, "/legacy/users").json()
+    assert seen["path"] == "/api/v2/users"
+    assert seen["root_path"] == "/api", "the /api/ route's mount, not /legacy's"
+
+
+def test_a_rewrite_loop_is_a_500_not_a_hang(gateway: Gateway) -> None:
+    response = get(gateway, "/loop/x")
+    assert response.status_code == 500
+    assert "loop" in response.text
+    gateway.wait_for_log("rewrite loop")
