@@ -123,6 +123,8 @@ class Exchange:
     async def write_body(stdin: asyncio.StreamWriter, body: AsyncIterator[bytes]) -> None:
         try:
             async for chunk in body:
+                if stdin.is_closing():  # uvloop raises RuntimeError on a write to a closed pipe
+                    raise BrokenPipeError
                 stdin.write(chunk)
                 await stdin.drain()
             stdin.close()

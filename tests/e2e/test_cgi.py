@@ -619,3 +619,48 @@ def test_script_dies_with_the_gateway(site: Site) -> None:
         server.proc.wait(5)
         sock.close()
         assert_gone(pid)
+
+
+# The example ------------------------------------------------------------------------
+
+EXAMPLE = """
+[[vhost]]
+names = ["cgi.localhost"]
+  [[vhost.route]]
+  path = "=/"
+  handler = "redirect"
+  to = "/cgi-bin/"
+  [[vhost.route]]
+  path = "/cgi-bin/"
+  handler = "cgi"
+  root = "{root}"                 # only files under it run; index.cgi is the folder's page
+  allow = ["127.0.0.0/8", "::1"]
+  env = {{ "COUNTER_FILE" = "${{CGI_COUNTER_FILE:-/tmp/gateway-cgi-counter}}" }}
+  timeout = 30
+  max_processes = 8
+"""
+
+
+def test_example_scripts(tmp_path: Path) -> None:
+    """apps_example/cgi-bin under the route block its README section shows."""
+    require_program("perl")
+    root = Path(__file__).parents[2] / "apps_example" / "cgi-bin"
+    counter = tmp_path / "counter"
+    with (
+        run_gateway(
+            config_text=EXAMPLE.format(root=root), env={"CGI_COUNTER_FILE": str(counter), "GATEWAY_SECRET": SECRET}
+        ) as server,
+        httpx.Client(base_url=server.url, headers={"Host": "cgi.localhost"}, timeout=10) as http,
+    ):
+        home = http.get("/")
+        assert (home.status_code, home.headers["location"]) == (302, "/cgi-bin/")
+        index = http.get("/cgi-bin/")
+        assert index.status_code == 200 and 'href="/cgi-bin/form.pl"' in index.text
+        listing = http.get("/cgi-bin/env.sh/some/path?word1+word2").text
+        assert "  PATH_INFO=/some/path" in listing and "  word2" in listing
+        assert f"  COUNTER_FILE={counter}" in listing and SECRET not in listing
+        echoed = http.post("/cgi-bin/form.pl", data={"name": "<Ada>", "message": "a & b"}).text
+        assert "<dd>&lt;Ada&gt;</dd>" in echoed and "<dd>a &amp; b</dd>" in echoed
+        assert http.get("/cgi-bin/counter.py").text == "This page has been visited 1 time.\n"
+        assert http.get("/cgi-bin/counter.py").text == "This page has been visited 2 times.\n"
+        assert counter.read_text() == "2\n"
