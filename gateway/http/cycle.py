@@ -52,7 +52,9 @@ class RequestCycle:
     chunked = False
     length: int | None = None
     sent = 0
-    body_size = 0
+    body_size = 0  # bytes buffered, not yet received by the app
+    received = 0  # bytes of body so far, for a route's max_body_size
+    content_length: int | None = None
     request_complete = False
     disconnected = False
     response_started = False
@@ -120,6 +122,7 @@ class RequestCycle:
     def feed_body(self, chunk: bytes) -> None:
         self.body.append(chunk)
         self.body_size += len(chunk)
+        self.received += len(chunk)
         if self.body_size > FLOW_HIGH:
             self.protocol.pause_reading()
         self._wake()

@@ -142,6 +142,8 @@ class HttpProtocol(asyncio.Protocol):
         now = self.loop.time()
         scope["state"] = self.state.lifespan_state.copy()
         cycle = RequestCycle(self, scope, keep_alive, parser.expect_continue, has_body, now)
+        if parser.content_length:
+            cycle.content_length = parser.content_length
         if has_body and not parser.expect_continue:
             self.timer, self.deadline = BODY_TIMER, now + self.body_timeout
         else:
@@ -181,12 +183,11 @@ class HttpProtocol(asyncio.Protocol):
         if cycle is None:
             return None
         cycle.deadline = cycle.begun + request_timeout
+        if (cycle.content_length or 0) > max_body_size or cycle.received > max_body_size:
+            return f"The request body is larger than {max_body_size} bytes, the most this address accepts."
         if self.reading_cycle is not cycle or cycle.request_complete:
             return None
-        parser = self.parser
-        if (parser.content_length or 0) > max_body_size or parser.body_seen > max_body_size:
-            return f"The request body is larger than {max_body_size} bytes, the most this address accepts."
-        parser.limit_body(max_body_size)
+        self.parser.limit_body(max_body_size)
         self.body_timeout = body_timeout
         if self.timer == BODY_TIMER:
             self.deadline = self.loop.time() + body_timeout
