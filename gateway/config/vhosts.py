@@ -16,15 +16,10 @@ VHOST_KEYS = ("names", "default", "access_log", "route")
 ROUTE_KEYS = ("path", "methods", "handler")
 # Keys of DESIGN.md that later work implements; named so a user learns it is coming, not a typo.
 LATER_KEYS = {
-    "limits": "per-route limits",
-    "auth": "authentication",
-    "allow": "access control",
-    "deny": "access control",
-    "headers": "response headers",
-    "compress": "compression",
-    "rewrite": "rewrites",
     "isolation": "process isolation",
     "pool": "process pools",
+    "errors": "custom error documents",
+    "intercept_errors": "custom error documents",
 }
 METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ-")
 
