@@ -187,6 +187,7 @@ def test_curl_basic(gateway: Gateway) -> None:
     status, body = curl(gateway, "/hello", "--basic", "-u", "alice:secret")
     assert status == 200
     assert json.loads(body) == {"remote_user": "alice", "authorization": None, "path": "/hello"}
+    gateway.wait_for_log("127.0.0.1 - alice [", stream="stdout")  # the access log names the user
 
 
 def test_no_credentials_get_the_challenge(gateway: Gateway) -> None:
