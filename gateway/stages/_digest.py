@@ -78,8 +78,8 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def hash_hex(algorithm: str, data: str) -> str:
-    return hashlib.new(ALGORITHMS[algorithm][0], data.encode("utf-8")).hexdigest()
+def hash_hex(algorithm: str, data: str, encoding: str = "utf-8") -> str:
+    return hashlib.new(ALGORITHMS[algorithm][0], data.encode(encoding)).hexdigest()
 
 
 def ha1(algorithm: str, user: str, realm: str, password: str) -> str:
@@ -88,12 +88,17 @@ def ha1(algorithm: str, user: str, realm: str, password: str) -> str:
 
 
 def response(algorithm: str, stored_ha1: str, nonce: str, nc: str, cnonce: str, qop: str, method: str, uri: str) -> str:
-    """The request-digest of RFC 7616 §3.4.1 from the stored HA1."""
+    """The request-digest of RFC 7616 §3.4.1 from the stored HA1.
+
+    The header's values are latin-1 text of the bytes the client sent (as
+    every header is here), so they are hashed as those same bytes: a raw
+    UTF-8 uri or cnonce then hashes as the client hashed it.
+    """
     session_ha1 = stored_ha1
     if ALGORITHMS[algorithm][1]:
-        session_ha1 = hash_hex(algorithm, f"{stored_ha1}:{nonce}:{cnonce}")
-    ha2 = hash_hex(algorithm, f"{method}:{uri}")
-    return hash_hex(algorithm, f"{session_ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+        session_ha1 = hash_hex(algorithm, f"{stored_ha1}:{nonce}:{cnonce}", "latin-1")
+    ha2 = hash_hex(algorithm, f"{method}:{uri}", "latin-1")
+    return hash_hex(algorithm, f"{session_ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}", "latin-1")
 
 
 def shared_nonces(realm: str, lifetime: float) -> Nonces:

@@ -423,6 +423,35 @@ def test_digest_stale_nonce(digest_files: Path) -> None:
     assert "stale" not in bad.headers["www-authenticate"]  # a wrong password is never "stale"
 
 
+def test_digest_raw_utf8_target_and_username(tmp_path: Path) -> None:
+    """A uri sent as raw UTF-8 bytes (no %-encoding) and a UTF-8 user name hash as the client hashed them."""
+    user, realm = "jürgen", "admin"
+    ha1 = hashlib.md5(f"{user}:{realm}:secret".encode()).hexdigest()
+    (tmp_path / ".htdigest").write_text(f"{user}:{realm}:{ha1}\n", encoding="utf-8")
+    options = parsed(tmp_path, DIGEST)
+    scheme = options.schemes[0]
+    assert isinstance(scheme, DigestScheme)
+    nonce, opaque = scheme.nonces.mint(time.time_ns()), scheme.opaque()
+    raw_path = "/café".encode()
+    ha2 = hashlib.md5(b"GET:" + raw_path).hexdigest()
+    digest = hashlib.md5(f"{ha1}:{nonce}:00000001:c:auth:{ha2}".encode()).hexdigest()
+    header = (
+        f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="/café", qop=auth, nc=00000001,'
+        f' cnonce="c", response="{digest}", opaque="{opaque}"'
+    ).encode()
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/café",
+        "raw_path": raw_path,
+        "query_string": b"",
+        "headers": [(b"authorization", header)],
+    }
+    sent, recorder = run_scope(options, scope)
+    assert sent[0]["status"] == 200
+    assert recorder.scopes[0]["user"] == "jürgen"
+
+
 @pytest.mark.parametrize(
     "header",
     [
