@@ -187,18 +187,18 @@ def _allowed(
     require: tuple[str, ...], groups_path: Path | None, known: set[str], problem: Report
 ) -> frozenset[str] | None:
     """The users `require` lets in (groups expanded now, so a request does one set lookup); None: anyone valid."""
-    if not require:
-        return None
     groups: dict[str, frozenset[str]] = {}
-    if any(item.startswith("group:") for item in require):
-        if groups_path is None:
-            problem("require", 'names a group, so it needs groups = "path/.htgroup"')
-            return None
+    if groups_path is not None:  # read even when unused, so a wrong path shows now
         try:
             groups = read_htgroup(groups_path)
         except FileProblem as exc:
             problem("groups", str(exc))
             return None
+    if not require:
+        return None
+    if groups_path is None and any(item.startswith("group:") for item in require):
+        problem("require", 'names a group, so it needs groups = "path/.htgroup"')
+        return None
     allowed: set[str] = set()
     for item in require:
         if item.startswith("group:"):

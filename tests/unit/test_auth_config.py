@@ -78,6 +78,7 @@ def test_minimal_basic_and_digest(folder: Path) -> None:
             "auth.groups",
             "does not exist",
         ),
+        ({"type": "basic", "users": ".htpasswd", "groups": "nope"}, "auth.groups", "does not exist"),
         ({"type": "digest", "users": ".htdigest"}, "auth.realm", "missing: digest needs the realm"),
         ({"type": "digest", "users": ".htdigest", "realm": "a:b"}, "auth.realm", "cannot contain ':'"),
         ({"type": "digest", "users": ".htdigest", "realm": "staff"}, "auth.users", "no user in realm 'staff'"),
