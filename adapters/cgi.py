@@ -154,11 +154,11 @@ class CgiHandler:
         return CgiApp(self, table, root)
 
     async def startup(self) -> None:
+        where = self.context.where
         if setpriv_path() is None:
-            logger.warning(
-                "%s: setpriv (util-linux) not found; CGI scripts will not be killed if the gateway dies",
-                self.context.where,
-            )
+            logger.warning("%s: setpriv (util-linux) not found; scripts will outlive a gateway killed with -9", where)
+        if os.geteuid() == 0 and not self.options.user:
+            logger.warning('%s: CGI scripts run as root; set user = "www-data" (or another) to drop that', where)
 
     async def aclose(self) -> None:
         """End every running script: SIGTERM to each group, SIGKILL to what is left after the grace."""
