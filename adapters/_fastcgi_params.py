@@ -82,7 +82,7 @@ class ParamsBuilder:
             parts.append(_HTTPS)
         user = scope.get("user")
         if isinstance(user, str):
-            parts.append(encode_pair(b"REMOTE_USER", user.encode("latin-1", "replace")))
+            parts.append(encode_pair(b"REMOTE_USER", user.encode("utf-8")))
             auth_type = scope.get("auth_type")
             if isinstance(auth_type, str):
                 parts.append(encode_pair(b"AUTH_TYPE", auth_type.encode("latin-1")))

@@ -56,7 +56,10 @@ def add_request_variables(variables: dict[str, Any], scope: Scope) -> None:
         variables["REMOTE_PORT"] = str(client[1])
     user = scope.get("user")
     if isinstance(user, str):
-        variables["REMOTE_USER"] = user
+        variables["REMOTE_USER"] = user.encode("utf-8").decode("latin-1")  # the name's UTF-8 bytes, as CGI carries them
+        auth_type = scope.get("auth_type")
+        if isinstance(auth_type, str):
+            variables["AUTH_TYPE"] = auth_type
 
 
 def cgi_variables(
@@ -84,9 +87,6 @@ def cgi_variables(
         variables["REMOTE_HOST"] = variables["REMOTE_ADDR"]
     if scope.get("scheme") == "https":
         variables["HTTPS"] = "on"
-    auth_type = scope.get("auth_type")
-    if isinstance(auth_type, str):
-        variables["AUTH_TYPE"] = auth_type
     return variables
 
 

@@ -24,7 +24,8 @@ def limits_line(limits: Limits) -> str:
 def route_line(index: int, route: Route) -> str:
     methods = f" [{', '.join(sorted(route.methods))}]" if route.methods else ""
     kind = route.matcher.describe()
-    stages = f" after {', '.join(route.stages)}" if route.stages else ""
+    shown = _shown_stages(route)
+    stages = f" after {', '.join(shown)}" if shown else ""
     return f"  route {index} '{route.matcher.spec}' ({kind}){methods} → {route.handler_name}{_options(route)}{stages}"
 
 
@@ -76,8 +77,8 @@ def explain(config: Config, router: Router, host: str, path: str, method: str) -
         lines.append(f"handler: {route.handler_name}{_options(route)}")
         if route.mount:
             lines.append(f"mounted at {route.mount!r}: the app sees root_path={route.mount!r}, path={path!r}")
-        if route.stages:
-            lines.append(f"stages: {', '.join(route.stages)} (outermost first)")
+        if _shown_stages(route):
+            lines.append(f"stages: {', '.join(_shown_stages(route))} (outermost first; ranges on every route)")
         lines.append(f"limits: {limits_line(_route_limits(config.limits, route))}")
         return lines
     if allowed:
@@ -87,6 +88,11 @@ def explain(config: Config, router: Router, host: str, path: str, method: str) -
     else:
         lines.append("no route matches: the gateway answers 404 Not Found")
     return lines
+
+
+def _shown_stages(route: Route) -> list[str]:
+    """The stages a route's config asked for (ranges, on for every route, would only be noise)."""
+    return [name for name in route.stages if name != "ranges"]
 
 
 def _route_limits(limits: Limits, route: Route) -> Limits:

@@ -244,6 +244,8 @@ def _with_stages(
     written = {**inherited, **route.stages}
     if widest_body(config) > config.limits.max_body_size:
         written.setdefault("limits", {})  # the core lets the widest body through: each route holds to its own
+    if route.handler != "static":
+        written.setdefault("ranges", True)  # Appweb's "ranges work for every handler" (static does its own)
     if not written:
         return app, {}
     layers = []

@@ -99,6 +99,9 @@ def wrap(options: Options, app: ASGIApp) -> ASGIApp:
                     wanted = value
                 elif name == b"if-range":
                     if_range = value
+        if wanted is None and method == "GET":
+            await app(scope, receive, send)  # on for every route: a request without Range pays nothing more
+            return
         await app(scope, receive, _Response(send, wanted, if_range))
 
     return ranges_stage

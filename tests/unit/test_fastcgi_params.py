@@ -46,6 +46,7 @@ def decoded(params: bytes) -> dict[bytes, bytes]:
         {"headers": [], "server": None, "client": None},
         {"scheme": "https", "headers": [(b"host", b"[::1]:8443")]},
         {"user": "alice", "auth_type": "Basic"},
+        {"user": "Łukasz", "auth_type": "Digest"},
         {
             "method": "POST",
             "headers": [

@@ -201,12 +201,17 @@ def test_past_the_end_is_416() -> None:
         asking("bytes=0-9", (b"if-range", b'"v0"')),
         asking("bytes=0-9", (b"if-range", b'W/"v1"')),
         asking("bytes=0-9", (b"if-range", b"Tue, 15 Nov 1994 08:12:31 GMT")),
-        [],
     ],
 )
 def test_the_whole_body_with_accept_ranges_otherwise(request_headers: list[tuple[bytes, bytes]]) -> None:
     sent = call(app_sending(), request_headers)
     assert sent[0]["status"] == 200 and head_of(sent)[b"accept-ranges"] == b"bytes"
+    assert body_of(sent) == BODY
+
+
+def test_a_request_without_range_passes_untouched() -> None:
+    sent = call(app_sending(), [])
+    assert sent[0]["status"] == 200 and b"accept-ranges" not in head_of(sent), "no wrapper, no cost"
     assert body_of(sent) == BODY
 
 
