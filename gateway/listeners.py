@@ -51,6 +51,7 @@ def bind(spec: str, backlog: int) -> socket.socket:
     except OSError as exc:
         raise StartupError(f"cannot listen on {spec!r}: {exc.strerror or exc}{_hint(exc)}") from None
     sock.setblocking(False)
+    sock.set_inheritable(False)  # an inherited fd:N is inheritable; CGI scripts and php-cgi must not hold it
     return sock
 
 

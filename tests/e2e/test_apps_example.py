@@ -20,7 +20,9 @@ CONFIG = ROOT / "apps_example" / "gateway.toml"
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     require_program("php-cgi")
     data = tmp_path_factory.mktemp("guestbook")
-    with run_gateway(str(CONFIG), env={"GUESTBOOK_DATA": str(data)}) as gateway:
+    require_program("perl")
+    env = {"GUESTBOOK_DATA": str(data), "CGI_COUNTER_FILE": str(data / "counter")}
+    with run_gateway(str(CONFIG), env=env) as gateway:
         gateway.extra["data"] = data
         yield gateway
 
@@ -54,3 +56,16 @@ def test_php_guestbook_signs_and_lists_an_entry(example: Gateway) -> None:
 def test_forged_post_is_refused(example: Gateway) -> None:
     with site(example, "php.localhost") as http:
         assert http.post("/sign", data={"csrf": "forged", "name": "Eve", "message": "x"}).status_code == 403
+
+
+def test_cgi_scripts_in_three_languages(example: Gateway) -> None:
+    with site(example, "cgi.localhost") as http:
+        assert http.get("/").headers["location"] == "/cgi-bin/"
+        index = http.get("/cgi-bin/")
+        assert index.status_code == 200
+        first = http.get("/cgi-bin/counter.py").text
+        second = http.get("/cgi-bin/counter.py").text
+        assert "visited 1 time." in first and "visited 2 times." in second
+        form = http.post("/cgi-bin/form.pl", data={"name": "<Ada>"})
+        assert form.status_code == 200 and "&lt;Ada&gt;" in form.text
+        assert "GATEWAY_INTERFACE" in http.get("/cgi-bin/env.sh").text
