@@ -115,7 +115,7 @@ class RequestCycle:
             self.protocol.abort()
         else:
             self.response_complete = True
-            self.protocol.close_with_error(500, detail)
+            self.protocol.close_with_error(self, 500, detail)
 
     # Receiving ------------------------------------------------------------
 

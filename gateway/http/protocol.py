@@ -293,20 +293,24 @@ class HttpProtocol(asyncio.Protocol):
         else:
             cycle.response_complete = True
             self.cycle = None
-            self._write_error(exc)
+            self._write_error(exc, cycle)
 
-    def _write_error(self, exc: HttpError) -> None:
+    def _write_error(self, exc: HttpError, cycle: RequestCycle | None = None) -> None:
         if self.closed:
             return
-        self.state.access_log.log_refused(self, exc.status)
+        if cycle is not None:  # the request is known: its log line names it (504, 413 while streaming)
+            cycle.status = exc.status
+            self.log(self, cycle)
+        else:
+            self.state.access_log.log_refused(self, exc.status)
         self.transport.write(error_response(exc.status, exc.detail, self.state.common))
         self._linger()
 
-    def close_with_error(self, status: int, detail: str) -> None:
-        """Used by cycles: a 500/504 before the app's response began."""
+    def close_with_error(self, cycle: RequestCycle, status: int, detail: str) -> None:
+        """Used by cycles: a 500 before the app's response began."""
         self.cycle = None
         self.ignore_input = True
-        self._write_error(HttpError(status, detail))
+        self._write_error(HttpError(status, detail), cycle)
 
     def _linger(self) -> None:
         self.ignore_input = True

@@ -822,6 +822,7 @@ def test_app_raising_before_the_response_gets_a_500(gw: Gateway) -> None:
         assert client.closed_within(3.0)
     log = gw.wait_for_log("RuntimeError: boom before start")
     assert "Traceback (most recent call last)" in log
+    gw.wait_for_log('"GET /raises/before HTTP/1.1" 500', stream="stdout")  # the access log names the request
     with Client.connect(gw) as client:
         assert client.still_open()
 
