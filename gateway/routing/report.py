@@ -11,6 +11,7 @@ from gateway.config.schema import Config, Limits
 from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import normalize_host
 from gateway.routing.router import Route, Router, Vhost
+from gateway.stages.rewrite import rewrite_scope
 
 
 def limits_line(limits: Limits) -> str:
@@ -60,6 +61,14 @@ def explain(config: Config, router: Router, host: str, path: str, method: str) -
     normalized = normalize_host(host)
     vhost, how = router.table.lookup(normalized)
     lines = [f"host {host!r} → {vhost.where} ({', '.join(vhost.names)}): {how}"]
+    if vhost.rewrites:
+        scope: dict[str, Any] = {"path": path, "query_string": b""}
+        if rewrite_scope(vhost.rewrites, scope):
+            query = scope["query_string"].decode("latin-1")
+            lines.append(
+                f"rewritten by the vhost's rules: {path!r} → {scope['path'] + ('?' + query if query else '')!r}"
+            )
+            path = scope["path"]
     allowed: set[str] = set()
     for index, route in enumerate(vhost.routes):
         found = route.matcher.match(path)
