@@ -30,6 +30,7 @@ from time import monotonic
 from urllib.parse import unquote_to_bytes
 
 from adapters._static_http import content_type_of, http_date
+from gateway.stages.errors import GATEWAY_MADE
 from gateway.types import Headers, Send
 
 SMALL_FILE = 64 * 1024
@@ -52,7 +53,8 @@ class Reply:
         self.headers: Headers = [(b"content-type", b"text/plain; charset=utf-8"), *headers]
 
     async def send(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers[:]})
+        start = {"type": "http.response.start", "status": self.status, "headers": self.headers[:], GATEWAY_MADE: True}
+        await send(start)
         await send({"type": "http.response.body", "body": self.body})
 
 

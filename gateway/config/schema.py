@@ -99,6 +99,8 @@ class VhostConfig:
     source: str  # the file it came from (an include, or the main config)
     access_log: str | None = None  # this vhost's own access log: path, "-" or "off"
     stages: dict[str, Any] = field(default_factory=dict)  # stage keys every route inherits unless it sets its own
+    errors: Any = None  # `errors` and `intercept_errors` as written; stages/errors.py reads them
+    intercept_errors: Any = None
 
 
 @dataclass(frozen=True, slots=True)

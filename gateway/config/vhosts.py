@@ -12,14 +12,12 @@ from gateway.routing.hosts import check_name
 from gateway.routing.paths import parse_path
 from gateway.stages import stage_keys
 
-VHOST_KEYS = ("names", "default", "access_log", "route")
+VHOST_KEYS = ("names", "default", "access_log", "errors", "intercept_errors", "route")
 ROUTE_KEYS = ("path", "methods", "handler")
 # Keys of DESIGN.md that later work implements; named so a user learns it is coming, not a typo.
 LATER_KEYS = {
     "isolation": "process isolation",
     "pool": "process pools",
-    "errors": "custom error documents",
-    "intercept_errors": "custom error documents",
 }
 METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ-")
 
@@ -77,7 +75,8 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
         problems.add(f"{where}.access_log", f'expected a path, "-" or "off", got {access_log!r}')
         access_log = None
     kept = tuple(r for r in parsed if r is not None)
-    return VhostConfig(tuple(names), default, kept, where, source, access_log, stages)
+    errors, intercept = table.get("errors"), table.get("intercept_errors")
+    return VhostConfig(tuple(names), default, kept, where, source, access_log, stages, errors, intercept)
 
 
 def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | None:

@@ -22,6 +22,7 @@ from gateway.routing.paths import PathMatcher
 from gateway.stages import available
 from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
+from gateway.stages.errors import GATEWAY_MADE, ErrorPages, parse_error_pages
 from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
 from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
 
@@ -56,6 +57,7 @@ class Vhost:
     access_log_spec: str | None = None
     access_log: AccessLog | NullAccessLog | None = None  # opened at startup
     rewrites: tuple[Rule, ...] = ()  # the vhost's rewrite rules, applied before its routes are matched
+    error_pages: ErrorPages | None = None
 
 
 async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -65,6 +67,7 @@ async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, 
             "type": "http.response.start",
             "status": status,
             "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])],
+            GATEWAY_MADE: True,
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -97,6 +100,8 @@ class Router:
             scope[VHOST_LOG_KEY] = vhost.access_log
         if vhost.rewrites:
             rewrite_scope(vhost.rewrites, scope)
+        if vhost.error_pages is not None:
+            send = vhost.error_pages.send_for(scope, send, self)
         path = scope["path"]
         allowed: set[str] | None = None
         for route in vhost.routes:
@@ -197,7 +202,14 @@ def _build_vhost(config: Config, vhost: VhostConfig, problems: list[tuple[str, s
     if log is not None and log not in ("-", "off"):
         log = str(config.config_dir / log)  # relative to the config file, like every path in it
     rewrites = _vhost_rewrites(vhost, problems) if "rewrite" in vhost.stages else ()
-    return Vhost(vhost.names, routes, vhost.where, vhost.default, vhost.source, log, rewrites=rewrites)
+
+    def report(key_path: str, message: str) -> None:
+        problems.append((vhost.source, f"{vhost.where}.{key_path}", message))
+
+    pages = parse_error_pages(vhost.errors, vhost.intercept_errors, report)
+    return Vhost(
+        vhost.names, routes, vhost.where, vhost.default, vhost.source, log, rewrites=rewrites, error_pages=pages
+    )
 
 
 def _vhost_rewrites(vhost: VhostConfig, problems: list[tuple[str, str, str]]) -> tuple[Rule, ...]:

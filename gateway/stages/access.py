@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.stages import Report
+from gateway.stages.errors import GATEWAY_MADE
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
 KEYS = ("allow", "deny")
@@ -113,6 +114,7 @@ class AccessControl:
                     "type": "http.response.start",
                     "status": 403,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                    GATEWAY_MADE: True,
                 }
             )
             await send({"type": "http.response.body", "body": FORBIDDEN_BODY})

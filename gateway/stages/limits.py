@@ -29,6 +29,7 @@ from typing import Any
 from gateway.config.units import parse_duration, parse_size
 from gateway.config.validate import did_you_mean
 from gateway.stages import Report
+from gateway.stages.errors import GATEWAY_MADE
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
 KEYS = ("limits", "rate")
@@ -143,6 +144,7 @@ async def _refuse(send: Send, status: int, text: str, retry_after: int) -> None:
             "type": "http.response.start",
             "status": status,
             "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", str(retry_after).encode())],
+            GATEWAY_MADE: True,
         }
     )
     await send({"type": "http.response.body", "body": text.encode()})
@@ -241,9 +243,8 @@ class RouteLimits:
 
 
 async def send_too_large(send: Send, text: str) -> None:
-    await send(
-        {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"text/plain; charset=utf-8")]}
-    )
+    headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers, GATEWAY_MADE: True})
     await send({"type": "http.response.body", "body": f"413 Content Too Large\n{text}\n".encode()})
 
 

@@ -94,3 +94,11 @@ async def sendfile(scope: Scope, receive: Any, send: Any) -> None:
         {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
     )
     await send({"type": "http.response.pathsend", "path": path})
+
+
+async def status(scope: Scope, receive: Any, send: Any) -> None:
+    """Answers ?code=N (default 500) with the app's own body: for error documents."""
+    if scope["type"] != "http":
+        return
+    code = int(scope["query_string"].decode().partition("=")[2] or 500)
+    await _respond(send, code, f"the app's own {code} page".encode())

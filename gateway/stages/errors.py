@@ -1,0 +1,147 @@
+"""Custom error documents per vhost: `errors = { 404 = "/errors/404.html" }`, `intercept_errors = true`.
+
+The router wraps a request's send with ErrorPages.send_for() when its vhost
+has error documents. An error response is replaced by the document when:
+- the gateway made it: the router's own 404/405, and every refusal of a
+  stage or built-in answer marked GATEWAY_MADE in its http.response.start
+  (403 access, 413/429/503 limits, a missing static file, 502/504 from a
+  FastCGI or CGI backend that failed), or
+- `intercept_errors = true`, for any response with that status, whoever
+  made it (an app's own 500 page, say).
+The document is fetched with an internal GET of its path through the same
+vhost (usually a static route) and sent with the original status; the
+original response's headers that matter to the client (WWW-Authenticate,
+Allow, Retry-After) are kept. If the document itself cannot be served, the
+original plain answer goes out, so an error page never hides an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gateway.stages import Report
+from gateway.types import ASGIApp, Message, Scope, Send
+
+logger = logging.getLogger("gateway.error")
+GATEWAY_MADE = "gateway.made"  # a key of http.response.start: the gateway, not an app, wrote this answer
+DOCUMENT_KEY = "gateway.error_document"  # set on the internal request for a document: never intercepted again
+KEPT_HEADERS = frozenset({b"www-authenticate", b"allow", b"retry-after", b"content-range", b"location"})
+
+
+class ErrorPages:
+    """A vhost's error documents."""
+
+    def __init__(self, pages: dict[int, str], intercept: bool) -> None:
+        self.pages = pages
+        self.intercept = intercept
+
+    def wants(self, message: Message) -> bool:
+        status = message.get("status", 200)
+        return status in self.pages and (self.intercept or bool(message.get(GATEWAY_MADE)))
+
+    def send_for(self, scope: Scope, send: Send, dispatch: ASGIApp) -> Send:
+        """The request's send, replacing error responses by their document."""
+        if scope.get(DOCUMENT_KEY):
+            return send
+        held: list[Message] = []  # the original error response, kept in case the document fails
+
+        async def error_send(message: Message) -> None:
+            if held:
+                held.append(message)
+                if not message.get("more_body", False) and message["type"] == "http.response.body":
+                    await self.serve(scope, held, send, dispatch)
+                return
+            if message["type"] == "http.response.start" and self.wants(message):
+                held.append(message)
+                return
+            await send(message)
+
+        return error_send
+
+    async def serve(self, scope: Scope, original: list[Message], send: Send, dispatch: ASGIApp) -> None:
+        start = original[0]
+        status = start["status"]
+        document = await fetch(scope, self.pages[status], dispatch)
+        if document is None:
+            for message in original:
+                await send(message)
+            return
+        headers, body = document
+        kept = [(name, value) for name, value in start.get("headers", []) if name.lower() in KEPT_HEADERS]
+        await send({"type": "http.response.start", "status": status, "headers": headers + kept})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def fetch(scope: Scope, path: str, dispatch: ASGIApp) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+    """The document at path as (content headers, body), fetched through the router; None if it is not a 200."""
+    inner = dict(scope)
+    inner.update(
+        {
+            "method": "GET",
+            "path": path,
+            "raw_path": path.encode("utf-8"),
+            "query_string": b"",
+            "root_path": "",
+            DOCUMENT_KEY: True,
+            "headers": [(n, v) for n, v in scope["headers"] if n in (b"host", b"user-agent", b"accept-language")],
+        }
+    )
+    inner.pop("gateway.route_match", None)
+    got: dict[str, Any] = {"status": 0, "headers": [], "body": []}
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def collect(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            got["status"] = message["status"]
+            got["headers"] = [(n, v) for n, v in message.get("headers", []) if n.lower() == b"content-type"]
+        elif message["type"] == "http.response.body":
+            got["body"].append(message.get("body", b""))
+        elif message["type"] == "http.response.pathsend":
+            got["body"].append(_read(message["path"]))
+
+    try:
+        await dispatch(inner, receive, collect)
+    except Exception:
+        logger.exception("error document %s could not be served", path)
+        return None
+    if got["status"] != 200:
+        logger.error("error document %s answered %s; sent the plain error instead", path, got["status"])
+        return None
+    return got["headers"], b"".join(got["body"])
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read(1024 * 1024)  # an error page, not a download
+
+
+def parse_error_pages(table: Any, intercept: Any, report: Report) -> ErrorPages | None:
+    """The vhost's `errors` and `intercept_errors` keys; problems reported by key."""
+    if table is None:
+        if intercept is not None:
+            report("intercept_errors", "has no effect without an errors table")
+        return None
+    if not isinstance(table, dict):
+        report("errors", 'expected a table of status = path, as in { 404 = "/errors/404.html" }')
+        return None
+    pages: dict[int, str] = {}
+    for key, path in table.items():
+        if not (isinstance(key, str) and key.isdigit() and 400 <= int(key) <= 599):
+            report(f"errors.{key}", "expected an error status from 400 to 599 as the key")
+        elif not isinstance(path, str) or not path.startswith("/"):
+            report(f"errors.{key}", f"expected a path on this site starting with '/', got {path!r}")
+        else:
+            pages[int(key)] = path
+    if intercept is not None and not isinstance(intercept, bool):
+        report("intercept_errors", f"expected true or false, got {intercept!r}")
+        intercept = False
+    return ErrorPages(pages, bool(intercept)) if pages else None
+
+
+def mark(message: Message) -> Message:
+    """An http.response.start the gateway wrote (so error documents apply without intercept_errors)."""
+    message[GATEWAY_MADE] = True
+    return message

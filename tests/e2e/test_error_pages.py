@@ -1,0 +1,114 @@
+"""Custom error documents per vhost: for the gateway's own errors, and for backends' with intercept_errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import ROOT, Gateway, run_gateway
+
+pytestmark = [pytest.mark.e2e]
+STATUS = "tests.support.apps:status"
+
+CONFIG = """
+[[vhost]]
+names = ["pages.test"]
+errors = {{ 404 = "/errors/404.html", 403 = "/errors/403.html", 500 = "/errors/500.html", 429 = "/errors/gone.html" }}
+  [[vhost.route]]
+  path = "/errors/"
+  handler = "static"
+  root = "{errors}"
+  [[vhost.route]]
+  path = "/files/"
+  handler = "static"
+  root = "{errors}"
+  [[vhost.route]]
+  path = "/private/"
+  handler = "asgi"
+  app = "{status}"
+  deny = ["all"]
+  [[vhost.route]]
+  path = "/rated/"
+  handler = "asgi"
+  app = "{status}"
+  rate = {{ requests = 1, per = "1m" }}
+  [[vhost.route]]
+  path = "/app/"
+  handler = "asgi"
+  app = "{status}"
+
+[[vhost]]
+names = ["strict.test"]
+errors = {{ 500 = "/errors/500.html", 404 = "/errors/404.html" }}
+intercept_errors = true
+  [[vhost.route]]
+  path = "/errors/"
+  handler = "static"
+  root = "{errors}"
+  [[vhost.route]]
+  path = "/app/"
+  handler = "asgi"
+  app = "{status}"
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    errors = tmp_path_factory.mktemp("errors")
+    for code in (403, 404, 500):
+        (errors / f"{code}.html").write_text(f"<h1>custom {code}</h1>\n")
+    with run_gateway(config_text=CONFIG.format(errors=errors, status=STATUS)) as server:
+        yield server
+
+
+def get(gateway: Gateway, host: str, path: str) -> httpx.Response:
+    with httpx.Client(base_url=gateway.url, headers={"host": host}, timeout=10) as http:
+        return http.get(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body"),
+    [
+        ("/nowhere", 404, "<h1>custom 404</h1>\n"),  # no route: the router's own 404
+        ("/files/missing.txt", 404, "<h1>custom 404</h1>\n"),  # the static handler's
+        ("/private/x", 403, "<h1>custom 403</h1>\n"),  # the access stage's
+        ("/app/?code=500", 500, "the app's own 500 page"),  # an app's error is its own without intercept_errors
+    ],
+)
+def test_gateway_errors_get_the_vhost_documents(gateway: Gateway, path: str, status: int, body: str) -> None:
+    response = get(gateway, "pages.test", path)
+    assert (response.status_code, response.text) == (status, body)
+    if body.startswith("<h1>"):
+        assert response.headers["content-type"].startswith("text/html")
+
+
+def test_a_missing_document_leaves_the_plain_error(gateway: Gateway) -> None:
+    assert get(gateway, "pages.test", "/rated/?code=200").status_code == 200
+    refused = get(gateway, "pages.test", "/rated/?code=200")
+    assert refused.status_code == 429 and "Too Many Requests" in refused.text
+    assert refused.headers["retry-after"], "the original's Retry-After is kept"
+    gateway.wait_for_log("error document /errors/gone.html answered 404")
+
+
+def test_intercept_errors_replaces_an_apps_error_page(gateway: Gateway) -> None:
+    response = get(gateway, "strict.test", "/app/?code=500")
+    assert (response.status_code, response.text) == (500, "<h1>custom 500</h1>\n")
+    assert get(gateway, "strict.test", "/app/?code=418").text == "the app's own 418 page", "only listed codes"
+    assert get(gateway, "strict.test", "/app/?code=404").text == "<h1>custom 404</h1>\n"
+
+
+def test_bad_errors_tables_are_config_errors(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        CONFIG.format(errors=tmp_path, status=STATUS).replace('404 = "/errors/404.html", 403', '200 = "x.html", 403')
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "check", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "vhost[0].errors.200: expected an error status from 400 to 599" in result.stderr
