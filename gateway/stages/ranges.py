@@ -108,13 +108,13 @@ def wrap(options: Options, app: ASGIApp) -> ASGIApp:
 
 
 # The states of one response.
-_START, _SLICING, _DONE, _PASS = range(4)
+_START, _SLICING, _DONE, _PASS, _HELD = range(5)
 
 
 class _Response:
     """The send of one response through ranges."""
 
-    __slots__ = ("end", "first", "if_range", "position", "send", "state", "wanted")
+    __slots__ = ("end", "first", "held", "if_range", "position", "send", "state", "wanted")
 
     def __init__(self, send: Send, wanted: bytes | None, if_range: bytes | None) -> None:
         self.send = send
@@ -122,6 +122,7 @@ class _Response:
         self.if_range = if_range
         self.state = _START
         self.first = self.end = self.position = 0
+        self.held: Message | None = None  # a start without Content-Length, until the body shows its length
 
     async def __call__(self, message: Message) -> None:
         state, kind = self.state, message["type"]
@@ -135,6 +136,8 @@ class _Response:
             await self._slice_file(message["path"])
         elif state == _DONE and kind.startswith("http.response."):
             return  # the rest of a body whose range has already gone out
+        elif state == _HELD:
+            await self._after_held(message)
         else:
             await self.send(message)
 
@@ -156,6 +159,9 @@ class _Response:
                 etag = value
             elif lname == b"last-modified":
                 last_modified = value
+        if length is None and self.wanted is not None:
+            self.state, self.held = _HELD, message  # PHP, CGI: a whole small body in one message has a length
+            return
         if length is None or length < 0:
             await self.send(message)
             return
@@ -168,6 +174,23 @@ class _Response:
             await self._not_satisfiable(length)
         else:
             await self._partial(message, headers, span, length)
+
+    async def _after_held(self, message: Message) -> None:
+        """The first message after a held start: a complete body gives the length ranges need."""
+        held, self.held = self.held, None
+        assert held is not None
+        if message["type"] != _BODY or message.get("more_body", False):
+            self.state = _PASS
+            await self.send(held)
+            await self.send(message)
+            return
+        body = message.get("body", b"")
+        self.state = _START
+        await self._start({**held, "headers": [*held.get("headers", ()), (b"content-length", b"%d" % len(body))]})
+        if self.state == _SLICING:
+            await self._slice(message)
+        elif self.state == _PASS:
+            await self.send(message)
 
     async def _partial(self, message: Message, headers: Any, span: tuple[int, int], length: int) -> None:
         self.state = _SLICING
