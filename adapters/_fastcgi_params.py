@@ -14,12 +14,15 @@ that file instead of SCRIPT_FILENAME (as nginx's fastcgi_params, we leave it out
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters._fastcgi_records import encode_pair, params_records
 from adapters._meta_variables import SERVER_SOFTWARE, header_key, split_host
 from gateway.types import Scope
 
 _HEADER_KEYS: dict[bytes, bytes] = {}
 _HEADER_CACHE_MAX = 512
+_PAIR_CACHE_MAX = 4096
 _PROTOCOLS = {version: encode_pair(b"SERVER_PROTOCOL", f"HTTP/{version}".encode()) for version in ("1.0", "1.1", "2")}
 _HTTPS = encode_pair(b"HTTPS", b"on")
 
@@ -46,6 +49,10 @@ class ParamsBuilder:
         constant += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
         self.constant = b"".join(encode_pair(name, value) for name, value in constant)
         self.methods: dict[str, bytes] = {}
+        # Keep-alive clients send request after request from one address and port to one Host:
+        # their pairs are encoded once (bounded caches, emptied when full).
+        self.clients: dict[tuple[str, int], bytes] = {}
+        self.servers: dict[tuple[bytes | None, str], bytes] = {}
 
     def build(self, request_id: int, scope: Scope, script: bytes, content_length: int) -> bytes:
         """The PARAMS stream for one request; script is script_pairs() of the script that runs."""
@@ -69,15 +76,19 @@ class ParamsBuilder:
             parts.append(encode_pair(name, value))
         if content_length or declared is not None:
             parts.append(encode_pair(b"CONTENT_LENGTH", str(content_length).encode()))  # a chunked body's, counted
-        parts.append(_server(scope, headers.get(b"HTTP_HOST")))
+        host = headers.get(b"HTTP_HOST")
+        server = self.servers.get((host, scope.get("scheme", "http"))) if host else None
+        if server is None:
+            server = _server(scope, host)
+            if host:
+                _remember(self.servers, (host, scope.get("scheme", "http")), server)
+        parts.append(server)
         client = scope.get("client")
         if client:
-            address = client[0].encode("latin-1")
-            parts += (
-                encode_pair(b"REMOTE_ADDR", address),
-                encode_pair(b"REMOTE_HOST", address),
-                encode_pair(b"REMOTE_PORT", str(client[1]).encode()),
-            )
+            pairs = self.clients.get(client)
+            if pairs is None:
+                pairs = _remember(self.clients, client, _client_pairs(client))
+            parts.append(pairs)
         if scope.get("scheme") == "https":
             parts.append(_HTTPS)
         user = scope.get("user")
@@ -87,6 +98,22 @@ class ParamsBuilder:
             if isinstance(auth_type, str):
                 parts.append(encode_pair(b"AUTH_TYPE", auth_type.encode("latin-1")))
         return params_records(request_id, b"".join(parts))
+
+
+def _client_pairs(client: tuple[str, int]) -> bytes:
+    address = client[0].encode("latin-1")
+    return (
+        encode_pair(b"REMOTE_ADDR", address)
+        + encode_pair(b"REMOTE_HOST", address)
+        + encode_pair(b"REMOTE_PORT", str(client[1]).encode())
+    )
+
+
+def _remember(cache: dict[Any, bytes], key: Any, value: bytes) -> bytes:
+    if len(cache) >= _PAIR_CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _header_variables(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
