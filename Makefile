@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit e2e bench clean system-packages
+.PHONY: run test lint unit e2e bench clean system-packages example-setup
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 system-packages:
 	bash tools/system-packages.sh
 
-run: $(STAMP) system-packages
+# The Django example's database, static files and demo superuser (admin / gateway-demo); quick when done before.
+example-setup: $(STAMP)
+	$(BIN)/python tools/example-setup.py
+
+run: $(STAMP) system-packages example-setup
 	$(BIN)/gateway serve apps_example/gateway.toml
 
 lint: $(STAMP)
