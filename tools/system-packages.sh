@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Debian packages the example sites and the tests run for real (php-cgi, perl, htpasswd).
+# The Debian packages the example sites and the tests run for real (php-cgi, perl, htpasswd,
+# and chromium with its driver for the headless browser test).
 # Installs what is missing when we are root and have apt-get; otherwise says what to install.
 # Under CI=true the tests fail (never skip) when a program is missing, so this must succeed there.
 set -euo pipefail
@@ -8,6 +9,8 @@ declare -A PACKAGES=(
   [php-cgi]="php-cgi php-sqlite3"
   [perl]="perl"
   [htpasswd]="apache2-utils"
+  [chromium]="chromium chromium-driver"
+  [chromedriver]="chromium-driver"
 )
 
 missing=()
