@@ -243,7 +243,7 @@ def shared(
     if found is None:
         digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
         found = _SHARED[key] = PhpCgi(
-            binary, socket_path(runtime_dir, f"php-{digest}.sock"), children, max_requests, ini, env, label
+            binary, socket_path(runtime_dir, f"php-{digest}-{os.getpid()}.sock"), children, max_requests, ini, env, label
         )
     return found
 

@@ -6,6 +6,8 @@ config or the command line, 3 when the server could not start.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from typing import Annotated, NoReturn
 from urllib.parse import unquote, urlsplit
@@ -21,6 +23,7 @@ from gateway.logs import configure_logging
 from gateway.routing.report import explain as explain_request
 from gateway.routing.report import handler_reference, limits_line, routes_table, warnings
 from gateway.routing.router import Router, build_router
+from gateway.supervisor import pid_file_path
 
 cli = typer.Typer(
     add_completion=False,
@@ -54,10 +57,14 @@ def serve(
     access_log_format: Annotated[str | None, typer.Option(help="combined or json.")] = None,
     app_dir: Annotated[str, typer.Option(help="Directory to import the app from.")] = ".",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes under a supervisor (0 = one per CPU). Replaces the config's.")
+    ] = None,
 ) -> None:
     """Serve a config file or a single ASGI app (like `uvicorn module:app`)."""
     configure_logging(log_level)
     options = {
+        "workers": workers,
         "listen": tuple(listen) if listen else None,
         "loop": loop,
         "access_log": access_log,
@@ -72,6 +79,68 @@ def serve(
     except StartupError as exc:
         _fail([str(exc)], EXIT_STARTUP)
     raise typer.Exit(code)
+
+
+@cli.command()
+def dev(
+    config: Annotated[str, typer.Argument(help="The config file to serve.")] = "gateway.toml",
+    listen: Annotated[
+        list[str] | None,
+        typer.Option("--listen", "-l", help="Address to listen on (repeatable); replaces the config's list."),
+    ] = None,
+    watch: Annotated[
+        list[str] | None,
+        typer.Option("--watch", help="Also restart when a file under PATH changes (a file or a folder; repeatable)."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="Never watch files or folders matching GLOB (repeatable)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve a config for development: restart when an app's Python files or the config change."""
+    from pathlib import Path
+
+    from gateway.dev.supervisor import run_dev
+
+    missing = [path for path in [config, *(watch or [])] if not Path(path).exists()]
+    if missing:
+        _fail([f"{path}: no such file or folder" for path in missing], EXIT_USAGE)
+    if not config.endswith(".toml"):
+        _fail([f"{config}: gateway dev serves a config file (*.toml)"], EXIT_USAGE)
+    paths = tuple(Path(path) for path in watch or [])
+    try:
+        code = run_dev(Path(config), tuple(listen or ()), paths, tuple(ignore or ()), log_level)
+    except StartupError as exc:
+        _fail([str(exc)], EXIT_STARTUP)
+    raise typer.Exit(code)
+
+
+def _signal_gateway(config_path: str, signum: signal.Signals, doing: str) -> None:
+    """Send signum to the gateway running from config_path, found through its pid file."""
+    try:
+        config = load(config_path)
+    except ConfigError as exc:
+        _fail(exc.lines(), EXIT_USAGE)
+    path = pid_file_path(config)
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, signum)
+    except (OSError, ValueError):
+        _fail([f"no gateway is running from {config_path} (no live pid in {path})"], EXIT_USAGE)
+    typer.echo(f"{doing} gateway (pid {pid})")
+
+
+@cli.command()
+def stop(config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml") -> None:
+    """Stop a running gateway gracefully (SIGTERM): in-flight requests finish first."""
+    _signal_gateway(config, signal.SIGTERM, "stopping")
+
+
+@cli.command()
+def reload(config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml") -> None:
+    """Reload a running gateway's config (SIGHUP; with workers ≠ 1): a bad config keeps the old one serving."""
+    _signal_gateway(config, signal.SIGHUP, "reloading")
 
 
 def _load_router(config_path: str) -> tuple[Config, Router | None]:

@@ -16,7 +16,8 @@ class ConfigError(Exception):
 
     def lines(self) -> list[str]:
         return [
-            f"{source}: {key}: {message}" if key else f"{source}: {message}" for source, key, message in self.problems
+            f"{source}: {key}: {message}" if key else f"{source}: {message}" if source else message
+            for source, key, message in self.problems
         ]
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -13,6 +16,7 @@ from gateway.errors import ConfigError
 from gateway.routing.report import warnings
 from gateway.routing.router import build_router, widest_body
 from gateway.server import Server
+from gateway.supervisor import READY_FD_ENV, Supervisor
 from gateway.types import ASGIApp
 
 logger = logging.getLogger("gateway.error")
@@ -57,6 +61,43 @@ def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> 
 
 
 def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit code. `gateway.run("gateway.toml")`."""
+    """Serve until SIGTERM/SIGINT; returns the exit code. `gateway.run("gateway.toml")`.
+
+    With workers ≠ 1 this process becomes the supervisor (supervisor.py) and
+    the workers run this same function with workers = 1.
+    """
+    if os.environ.get(READY_FD_ENV):
+        server["workers"] = 1  # a worker of a supervisor
+    else:
+        config = with_overrides(_config_of(list(targets)), **server)
+        if config.server.workers != 1:
+            return supervise(config, list(targets), app_dir, server)
     config, app = resolve(list(targets), app_dir, **server)
     return Server(config, app).run()
+
+
+def _config_of(targets: list[str | ASGIApp]) -> Config:
+    """The config a list of targets names, apps not loaded (the supervisor loads none)."""
+    paths = [t for t in targets if isinstance(t, str) and t.endswith(".toml")]
+    return load(paths[-1]) if paths else Config()
+
+
+def supervise(config: Config, targets: list[str | ASGIApp], app_dir: str, server: dict[str, Any]) -> int:
+    """Check the config once in a child (so no app is imported here), then run the workers."""
+    if any(not isinstance(t, str) for t in targets):
+        raise ConfigError([(config.source, "server.workers", "several workers need a config file or module:app")])
+    names = [str(t) for t in targets]
+    if config.source != Config().source:
+        check = subprocess.run(
+            [sys.executable, "-m", "gateway", "check", config.source], capture_output=True, text=True
+        )
+        if check.returncode != 0:
+            problems = [
+                line.removeprefix("error: ") for line in check.stderr.splitlines() if line.startswith("error: ")
+            ]
+            raise ConfigError([("", "", line) for line in problems] or [(config.source, "", check.stderr.strip())])
+    args = [*names, "--app-dir", app_dir]
+    for key in ("loop", "access_log", "access_log_format"):
+        if server.get(key) is not None:
+            args += [f"--{key.replace('_', '-')}", str(server[key])]
+    return Supervisor(config, args).run()

@@ -23,6 +23,7 @@ from gateway.http.state import ServerState
 from gateway.lifespan import Lifespan
 from gateway.listeners import bind, describe
 from gateway.logs import AccessLog
+from gateway.supervisor import MAX_REQUESTS_ENV, READY_FD_ENV, write_pid_file
 from gateway.types import ASGIApp
 
 logger = logging.getLogger("gateway.server")
@@ -77,6 +78,8 @@ class Server:
             for sock in sockets
         ]
         logger.info("gateway serving on %s (pid %d)", ", ".join(describe(s) for s in sockets), os.getpid())
+        _tell_supervisor(b"R")
+        pid_file = write_pid_file(self.config) if not os.environ.get(READY_FD_ENV) else None
         ticker = loop.create_task(self._tick(state))
         await self.stop_requested.wait()
         logger.info("gateway stopping: finishing in-flight requests (up to %.0fs)", settings.shutdown_timeout)
@@ -87,6 +90,9 @@ class Server:
         await lifespan.shutdown(settings.shutdown_timeout)
         access_log.close()
         _remove_unix_sockets(unix_paths)
+        if pid_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
         logger.info("gateway stopped")
         return EXIT_OK
 
@@ -94,6 +100,14 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_stop_signal)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_reload_signal(self) -> None:
+        """One process cannot swap itself for a new one: reloading is the supervisor's (workers ≠ 1)."""
+        logger.warning(
+            "SIGHUP ignored: a single process does not reload; set workers = 2 or more (or use `gateway dev`)"
+        )
 
     def _on_stop_signal(self) -> None:
         """First signal: graceful stop. A second one: stop without waiting."""
@@ -108,9 +122,13 @@ class Server:
             self.stop_requested.set()
 
     async def _tick(self, state: ServerState) -> None:
+        limit = int(os.environ.get(MAX_REQUESTS_ENV, "0") or 0)
         while True:
             await asyncio.sleep(1.0)
             state.tick()
+            if limit and state.requests >= limit:
+                _tell_supervisor(b"M")  # it starts our replacement, then asks us to drain
+                limit = 0
 
     async def _drain(self, state: ServerState, grace: float) -> None:
         for protocol in list(state.connections):
@@ -128,6 +146,14 @@ class Server:
                 protocol.cycle.task.cancel()
             protocol.transport.abort()
         await asyncio.sleep(0)
+
+
+def _tell_supervisor(message: bytes) -> None:
+    """R: serving; M: max_requests reached (see supervisor.py). Nothing when we are no supervisor's worker."""
+    fd = os.environ.get(READY_FD_ENV)
+    if fd:
+        with contextlib.suppress(OSError, ValueError):
+            os.write(int(fd), message)
 
 
 def _close_sockets(sockets: list[socket.socket], unix_paths: list[str]) -> None:

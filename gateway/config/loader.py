@@ -102,12 +102,6 @@ def _check_server(server: ServerSettings, problems: Problems) -> None:
         problems.add("server.listen", 'expected at least one address, as in ["127.0.0.1:8080"]')
     for key, message in check_trusted_proxies(server.trusted_proxies):
         problems.add(f"server.{key}", message)
-    if server.workers != 1:
-        problems.add(
-            "server.workers",
-            "only 1 worker is supported until the supervisor lands; "
-            "run several gateways behind a load balancer meanwhile",
-        )
 
 
 def _substitute(value: Any, path: str, problems: Problems) -> Any:

@@ -62,8 +62,18 @@ class ServerSettings:
     listen: tuple[str, ...] = field(
         default=("127.0.0.1:8080",), metadata=_doc('"host:port", "[::1]:8080", "unix:/path.sock" or "fd:N"')
     )
-    workers: int = field(default=1, metadata=_doc("front processes (only 1 until the supervisor lands)"))
+    workers: int = field(
+        default=1, metadata=_doc("front processes; 1 serves in this process, 0 = one per CPU, more run a supervisor")
+    )
     runtime_dir: str = field(default=".gateway", metadata=_doc("sockets, pid file, pool state"))
+    pid_file: str = field(default="gateway.pid", metadata=_doc("the supervisor's pid, in runtime_dir unless absolute"))
+    max_requests: int = field(default=0, metadata=_doc("requests a worker serves before it is replaced; 0 = never"))
+    max_requests_jitter: int = field(
+        default=0, metadata=_doc("up to this many more, at random per worker, so workers do not recycle together")
+    )
+    max_memory: int = field(
+        default=0, metadata=_doc("a worker's RSS beyond which it is replaced gracefully; 0 = no limit", "size")
+    )
     access_log: str = field(default="-", metadata=_doc('path, "-" (stdout) or "off"'))
     access_log_format: AccessLogFormat = field(default="combined", metadata=_doc('"combined" or "json"'))
     shutdown_timeout: float = field(default=30.0, metadata=_secs("seconds in-flight requests get to finish on SIGTERM"))

@@ -134,6 +134,7 @@ class HttpProtocol(asyncio.Protocol):
     def on_request(self, scope: Scope, parser: RequestParser) -> None:
         """Parser callback: a request head is complete."""
         self.requests += 1
+        self.state.requests += 1
         self.body_timeout = self.state.limits.body_timeout  # a route's limits may change it for this request
         has_body = bool(parser.content_length) or parser.chunked
         keep_alive = parser.keep_alive and self.requests < self.keepalive_requests

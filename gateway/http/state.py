@@ -54,6 +54,7 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         self.connections: set[HttpProtocol] = set()
         self.per_client: dict[str, int] = {}
+        self.requests = 0  # served by this worker, for max_requests
 
     def scope_template(self, transport: asyncio.BaseTransport) -> dict[str, Any]:
         """The parts of a scope that are the same for every request on a connection."""

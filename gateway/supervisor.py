@@ -1,0 +1,368 @@
+"""The supervisor: `workers` front processes sharing the listeners, restarted, recycled and reloaded.
+
+One readable main loop (run()): signal handlers only record the signal and
+wake the loop through a pipe; the loop acts. Each worker is
+`python -m gateway serve ... --listen fd:N` (the same code as a single
+process) with the listening sockets inherited and a pipe back to us on which
+it writes R when it serves and M when it has served max_requests.
+
+- A worker that dies is restarted with exponential backoff (reset once it
+  served for STABLE seconds) and logged with its exit status; workers that
+  fail before serving BOOT_FAILURES times in a row stop the gateway (exit 3)
+  instead of looping forever.
+- Recycling (max_requests, max_memory): a replacement starts first, and the
+  old worker is told to drain (SIGTERM) only once the new one serves.
+- SIGHUP: the config is checked in a child (`gateway check`, so no app is
+  imported here); invalid → every problem is logged and the old workers keep
+  serving; valid → a new generation starts, and the old one drains once the
+  new one serves. Listen addresses are kept (changing them needs a restart).
+- SIGTERM/SIGINT: workers drain (up to shutdown_timeout), then are killed;
+  the pid file and Unix socket files are removed; exit 0. Workers get a
+  parent-death signal, so even kill -9 of the supervisor leaves no orphan
+  (and each worker stops its own php-cgi and CGI children as it stops).
+
+With `workers = 1` (the default) `gateway serve` is one process, no supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config.schema import Config
+from gateway.listeners import bind, describe
+
+logger = logging.getLogger("gateway.supervisor")
+READY_FD_ENV = "GATEWAY_READY_FD"  # a worker writes to this fd: R = serving, M = max_requests reached
+MAX_REQUESTS_ENV = "GATEWAY_MAX_REQUESTS"  # this worker's max_requests, jitter applied
+STABLE = 30.0
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 10.0
+BOOT_FAILURES = 3
+START_TIMEOUT = 60.0
+MEMORY_CHECK = 5.0
+KILL_GRACE = 5.0
+PR_SET_PDEATHSIG = 1
+EXIT_OK, EXIT_STARTUP_FAILED = 0, 3
+
+
+@dataclass
+class Worker:
+    """One front process and what we know of it."""
+
+    process: subprocess.Popen[bytes]
+    pipe: int  # our end of its ready/recycle pipe
+    generation: int
+    started: float = field(default_factory=time.monotonic)
+    serving: bool = False
+    draining: bool = False  # told to stop; not replaced when it exits
+    replaced: bool = False  # a replacement was started (recycle)
+    reason: str = ""  # why it was recycled, for the log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class Supervisor:
+    """Runs `workers` processes for one config until SIGTERM/SIGINT."""
+
+    def __init__(self, config: Config, worker_args: list[str]) -> None:
+        self.config = config
+        self.worker_args = worker_args  # `gateway serve` arguments, less --listen
+        self.workers: list[Worker] = []
+        self.generation = 1
+        self.signals: list[int] = []
+        self.boot_failures = 0
+        self.delay = BACKOFF_FIRST
+        self.wake_r, self.wake_w = os.pipe()
+        self.sockets: list[socket.socket] = []
+        self.stopping = False
+
+    # The main loop -------------------------------------------------------------
+
+    def run(self) -> int:
+        settings = self.config.server
+        self.sockets = [bind(spec, settings.backlog) for spec in settings.listen]
+        for sock in self.sockets:
+            sock.set_inheritable(True)
+        pid_file = write_pid_file(self.config)
+        self.install_signals()
+        count = settings.workers or os.cpu_count() or 1
+        logger.info(
+            "gateway supervisor (pid %d) on %s: starting %d workers",
+            os.getpid(),
+            ", ".join(describe(s) for s in self.sockets),
+            count,
+        )
+        for _ in range(count):
+            self.spawn(self.generation)
+        code = EXIT_OK
+        next_memory_check = time.monotonic() + MEMORY_CHECK
+        while not self.stopping:
+            self.wait(0.5)
+            for signum in self.take_signals():
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    self.stopping = True
+                elif signum == signal.SIGHUP:
+                    self.reload()
+            self.read_pipes()
+            if self.reap() and self.boot_failures >= BOOT_FAILURES:
+                logger.error(
+                    "workers failed %d times in a row before serving; stopping (their errors are above)",
+                    self.boot_failures,
+                )
+                code = EXIT_STARTUP_FAILED
+                break
+            if time.monotonic() >= next_memory_check:
+                next_memory_check = time.monotonic() + MEMORY_CHECK
+                self.check_memory()
+        self.stop_all()
+        for sock in self.sockets:
+            sock.close()
+        self.remove_files(pid_file)
+        logger.info("gateway stopped")
+        return code
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a signal, a worker's message, or the timeout."""
+        pipes = [w.pipe for w in self.workers]
+        readable, _, _ = select.select([self.wake_r, *pipes], [], [], timeout)
+        if self.wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wake_r, 512)
+
+    # Signals -------------------------------------------------------------------
+
+    def install_signals(self) -> None:
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self.on_signal)
+        signal.signal(signal.SIGCHLD, self.on_signal)
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        """Only record it and wake the loop: the loop acts."""
+        if signum != signal.SIGCHLD:
+            self.signals.append(signum)
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self.wake_w, b"!")
+
+    def take_signals(self) -> list[int]:
+        taken, self.signals = self.signals, []
+        return taken
+
+    # Workers -------------------------------------------------------------------
+
+    def spawn(self, generation: int) -> Worker:
+        settings = self.config.server
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        fds = [sock.fileno() for sock in self.sockets]
+        listen = [arg for fd in fds for arg in ("--listen", f"fd:{fd}")]
+        env = {**os.environ, READY_FD_ENV: str(write_end)}
+        if settings.max_requests:
+            env[MAX_REQUESTS_ENV] = str(settings.max_requests + random.randint(0, settings.max_requests_jitter))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", *self.worker_args, *listen],
+            pass_fds=[*fds, write_end],
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
+        os.close(write_end)
+        worker = Worker(process, read_end, generation)
+        self.workers.append(worker)
+        return worker
+
+    def read_pipes(self) -> None:
+        for worker in list(self.workers):
+            try:
+                data = os.read(worker.pipe, 64)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if b"R" in data and not worker.serving:
+                self.on_serving(worker)
+            if b"M" in data and not worker.replaced:
+                self.recycle(worker, "served max_requests")
+
+    def on_serving(self, worker: Worker) -> None:
+        worker.serving = True
+        self.boot_failures = 0
+        logger.info("worker %d (generation %d) is serving", worker.pid, worker.generation)
+        # A new worker serving lets the one it replaces, or the older generation, drain.
+        for other in self.workers:
+            if other is worker or other.draining:
+                continue
+            if other.generation < worker.generation and self.generation_serving(worker.generation):
+                self.drain(other, "reloaded")
+            elif other.replaced and other.generation == worker.generation:
+                self.drain(other, other.reason)
+                break
+
+    def generation_serving(self, generation: int) -> bool:
+        return all(w.serving for w in self.workers if w.generation == generation and not w.draining)
+
+    def recycle(self, worker: Worker, reason: str) -> None:
+        """Start a replacement; the old one drains when the new one serves."""
+        worker.replaced = True
+        worker.reason = reason
+        logger.info("worker %d %s: starting its replacement", worker.pid, reason)
+        self.spawn(worker.generation)
+
+    def drain(self, worker: Worker, reason: str) -> None:
+        worker.draining = True
+        logger.info("worker %d stops (%s): finishing its requests", worker.pid, reason)
+        with contextlib.suppress(ProcessLookupError):
+            worker.process.send_signal(signal.SIGTERM)
+
+    def reap(self) -> bool:
+        """Forget workers that exited and restart those that should be running; True if one failed at boot."""
+        failed_at_boot = False
+        for worker in list(self.workers):
+            status = worker.process.poll()
+            if status is None:
+                continue
+            self.workers.remove(worker)
+            os.close(worker.pipe)
+            if worker.draining or self.stopping:
+                continue
+            if not worker.serving:
+                self.boot_failures += 1
+                failed_at_boot = True
+            uptime = time.monotonic() - worker.started
+            if uptime > STABLE:
+                self.delay = BACKOFF_FIRST
+            giving_up = self.boot_failures >= BOOT_FAILURES
+            then = "" if worker.replaced or giving_up else f"; restarting in {self.delay:.1f}s"
+            logger.error("worker %d exited with %s after %.1fs%s", worker.pid, _status(status), uptime, then)
+            if worker.replaced:
+                continue  # its replacement is already starting
+            if giving_up:
+                return True
+            self.sleep_unless_signalled(self.delay)
+            self.delay = min(self.delay * 2, BACKOFF_MAX)
+            self.spawn(self.generation)
+        return failed_at_boot
+
+    def sleep_unless_signalled(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.signals:
+            self.wait(deadline - time.monotonic())
+
+    def check_memory(self) -> None:
+        limit = self.config.server.max_memory
+        if not limit:
+            return
+        for worker in list(self.workers):
+            if worker.serving and not worker.replaced and not worker.draining and _rss(worker.pid) > limit:
+                self.recycle(worker, f"uses more than max_memory ({limit} bytes)")
+
+    # Reload and stop -------------------------------------------------------------
+
+    def reload(self) -> None:
+        """SIGHUP: a new generation on the re-read config, if it is valid."""
+        source = self.config.source
+        logger.info("reloading %s", source)
+        check = subprocess.run(
+            [sys.executable, "-m", "gateway", "check", source], capture_output=True, text=True, timeout=120
+        )
+        if check.returncode != 0:
+            for line in check.stderr.splitlines():
+                logger.error("reload refused: %s", line)
+            logger.error("the config is invalid: the current workers keep serving")
+            return
+        self.generation += 1
+        count = self.config.server.workers or os.cpu_count() or 1
+        for _ in range(count):
+            self.spawn(self.generation)
+
+    def stop_all(self) -> None:
+        timeout = self.config.server.shutdown_timeout
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout + KILL_GRACE
+        for worker in self.workers:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                worker.process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                logger.error("worker %d did not stop in time; killing it", worker.pid)
+                worker.process.kill()
+                worker.process.wait()
+
+    def remove_files(self, pid_file: Path | None) -> None:
+        if pid_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
+        for spec in self.config.server.listen:
+            if spec.startswith("unix:"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(spec[5:])
+
+
+def write_pid_file(config: Config) -> Path | None:
+    """The pid file of a gateway started from a config file (for `gateway stop|reload`); None without one."""
+    if config.source == Config().source:
+        return None
+    path = pid_file_path(config)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        logger.error("cannot write the pid file %s: %s", path, exc)
+        return None
+    return path
+
+
+def pid_file_path(config: Config) -> Path:
+    """Where the supervisor's pid is: pid_file, relative to runtime_dir (itself relative to the config)."""
+    runtime = config.config_dir / config.server.runtime_dir
+    return runtime / config.server.pid_file
+
+
+def _prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+PRCTL = _prctl()  # looked up here: nothing is loaded in the forked child
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies, even by kill -9 (the supervisor has one thread)."""
+    if PRCTL is not None:
+        PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _status(returncode: int) -> str:
+    if returncode < 0:
+        return f"signal {signal.Signals(-returncode).name}"
+    return f"status {returncode}"

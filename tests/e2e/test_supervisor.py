@@ -1,0 +1,239 @@
+"""The supervisor with real worker processes: crash restart, graceful reload and recycle, clean stop.
+
+Every load loop is bounded in count and time; the workers serve tests/support/apps.py:echo,
+which says which pid answered.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import ROOT, Gateway, run_gateway
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+CONFIG = """
+[server]
+workers = 2
+runtime_dir = "{runtime}"
+shutdown_timeout = 10
+{extra}
+
+[[vhost]]
+names = ["sv.test"]
+  [[vhost.route]]
+  path = "/slow"
+  handler = "asgi"
+  app = "tests.support.apps:slow"
+  [[vhost.route]]
+  path = "/"
+  handler = "asgi"
+  app = "{app}"
+"""
+ECHO = "tests.support.apps:echo"
+
+
+def config(tmp_path: Path, extra: str = "", app: str = ECHO) -> str:
+    return CONFIG.format(runtime=tmp_path / "run", extra=extra, app=app)
+
+
+def pid_of(http: httpx.Client) -> int:
+    response = http.get("/", headers={"host": "sv.test"})
+    assert response.status_code == 200
+    pid: int = response.json()["pid"]
+    return pid
+
+
+def pids_answering(gateway: Gateway, tries: int = 60) -> set[int]:
+    """Which workers answer, over fresh connections (the kernel spreads them across workers)."""
+    seen: set[int] = set()
+    for _ in range(tries):
+        with httpx.Client(base_url=gateway.url, timeout=10) as http:
+            seen.add(pid_of(http))
+    return seen
+
+
+def supervisor_pid(tmp_path: Path) -> int:
+    return int((tmp_path / "run" / "gateway.pid").read_text())
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+
+
+class Load:
+    """Sequential requests on fresh connections in a thread, counting failures, bounded in time and count."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.ok = 0
+        self.failed: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self.stop.is_set() and time.monotonic() < deadline and self.ok + len(self.failed) < 5000:
+            try:
+                with httpx.Client(base_url=self.gateway.url, timeout=10) as http:
+                    pid_of(http)
+                self.ok += 1
+            except (httpx.HTTPError, AssertionError) as exc:
+                self.failed.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(40)
+
+
+@pytest.fixture()
+def two_workers(tmp_path: Path) -> Iterator[Gateway]:
+    with run_gateway(config_text=config(tmp_path)) as gateway:
+        gateway.wait_for_log("is serving", timeout=15)
+        deadline = time.monotonic() + 15
+        while gateway.stderr().count("is serving") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield gateway
+
+
+def test_two_workers_share_the_listener_and_stop_cleanly(tmp_path: Path) -> None:
+    with run_gateway(config_text=config(tmp_path)) as gateway:
+        deadline = time.monotonic() + 15
+        while gateway.stderr().count("is serving") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = pids_answering(gateway)
+        assert len(workers) == 2, "both workers accept connections"
+        supervisor = supervisor_pid(tmp_path)
+        assert supervisor == gateway.proc.pid and supervisor not in workers
+    assert not any(alive(pid) for pid in workers), "SIGTERM stops every worker"
+    assert not (tmp_path / "run" / "gateway.pid").exists(), "the pid file is removed"
+
+
+def test_a_killed_worker_is_restarted_and_only_its_requests_fail(two_workers: Gateway) -> None:
+    victim = next(iter(pids_answering(two_workers, 20)))
+    with Load(two_workers) as load:
+        time.sleep(0.5)
+        os.kill(victim, signal.SIGKILL)
+        two_workers.wait_for_log(f"worker {victim} exited with signal SIGKILL")
+        time.sleep(1.5)
+    assert len(load.failed) <= 1, f"only a request in flight on the killed worker may fail: {load.failed}"
+    assert load.ok > 20
+    answering = pids_answering(two_workers)
+    assert victim not in answering and len(answering) == 2, "a new worker took its place"
+
+
+def test_sighup_under_load_replaces_every_worker_without_a_failure(two_workers: Gateway) -> None:
+    before = pids_answering(two_workers, 20)
+    with Load(two_workers) as load:
+        time.sleep(0.3)
+        two_workers.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while two_workers.stderr().count("stops (reloaded)") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+    assert load.failed == [], load.failed[:3]
+    assert load.ok > 20
+    assert not (pids_answering(two_workers, 20) & before), "a new generation serves"
+
+
+def test_an_invalid_config_on_sighup_keeps_the_old_workers(tmp_path: Path) -> None:
+    with run_gateway(config_text=config(tmp_path)) as gateway:
+        gateway.wait_for_log("is serving")
+        before = pids_answering(gateway, 20)
+        config_file = gateway.workdir / "gateway.toml"
+        config_file.write_text(config_file.read_text().replace('handler = "asgi"', 'handler = "asgee"', 1))
+        gateway.proc.send_signal(signal.SIGHUP)
+        log = gateway.wait_for_log("the current workers keep serving", timeout=30)
+        assert "reload refused" in log and "asgee" in log
+        assert pids_answering(gateway, 20) <= before
+
+
+def test_sigterm_lets_a_slow_request_finish(two_workers: Gateway) -> None:
+    result: list[int] = []
+
+    def slow() -> None:
+        with httpx.Client(base_url=two_workers.url, timeout=20) as http:
+            result.append(http.get("/slow?s=2", headers={"host": "sv.test"}).status_code)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.7)
+    two_workers.proc.send_signal(signal.SIGTERM)
+    thread.join(20)
+    assert result == [200]
+    assert two_workers.proc.wait(20) == 0
+
+
+def test_max_requests_recycles_workers_without_a_failure(tmp_path: Path) -> None:
+    with run_gateway(config_text=config(tmp_path, "max_requests = 25")) as gateway:
+        gateway.wait_for_log("is serving")
+        first = pids_answering(gateway, 10)
+        with Load(gateway) as load:
+            deadline = time.monotonic() + 20
+            while gateway.stderr().count("served max_requests") < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(2.5)
+        assert load.failed == [], load.failed[:3]
+        assert not (pids_answering(gateway, 20) & first), "recycled workers were replaced"
+
+
+def test_workers_that_fail_at_boot_stop_the_gateway(tmp_path: Path) -> None:
+    text = config(tmp_path, app="tests.e2e.lifecycle_apps:startup_fails")
+    with (
+        pytest.raises(AssertionError, match="exited with 3") as failed,
+        run_gateway(config_text=text, ready_timeout=60),
+    ):
+        pass
+    assert "workers failed 3 times in a row before serving" in str(failed.value)
+
+
+def test_no_worker_survives_kill_9_of_the_supervisor(tmp_path: Path) -> None:
+    with run_gateway(config_text=config(tmp_path), expect_exit=None) as gateway:
+        gateway.wait_for_log("is serving")
+        workers = pids_answering(gateway, 20)
+        gateway.proc.kill()
+        gateway.proc.wait()
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if alive(pid)]
+
+
+def test_reload_and_stop_commands_find_the_gateway_by_its_pid_file(two_workers: Gateway) -> None:
+    config_file = str(two_workers.workdir / "gateway.toml")
+    before = pids_answering(two_workers, 20)
+    reload = subprocess.run(
+        [sys.executable, "-m", "gateway", "reload", config_file], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert reload.returncode == 0 and f"reloading gateway (pid {two_workers.proc.pid})" in reload.stdout
+    deadline = time.monotonic() + 20
+    while two_workers.stderr().count("stops (reloaded)") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (pids_answering(two_workers, 20) & before)
+    stop = subprocess.run(
+        [sys.executable, "-m", "gateway", "stop", config_file], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert stop.returncode == 0
+    assert two_workers.proc.wait(20) == 0
+    again = subprocess.run(
+        [sys.executable, "-m", "gateway", "stop", config_file], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert again.returncode == 2 and "no gateway is running" in again.stderr
