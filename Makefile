@@ -20,7 +20,7 @@ example-setup: $(STAMP)
 	$(BIN)/python tools/example-setup.py
 
 run: $(STAMP) system-packages example-setup
-	$(BIN)/gateway serve apps_example/gateway.toml
+	$(BIN)/gateway dev apps_example/gateway.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway adapters tests bench apps_example

@@ -1,0 +1,319 @@
+"""The `gateway dev` supervisor: binds the listeners once, runs one serving child, restarts it on a change.
+
+Rules:
+- This process binds every listener and keeps it for its whole life. Each
+  child inherits them as `fd:N` (pass_fds). Between one child and the next
+  the sockets stay open, so the kernel keeps completing connections into
+  their backlog: a request made while the app reloads waits for the new
+  child, it is never refused.
+- One child at a time: the old one is asked to stop (SIGTERM; it finishes
+  in-flight requests for up to child.GRACE seconds), then the new one starts.
+  Two versions of an app never run side by side.
+- A child that cannot load the config or an app says why on the console and
+  answers 503 with the error, until the next change replaces it.
+- The child reports R (ready) or F (failed) over a socketpair; the same
+  socket tells it when this process is gone (EOF), so a child is never
+  orphaned.
+- Signal handlers only record: SIGTERM/SIGINT stop the child gracefully and
+  exit 0; a second one makes the child stop at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchfiles import awatch
+
+from gateway.config.loader import load
+from gateway.config.schema import Config, ServerSettings
+from gateway.dev.banner import banner_lines
+from gateway.dev.child import FAILED, GRACE, READY
+from gateway.dev.console import Paint, console_handler, wants_colour
+from gateway.dev.plan import Verdict, WatchPlan, build_plan
+from gateway.errors import ConfigError, StartupError
+from gateway.listeners import bind
+
+logger = logging.getLogger("gateway.dev")
+STOP_WAIT = GRACE + 5.0  # then SIGKILL: a child stuck past its grace
+STATUS_WAIT = 0.5  # reading the last status word after a child exited
+DEBOUNCE_MS, STEP_MS = 400, 50  # a save is seen within ~50 ms of quiet; a burst is cut at 400 ms
+
+
+@dataclass
+class Child:
+    """One serving process and what the supervisor knows of it."""
+
+    proc: asyncio.subprocess.Process
+    status: socket.socket
+    started: float
+    state: bytes = b""  # READY or FAILED once it said
+    stopping: bool = False
+    monitor: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class DevSupervisor:
+    """Runs `gateway dev CONFIG` until SIGTERM/SIGINT."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        listen: tuple[str, ...] = (),
+        watch: tuple[Path, ...] = (),
+        ignore: tuple[str, ...] = (),
+        log_level: str = "info",
+    ) -> None:
+        self.config_path = config_path
+        self.listen_override = listen
+        self.watch = watch
+        self.ignore = ignore
+        self.log_level = log_level
+        self.config: Config | None = None
+        self.plan: WatchPlan | None = None
+        self.listeners: dict[str, socket.socket] = {}
+        self.child: Child | None = None
+        self.banner_due = True
+        self.changed_at: float | None = None
+        self.signals = 0
+        self.stopping: asyncio.Event | None = None
+        self.paint = Paint(wants_colour(sys.stderr))
+
+    def run(self) -> int:
+        """Bind (StartupError when a listener cannot be bound), then serve and watch until stopped."""
+        self._reload_config()
+        try:
+            return asyncio.run(self._main())
+        finally:
+            self._close_listeners(self.listeners)
+
+    async def _main(self) -> int:
+        self.stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
+        logger.info("%s", self._watching_line(), extra={"label": "watch"})
+        await self._start_child()
+        while not self.stopping.is_set():
+            await self._watch()
+        await self._stop_child()
+        logger.info("stopped", extra={"label": "stop"})
+        return 0
+
+    def _on_signal(self) -> None:
+        """Only records: the main loop stops the child. A second signal makes the child stop at once."""
+        assert self.stopping is not None
+        self.signals += 1
+        if self.signals == 1:
+            logger.info("stopping (again to stop at once)", extra={"label": "stop"})
+        elif self.child is not None and self.child.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.child.proc.send_signal(signal.SIGTERM if self.signals == 2 else signal.SIGKILL)
+        self.stopping.set()
+
+    async def _watch(self) -> None:
+        """Watch the plan's folders until a change calls for a new plan (or a stop)."""
+        plan = self.plan
+        assert plan is not None and self.stopping is not None
+        try:
+            async for changes in awatch(
+                *plan.directories,
+                watch_filter=None,
+                recursive=False,
+                debounce=DEBOUNCE_MS,
+                step=STEP_MS,
+                stop_event=self.stopping,
+                ignore_permission_denied=True,
+            ):
+                verdict = plan.classify(changes)
+                if verdict.files:
+                    await self._restart(verdict)
+                elif verdict.rescan:
+                    self.plan = self._build_plan(self.config)
+                if self.plan != plan:  # new folders, includes or apps: watch anew
+                    logger.debug("watching %d folders now", len(self.plan.directories if self.plan else ()))
+                    return
+        except FileNotFoundError:  # a folder went away as the watch started: walk again
+            self.plan = self._build_plan(self.config)
+            await asyncio.sleep(0.1)
+
+    async def _restart(self, verdict: Verdict) -> None:
+        self.changed_at = time.monotonic()
+        logger.info("%s: restarting", _changed(verdict.files), extra={"label": "reload"})
+        self.banner_due = self.banner_due or verdict.config
+        await self._stop_child()
+        assert self.stopping is not None
+        if self.stopping.is_set():
+            return
+        self._reload_config()
+        await self._start_child()
+
+    def _reload_config(self) -> None:
+        """Read the config for what to watch and where to listen; the child reports its problems."""
+        try:
+            config: Config | None = load(self.config_path)
+        except ConfigError:
+            config = None
+        if config is not None:
+            self.config = config
+        self.plan = self._build_plan(config)
+        settings = config.server if config is not None else ServerSettings()
+        if self.listen_override:
+            self._bind(self.listen_override, settings.backlog)
+        elif config is not None:
+            self._bind(settings.listen, settings.backlog)
+        elif not self.listeners:
+            self._bind(_raw_listen(self.config_path) or settings.listen, settings.backlog)
+
+    def _build_plan(self, config: Config | None) -> WatchPlan:
+        return build_plan(self.config_path, config, self.watch, self.ignore, previous=self.plan)
+
+    def _bind(self, specs: tuple[str, ...], backlog: int) -> None:
+        """Listen on specs, keeping sockets already bound; a failure keeps the old ones (or raises at first)."""
+        if tuple(self.listeners) == specs:
+            return
+        bound: dict[str, socket.socket] = {}
+        try:
+            for spec in specs:
+                bound[spec] = self.listeners.get(spec) or bind(spec, backlog)
+        except StartupError as exc:
+            self._close_listeners({k: s for k, s in bound.items() if k not in self.listeners})
+            if not self.listeners:
+                raise
+            logger.error("%s; still listening on %s", exc, ", ".join(self.listeners))
+            return
+        self._close_listeners({k: s for k, s in self.listeners.items() if k not in bound})
+        self.listeners = bound
+        self.banner_due = True
+
+    @staticmethod
+    def _close_listeners(listeners: dict[str, socket.socket]) -> None:
+        for spec, sock in listeners.items():
+            sock.close()
+            if spec.startswith("unix:"):
+                with contextlib.suppress(OSError):
+                    os.unlink(spec[5:])
+
+    async def _start_child(self) -> None:
+        ours, theirs = socket.socketpair()
+        fds = [sock.fileno() for sock in self.listeners.values()]
+        command = [sys.executable, "-m", "gateway.dev.child", str(self.config_path)]
+        command += [f"--listen=fd:{fd}" for fd in fds]
+        command += [f"--status-fd={theirs.fileno()}", f"--log-level={self.log_level}"]
+        try:
+            proc = await asyncio.create_subprocess_exec(*command, pass_fds=[*fds, theirs.fileno()])
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        child = Child(proc, ours, time.monotonic())
+        child.monitor = asyncio.get_running_loop().create_task(self._monitor(child))
+        self.child = child
+
+    async def _monitor(self, child: Child) -> None:
+        """Follow one child's status words until it exits; say so if nobody asked it to."""
+        reader = asyncio.get_running_loop().create_task(self._read_status(child))
+        code = await child.proc.wait()
+        with contextlib.suppress(TimeoutError):  # a grandchild holding the socket open
+            await asyncio.wait_for(reader, STATUS_WAIT)
+        child.status.close()
+        if not child.stopping and self.stopping is not None and not self.stopping.is_set():
+            logger.error(
+                "the serving process exited with code %s; waiting for a change to start it again",
+                code,
+                extra={"label": "error"},
+            )
+            if self.child is child:
+                self.child = None
+
+    async def _read_status(self, child: Child) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(OSError):
+            while data := await loop.sock_recv(child.status, 256):
+                for message in (data[i : i + 1] for i in range(len(data))):
+                    self._on_status(child, message)
+
+    def _on_status(self, child: Child, message: bytes) -> None:
+        if child.state == FAILED or message not in (READY, FAILED):
+            return  # a failed child's error page says R too: it stays failed
+        child.state = message
+        if message != READY or child is not self.child:
+            return
+        took = time.monotonic() - (self.changed_at or child.started)
+        if self.banner_due:
+            lines = banner_lines(self.config, list(self.listeners.values()), self.paint)
+            logger.info("serving %s in %.2f s\n%s", self.config_path, took, "\n".join(lines), extra={"label": "ready"})
+            self.banner_due = False
+        else:
+            logger.info("serving again, %.2f s after the change", took, extra={"label": "ready"})
+
+    async def _stop_child(self) -> None:
+        child, self.child = self.child, None
+        if child is None or child.monitor is None:
+            return
+        child.stopping = True
+        if child.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(child.monitor), STOP_WAIT)
+        except TimeoutError:
+            logger.error("the serving process did not stop within %.0f s: killed", STOP_WAIT)
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.kill()
+            await child.monitor
+
+    def _watching_line(self) -> str:
+        assert self.plan is not None
+        shown = [f"{_shown(root)}{os.sep}**.py" for root in self.plan.roots if root not in self.watch]
+        shown += [_shown(path) for path in sorted(self.plan.config_files)]
+        shown += [f"{_shown(path)} (--watch)" for path in self.watch]
+        return f"watching {', '.join(shown)} ({len(self.plan.directories)} folders)"
+
+
+def run_dev(
+    config_path: Path,
+    listen: tuple[str, ...] = (),
+    watch: tuple[Path, ...] = (),
+    ignore: tuple[str, ...] = (),
+    log_level: str = "info",
+) -> int:
+    """`gateway dev`: the console set up for people, then the supervisor until SIGTERM/SIGINT."""
+    root = logging.getLogger("gateway")
+    root.handlers[:] = [console_handler(sys.stderr)]
+    root.propagate = False
+    root.setLevel(log_level.upper())
+    watched = tuple(p.resolve() for p in watch)
+    return DevSupervisor(config_path, listen, watched, ignore, log_level).run()
+
+
+def _raw_listen(config_path: Path) -> tuple[str, ...]:
+    """server.listen as written, for a config that does not load yet (so dev can start on it)."""
+    import tomllib
+
+    try:
+        listen = tomllib.loads(config_path.read_text(encoding="utf-8")).get("server", {}).get("listen")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        return ()
+    if isinstance(listen, list) and listen and all(isinstance(spec, str) for spec in listen):
+        return tuple(listen)
+    return ()
+
+
+def _changed(files: tuple[str, ...]) -> str:
+    first = _shown(Path(files[0]))
+    return f"{first} changed" if len(files) == 1 else f"{first} and {len(files) - 1} more changed"
+
+
+def _shown(path: Path) -> str:
+    """A path as people typed it: relative to the working folder when under it."""
+    try:
+        return str(path.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(path)
