@@ -242,9 +242,8 @@ def shared(
     found = _SHARED.get(key)
     if found is None:
         digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
-        found = _SHARED[key] = PhpCgi(
-            binary, socket_path(runtime_dir, f"php-{digest}-{os.getpid()}.sock"), children, max_requests, ini, env, label
-        )
+        path = socket_path(runtime_dir, f"php-{digest}-{os.getpid()}.sock")  # one per worker process
+        found = _SHARED[key] = PhpCgi(binary, path, children, max_requests, ini, env, label)
     return found
 
 

@@ -303,7 +303,7 @@ def test_many_problems_across_tables(tmp_path: Path) -> None:
         ('[server]\nlisten = ["unix:"]\n', "server.listen[0]", "path"),
         ('[server]\nloop = "trio"\n', "server.loop", "'auto'"),
         ("[server]\nworkers = -2\n", "server.workers", "whole number"),
-        ("[server]\nmax_memory = \"lots\"\n", "server.max_memory", "size"),
+        ('[server]\nmax_memory = "lots"\n', "server.max_memory", "size"),
         ('server = "x"\n', "server", "expected a table"),
         ('app = "module_only"\n', "app", "module:attribute"),
     ],
