@@ -274,7 +274,8 @@ class DevSupervisor:
         shown = [f"{_shown(root)}{os.sep}**.py" for root in self.plan.roots if root not in self.watch]
         shown += [_shown(path) for path in sorted(self.plan.config_files)]
         shown += [f"{_shown(path)} (--watch)" for path in self.watch]
-        return f"watching {', '.join(shown)} ({len(self.plan.directories)} folders)"
+        count = len(self.plan.directories)
+        return f"watching {', '.join(shown)} ({count} folder{'s' if count != 1 else ''})"
 
 
 def run_dev(

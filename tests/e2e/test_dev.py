@@ -211,9 +211,15 @@ class Hammer:
         self.thread.join(15)
 
 
-def test_an_edit_restarts_within_a_second_and_no_request_fails(tmp_path: Path) -> None:
+def test_the_banner_lists_every_vhost_then_an_edit_restarts_and_no_request_fails(tmp_path: Path) -> None:
     make_site(tmp_path)
     with gateway_dev(tmp_path) as dev:
+        console = dev.stderr()
+        assert f"http://hello.localhost:{dev.port}/  also *.hello.localhost" in console, console
+        assert f"http://www.example.com:{dev.port}/  default · also *.example.com" in console, console
+        assert f"listening on http://127.0.0.1:{dev.port}" in console
+        assert "curl -H 'Host: www.example.com'" in console  # a name outside .localhost needs help to reach
+        assert not (tmp_path / ".gateway" / "gateway.pid").exists(), "the pid file is `gateway serve`'s"
         assert dev.get() == (200, "v1")
         with Hammer(dev) as hammer:
             time.sleep(0.3)
@@ -236,20 +242,9 @@ def test_an_edit_restarts_within_a_second_and_no_request_fails(tmp_path: Path) -
         assert "\x1b[" not in dev.stdout() + dev.stderr(), "no colour when the console is not a terminal"
 
 
-def test_the_banner_lists_every_vhost_as_a_url(tmp_path: Path) -> None:
+def test_import_errors_show_their_traceback_and_a_503_until_fixed_then_sigint_stops(tmp_path: Path) -> None:
     make_site(tmp_path)
-    with gateway_dev(tmp_path) as dev:
-        assert not (tmp_path / ".gateway" / "gateway.pid").exists(), "the pid file is `gateway serve`'s"
-        console = dev.stderr()
-        assert f"http://hello.localhost:{dev.port}/  also *.hello.localhost" in console, console
-        assert f"http://www.example.com:{dev.port}/  default · also *.example.com" in console, console
-        assert f"listening on http://127.0.0.1:{dev.port}" in console
-        assert "curl -H 'Host: www.example.com'" in console  # a name outside .localhost needs help to reach
-
-
-def test_a_syntax_error_shows_its_traceback_and_a_503_until_fixed(tmp_path: Path) -> None:
-    make_site(tmp_path)
-    with gateway_dev(tmp_path) as dev:
+    with gateway_dev(tmp_path, stop=signal.SIGINT) as dev:
         mark = dev.edit("site/hello.py", APP.format(version="v2") + "\nbroken = (\n")
         dev.wait_for("fix it and save", after=mark)
         console = dev.stderr()[mark:]
@@ -258,21 +253,17 @@ def test_a_syntax_error_shows_its_traceback_and_a_503_until_fixed(tmp_path: Path
         assert console.count("SyntaxError") == 1, "two routes import the same module: one traceback"
         status, body = dev.get()  # the listener still accepts; the answer says what is wrong
         assert status == 503 and "SyntaxError" in body and "hello.py" in body, body
-        mark = dev.edit("site/hello.py", APP.format(version="v3"))
-        dev.wait_for("serving again", after=mark)
-        assert dev.get() == (200, "v3")
-
-
-def test_an_import_time_exception_shows_the_apps_frames(tmp_path: Path) -> None:
-    make_site(tmp_path)
-    (tmp_path / "site" / "helper.py").write_text("def boom():\n    raise RuntimeError('no database')\n")
-    with gateway_dev(tmp_path) as dev:
+        (tmp_path / "site" / "helper.py").write_text("def boom():\n    raise RuntimeError('no database')\n")
         mark = dev.edit("site/hello.py", "import helper\nhelper.boom()\n" + APP.format(version="v2"))
         dev.wait_for("fix it and save", after=mark)
         console = dev.stderr()[mark:]
         assert "Traceback (most recent call last):" in console
         assert "hello.py" in console and "helper.py" in console and "RuntimeError: no database" in console
         assert "importlib" not in console and "gateway/dev" not in console, console
+        mark = dev.edit("site/hello.py", APP.format(version="v3"))
+        dev.wait_for("serving again", after=mark)
+        assert dev.get() == (200, "v3")
+    assert "stopped" in dev.stderr()  # the fixture checked exit 0 and that no child is left
 
 
 def test_an_invalid_config_shows_each_problem_and_a_fix_resumes(tmp_path: Path) -> None:
@@ -290,6 +281,26 @@ def test_an_invalid_config_shows_each_problem_and_a_fix_resumes(tmp_path: Path) 
         dev.wait_for(READY, after=mark)
         assert dev.get() == (200, "v1")
         assert f"http://hello.localhost:{dev.port}/" in dev.stderr()[mark:], "a config change shows the banner again"
+
+
+def test_an_include_and_a_new_file_its_glob_matches_restart(tmp_path: Path) -> None:
+    config = make_site(tmp_path)
+    main, _, second = config.read_text().partition('[[vhost]]\nnames = ["*.example.com"]')
+    config.write_text('include = ["sites/*.toml"]\n' + main)
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "a.toml").write_text('[[vhost]]\nnames = ["*.example.com"]' + second)
+    with gateway_dev(tmp_path) as dev:
+        assert dev.get(host="www.example.com") == (200, "v1")
+        mark = dev.edit("sites/a.toml", '[[vhost]]\nnames = ["*.example.com"]' + second.replace("asgi", "asgj"))
+        dev.wait_for("fix it and save", after=mark)
+        assert "reload  sites/a.toml changed" in dev.stderr()[mark:]
+        mark = dev.edit("sites/a.toml", '[[vhost]]\nnames = ["*.example.com"]' + second)
+        dev.wait_for(READY, after=mark)
+        mark = dev.edit("sites/b.toml", '[[vhost]]\nnames = ["b.localhost"]' + second)
+        dev.wait_for(READY, after=mark)
+        assert "reload  sites/b.toml changed" in dev.stderr()[mark:]
+        assert f"http://b.localhost:{dev.port}/" in dev.stderr()[mark:]
+        assert dev.get(host="b.localhost") == (200, "v1")
 
 
 def test_venv_pycache_static_and_non_python_changes_do_not_restart(tmp_path: Path) -> None:
@@ -317,13 +328,6 @@ def test_venv_pycache_static_and_non_python_changes_do_not_restart(tmp_path: Pat
         dev.wait_for("serving again", after=mark)
         mark = dev.edit("site/pkg/views.py", "x = 2\n")
         dev.wait_for("reload  site/pkg/views.py changed", after=mark)
-
-
-def test_sigint_stops_the_supervisor_and_its_child_with_exit_0(tmp_path: Path) -> None:
-    make_site(tmp_path)
-    with gateway_dev(tmp_path, stop=signal.SIGINT) as dev:
-        assert dev.get() == (200, "v1")
-    assert "stopped" in dev.stderr()
 
 
 def test_a_killed_supervisor_leaves_no_child(tmp_path: Path) -> None:
