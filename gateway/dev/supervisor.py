@@ -254,8 +254,10 @@ class DevSupervisor:
             logger.info("serving again, %.2f s after the change", took, extra={"label": "ready"})
 
     async def _stop_child(self) -> None:
-        child, self.child = self.child, None
+        """SIGTERM, then wait; it stays self.child until gone, so a second Ctrl-C can reach it."""
+        child = self.child
         if child is None or child.monitor is None:
+            self.child = None
             return
         child.stopping = True
         if child.proc.returncode is None:
@@ -268,6 +270,7 @@ class DevSupervisor:
             with contextlib.suppress(ProcessLookupError):
                 child.proc.kill()
             await child.monitor
+        self.child = None
 
     def _watching_line(self) -> str:
         assert self.plan is not None

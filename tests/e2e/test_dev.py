@@ -33,12 +33,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(30)]
 
 READY = " ready "
 APP = """\
+import asyncio
+
 VERSION = {version!r}
 
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(30)
     await send({{"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}})
     await send({{"type": "http.response.body", "body": VERSION.encode()}})
 """
@@ -181,6 +185,11 @@ def gateway_dev(
         assert all(gone(pid) for pid in pids), f"serving child {pids} outlived the supervisor"
 
 
+def request_ignoring_errors(dev: Dev, path: str) -> None:
+    with contextlib.suppress(OSError):
+        dev.get(path)
+
+
 class Hammer:
     """Requests in a loop on a thread, each on a new connection, recording every failure."""
 
@@ -283,7 +292,7 @@ def test_an_invalid_config_shows_each_problem_and_a_fix_resumes(tmp_path: Path) 
         assert f"http://hello.localhost:{dev.port}/" in dev.stderr()[mark:], "a config change shows the banner again"
 
 
-def test_an_include_and_a_new_file_its_glob_matches_restart(tmp_path: Path) -> None:
+def test_an_include_and_a_new_file_its_glob_match_restart_and_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
     config = make_site(tmp_path)
     main, _, second = config.read_text().partition('[[vhost]]\nnames = ["*.example.com"]')
     config.write_text('include = ["sites/*.toml"]\n' + main)
@@ -301,6 +310,15 @@ def test_an_include_and_a_new_file_its_glob_matches_restart(tmp_path: Path) -> N
         assert "reload  sites/b.toml changed" in dev.stderr()[mark:]
         assert f"http://b.localhost:{dev.port}/" in dev.stderr()[mark:]
         assert dev.get(host="b.localhost") == (200, "v1")
+        threading.Thread(target=request_ignoring_errors, args=(dev, "/slow"), daemon=True).start()
+        time.sleep(0.3)
+        dev.proc.send_signal(signal.SIGINT)  # the first waits for the slow request (up to 5 s)...
+        time.sleep(0.5)
+        assert dev.proc.poll() is None, "a first Ctrl-C lets in-flight requests finish"
+        started = time.monotonic()
+        dev.proc.send_signal(signal.SIGINT)  # ...a second does not
+        dev.proc.wait(5)
+        assert time.monotonic() - started < 2.0
 
 
 def test_venv_pycache_static_and_non_python_changes_do_not_restart(tmp_path: Path) -> None:
