@@ -15,6 +15,7 @@ HANDLERS: dict[str, str] = {
     "php": "adapters.php:PhpHandler",
     "fastcgi": "adapters.fastcgi:FastCgiHandler",
     "cgi": "adapters.cgi:CgiHandler",
+    "proxy": "adapters.proxy:ProxyHandler",
 }
 
 
