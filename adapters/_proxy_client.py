@@ -129,7 +129,7 @@ class ProxyClient:
         while True:
             upstream = self.balancer.choose(tried)
             if upstream is None:
-                raise last or UpstreamError("none is available: every one failed its health check")
+                raise last or UpstreamError("none is available (each is out by its health check, or none is set)")
             tried.append(upstream)
             head, framing = self.heads.build(scope, upstream.address.host_header, self.keep_alive)
             if body is None:

@@ -116,6 +116,8 @@ class Exchange:
         finally:
             if not pump.done():
                 pump.cancel()
+            elif not pump.cancelled() and pump.exception() is not None:
+                logger.error("proxy upstream %s: sending the request body failed", label, exc_info=pump.exception())
             self.reusable = connection.finish() and self.body_sent
 
     async def pump(self) -> None:

@@ -52,9 +52,13 @@ class FaultHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         FAULTS.connections += 1
         doomed = False
+        idle_since = 0.0
         while True:
             line = self.rfile.readline()
             if not line:
+                if idle_since:
+                    idle = time.monotonic() - idle_since
+                    FAULTS.events.append(f"idle connection closed by the proxy after {idle:.2f}s")
                 return
             method, target, _ = line.split(b" ", 2)
             headers = self.read_headers()
@@ -68,6 +72,7 @@ class FaultHandler(socketserver.StreamRequestHandler):
             if not self.answer(path, method, body):
                 return
             doomed = path == "/stale-first"
+            idle_since = time.monotonic() if path == "/idle" else 0.0
 
     def read_headers(self) -> dict[bytes, bytes]:
         headers = {}
@@ -266,6 +271,14 @@ names = ["busy.test"]
   upstreams = ["{a.url}"]
   max_connections = 1
   connect_timeout = "300ms"
+
+[[vhost]]
+names = ["idle.test"]
+  [[vhost.route]]
+  path = "/"
+  handler = "proxy"
+  upstreams = ["http://127.0.0.1:{fault_port}"]
+  keepalive_timeout = "300ms"
 
 [[vhost]]
 names = ["health.test"]
@@ -618,6 +631,17 @@ def test_connections_to_the_upstream_are_reused(site: Site) -> None:
     with client(site, "one.test") as http:
         ports = {tuple(echo(http.get(f"/r{index}"))["client"]) for index in range(20)}
     assert len(ports) <= 2, f"20 requests used {len(ports)} upstream connections"
+
+
+def test_idle_connections_are_closed_after_keepalive_timeout(site: Site) -> None:
+    with client(site, "idle.test") as http:
+        assert http.get("/idle").status_code == 200
+    deadline = time.monotonic() + 3
+    while not any(event.startswith("idle connection closed") for event in FAULTS.events):
+        assert time.monotonic() < deadline, "the idle connection was never closed"
+        time.sleep(0.02)
+    event = next(event for event in FAULTS.events if event.startswith("idle connection closed"))
+    assert 0.25 <= float(event.rpartition(" ")[2].rstrip("s")) < 1.5, event
 
 
 def test_a_kept_connection_the_upstream_closed_is_detected(site: Site) -> None:
