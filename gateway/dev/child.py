@@ -11,6 +11,10 @@ the error text (a page a browser shows, rather than a request that hangs),
 until the next change replaces it; the R its error page then sends does not
 undo the F.
 
+With --standby it starts ahead of need: Python and gateway imported, it waits
+for G on the status socket before it reads the config. The supervisor keeps
+one ready, so a reload costs the app's import, not the interpreter's start.
+
 SIGINT is ignored: Ctrl-C in a terminal reaches the whole process group, and
 the supervisor turns it into one SIGTERM here. When the supervisor dies, the
 status socket reads EOF and the child stops itself, so none is orphaned.
@@ -48,6 +52,7 @@ from gateway.types import ASGIApp, Receive, Scope, Send
 logger = logging.getLogger("gateway.dev")
 GRACE = 5.0  # seconds in-flight requests get when a change or Ctrl-C stops this process
 READY, FAILED = b"R", b"F"  # on the status socket; the Server itself writes READY
+GO = b"G"  # from the supervisor to a standby child: load and serve now
 SETTLE = 0.05  # seconds between closing the listeners and closing idle connections
 _IMPORT_MACHINERY = (__file__, importlib.__file__)
 
@@ -59,6 +64,7 @@ class Status:
         self.sock = socket.socket(fileno=fd) if fd is not None else None
         self.errors: list[str] = []
         self.stop_requested = False
+        self.go = threading.Event()
         if self.sock is not None:
             self.sock.set_inheritable(False)  # php-cgi and CGI scripts must not hold it
             os.environ[READY_FD_ENV] = str(fd)
@@ -70,11 +76,12 @@ class Status:
                 self.sock.sendall(message)
 
     def _watch_supervisor(self) -> None:
-        """EOF: the supervisor is gone; stop as if it had asked."""
+        """G: go. EOF: the supervisor is gone; stop as if it had asked."""
         assert self.sock is not None
         with contextlib.suppress(OSError):
-            while self.sock.recv(64):
-                pass
+            while data := self.sock.recv(64):
+                if GO in data:
+                    self.go.set()
         os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -138,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     status = Status(args.status_fd)
     _configure_console(status, args.log_level)
     fds = [int(spec[3:]) for spec in args.listen]
-    spares = [os.dup(fd) for fd in fds]  # the error page's listeners, should Server close the originals
+    backups = [os.dup(fd) for fd in fds]  # the error page's listeners, should Server close the originals
+    if args.standby:
+        status.go.wait()
     overrides: dict[str, Any] = {
         "listen": tuple(args.listen),
         "access_log": "-",  # the console, rendered for people by AccessConsole
@@ -153,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         code = DevServer(with_grace(config, grace), app, status).run()
         if code == 0 or status.stop_requested:
             return 0
-    return serve_error_page(spares, status)
+    return serve_error_page(backups, status)
 
 
 def prepare(config_path: Path, overrides: dict[str, Any]) -> tuple[Config, ASGIApp]:
@@ -290,6 +299,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--listen", action="append", default=[], help="fd:N, inherited from the supervisor")
     parser.add_argument("--status-fd", type=int, default=None)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--standby", action="store_true", help="wait for G on the status socket before loading")
     return parser.parse_args(argv)
 
 

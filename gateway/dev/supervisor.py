@@ -6,12 +6,15 @@ Rules:
   the sockets stay open, so the kernel keeps completing connections into
   their backlog: a request made while the app reloads waits for the new
   child, it is never refused.
-- One child at a time: the old one is asked to stop (SIGTERM; it finishes
-  in-flight requests for up to child.GRACE seconds), then the new one starts.
-  Two versions of an app never run side by side.
+- One child serves at a time: the old one is asked to stop (SIGTERM; it
+  finishes in-flight requests for up to child.GRACE seconds), then the new
+  one loads the config and the apps. Two versions of an app never run side
+  by side. The new one was started ahead, as a standby that has imported
+  Python and gateway and waits for the word (process.py): a reload costs
+  the app's import, not the interpreter's start.
 - A child that cannot load the config or an app says why on the console and
   answers 503 with the error, until the next change replaces it.
-- The child reports R (ready) or F (failed) over a socketpair; the same
+- Each child reports R (ready) or F (failed) over a socketpair; the same
   socket tells it when this process is gone (EOF), so a child is never
   orphaned.
 - Signal handlers only record: SIGTERM/SIGINT stop the child gracefully and
@@ -28,36 +31,24 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from watchfiles import awatch
 
 from gateway.config.loader import load
 from gateway.config.schema import Config, ServerSettings
 from gateway.dev.banner import banner_lines
-from gateway.dev.child import FAILED, GRACE, READY
+from gateway.dev.child import READY
 from gateway.dev.console import Paint, console_handler, wants_colour
 from gateway.dev.plan import Verdict, WatchPlan, build_plan
+from gateway.dev.process import STOP_WAIT, ServingProcess
 from gateway.errors import ConfigError, StartupError
 from gateway.listeners import bind
 
 logger = logging.getLogger("gateway.dev")
-STOP_WAIT = GRACE + 5.0  # then SIGKILL: a child stuck past its grace
-STATUS_WAIT = 0.5  # reading the last status word after a child exited
 DEBOUNCE_MS, STEP_MS = 400, 50  # a save is seen within ~50 ms of quiet; a burst is cut at 400 ms
-
-
-@dataclass
-class Child:
-    """One serving process and what the supervisor knows of it."""
-
-    proc: asyncio.subprocess.Process
-    status: socket.socket
-    started: float
-    state: bytes = b""  # READY or FAILED once it said
-    stopping: bool = False
-    monitor: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class DevSupervisor:
@@ -79,7 +70,11 @@ class DevSupervisor:
         self.config: Config | None = None
         self.plan: WatchPlan | None = None
         self.listeners: dict[str, socket.socket] = {}
-        self.child: Child | None = None
+        self.child: ServingProcess | None = None
+        self.standby: ServingProcess | None = None  # the next child, imported and waiting (process.py)
+        self.standby_starting = False
+        self.generation = 0  # of the listeners: a standby holding older ones is no use
+        self.tasks: set[asyncio.Task[Any]] = set()
         self.banner_due = True
         self.changed_at: float | None = None
         self.signals = 0
@@ -104,6 +99,9 @@ class DevSupervisor:
         while not self.stopping.is_set():
             await self._watch()
         await self._stop_child()
+        await asyncio.gather(*self.tasks)  # a standby being started, a stale one being stopped
+        if self.standby is not None:
+            await self.standby.stop()
         logger.info("stopped", extra={"label": "stop"})
         return 0
 
@@ -113,9 +111,8 @@ class DevSupervisor:
         self.signals += 1
         if self.signals == 1:
             logger.info("stopping (again to stop at once)", extra={"label": "stop"})
-        elif self.child is not None and self.child.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.child.proc.send_signal(signal.SIGTERM if self.signals == 2 else signal.SIGKILL)
+        elif self.child is not None:
+            self.child.signal(signal.SIGTERM if self.signals == 2 else signal.SIGKILL)
         self.stopping.set()
 
     async def _watch(self) -> None:
@@ -191,6 +188,7 @@ class DevSupervisor:
             return
         self._close_listeners({k: s for k, s in self.listeners.items() if k not in bound})
         self.listeners = bound
+        self.generation += 1
         self.banner_due = True
 
     @staticmethod
@@ -201,49 +199,52 @@ class DevSupervisor:
                 with contextlib.suppress(OSError):
                     os.unlink(spec[5:])
 
-    async def _start_child(self) -> None:
-        ours, theirs = socket.socketpair()
+    async def _spawn(self) -> ServingProcess:
         fds = [sock.fileno() for sock in self.listeners.values()]
-        command = [sys.executable, "-m", "gateway.dev.child", str(self.config_path)]
-        command += [f"--listen=fd:{fd}" for fd in fds]
-        command += [f"--status-fd={theirs.fileno()}", f"--log-level={self.log_level}"]
-        try:
-            proc = await asyncio.create_subprocess_exec(*command, pass_fds=[*fds, theirs.fileno()])
-        finally:
-            theirs.close()
-        ours.setblocking(False)
-        child = Child(proc, ours, time.monotonic())
-        child.monitor = asyncio.get_running_loop().create_task(self._monitor(child))
+        return await ServingProcess.spawn(
+            self.config_path, fds, self.log_level, self.generation, self._on_status, self._on_exit
+        )
+
+    async def _start_child(self) -> None:
+        """Make the standby (or a new process, when there is none fit) the serving child."""
+        child = self._take_standby() or await self._spawn()
+        if not await child.go():  # the standby died meanwhile: once more, fresh
+            child = await self._spawn()
+            await child.go()
         self.child = child
 
-    async def _monitor(self, child: Child) -> None:
-        """Follow one child's status words until it exits; say so if nobody asked it to."""
-        reader = asyncio.get_running_loop().create_task(self._read_status(child))
-        code = await child.proc.wait()
-        with contextlib.suppress(TimeoutError):  # a grandchild holding the socket open
-            await asyncio.wait_for(reader, STATUS_WAIT)
-        child.status.close()
-        if not child.stopping and self.stopping is not None and not self.stopping.is_set():
-            logger.error(
-                "the serving process exited with code %s; waiting for a change to start it again",
-                code,
-                extra={"label": "error"},
-            )
-            if self.child is child:
-                self.child = None
+    def _take_standby(self) -> ServingProcess | None:
+        standby, self.standby = self.standby, None
+        if standby is None or (standby.generation == self.generation and standby.running):
+            return standby
+        self._track(standby.stop())  # it inherited listeners that are closed now
+        return None
 
-    async def _read_status(self, child: Child) -> None:
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(OSError):
-            while data := await loop.sock_recv(child.status, 256):
-                for message in (data[i : i + 1] for i in range(len(data))):
-                    self._on_status(child, message)
+    async def _prepare_standby(self) -> None:
+        """Start the next child ahead of need, once the current one has loaded (not to slow it down)."""
+        assert self.stopping is not None
+        if self.standby is not None or self.standby_starting or self.stopping.is_set():
+            return
+        self.standby_starting = True
+        try:
+            standby = await self._spawn()
+        finally:
+            self.standby_starting = False
+        if self.stopping.is_set():
+            await standby.stop()
+        else:
+            self.standby = standby
 
-    def _on_status(self, child: Child, message: bytes) -> None:
-        if child.state == FAILED or message not in (READY, FAILED):
-            return  # a failed child's error page says R too: it stays failed
-        child.state = message
-        if message != READY or child is not self.child:
+    def _track(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _on_status(self, child: ServingProcess, message: bytes) -> None:
+        if child is not self.child:
+            return
+        self._track(self._prepare_standby())
+        if message != READY:
             return
         took = time.monotonic() - (self.changed_at or child.started)
         if self.banner_due:
@@ -253,23 +254,23 @@ class DevSupervisor:
         else:
             logger.info("serving again, %.2f s after the change", took, extra={"label": "ready"})
 
+    def _on_exit(self, child: ServingProcess, code: int) -> None:
+        """Say so when the serving child exits without being asked to (a standby's exit needs no word)."""
+        if child is self.standby:
+            self.standby = None
+        if child is not self.child or child.stopping or (self.stopping is not None and self.stopping.is_set()):
+            return
+        self.child = None
+        logger.error(
+            "the serving process exited with code %s; waiting for a change to start it again",
+            code,
+            extra={"label": "error"},
+        )
+
     async def _stop_child(self) -> None:
         """SIGTERM, then wait; it stays self.child until gone, so a second Ctrl-C can reach it."""
-        child = self.child
-        if child is None or child.monitor is None:
-            self.child = None
-            return
-        child.stopping = True
-        if child.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(child.monitor), STOP_WAIT)
-        except TimeoutError:
+        if self.child is not None and await self.child.stop():
             logger.error("the serving process did not stop within %.0f s: killed", STOP_WAIT)
-            with contextlib.suppress(ProcessLookupError):
-                child.proc.kill()
-            await child.monitor
         self.child = None
 
     def _watching_line(self) -> str:

@@ -112,11 +112,13 @@ class Dev:
         path.write_text(text)
         return mark
 
-    def child(self) -> int:
-        """The pid of the serving child (the supervisor has exactly one)."""
-        pids = children(self.proc.pid)
-        assert len(pids) == 1, pids
-        return pids[0]
+    def settled(self, timeout: float = 8.0) -> set[int]:
+        """The supervisor's children once the standby has started too: the serving one and the next."""
+        deadline = time.monotonic() + timeout
+        while len(pids := children(self.proc.pid)) != 2:
+            assert time.monotonic() < deadline, f"children {pids}, expected a serving one and a standby"
+            time.sleep(0.02)
+        return set(pids)
 
 
 def children(pid: int) -> list[int]:
@@ -246,8 +248,10 @@ def test_the_banner_lists_every_vhost_then_an_edit_restarts_and_no_request_fails
         assert len(hammer.bodies) >= 20 and set(hammer.bodies) == {"v1", "v2"}
         assert took < 3.0, f"the new version took {took:.2f} s"
         print(f"\nreload: new version served {took:.2f} s after the save; {len(hammer.bodies)} requests, 0 failed")
-        access = [line for line in dev.stdout().splitlines() if " GET " in line]
-        assert len(access) == len(hammer.bodies) + 1, "one access line per request"
+        deadline = time.monotonic() + 3  # a line is written just after its response is sent
+        while (lines := dev.stdout().count(" GET ")) < len(hammer.bodies) + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lines == len(hammer.bodies) + 1, "one access line per request"
         assert "\x1b[" not in dev.stdout() + dev.stderr(), "no colour when the console is not a terminal"
 
 
@@ -326,7 +330,7 @@ def test_venv_pycache_static_and_non_python_changes_do_not_restart(tmp_path: Pat
     (tmp_path / "templates").mkdir()
     args = ("--watch", "templates", "--ignore", "generated_*.py")
     with gateway_dev(tmp_path, args) as dev:
-        before = dev.child()
+        before = dev.settled()
         mark = dev.edit("site/.venv/lib/module.py", "x = 1\n")
         dev.edit("site/__pycache__/hello.py", "x = 1\n")
         dev.edit("site/static/page.txt", "changed\n")
@@ -335,13 +339,13 @@ def test_venv_pycache_static_and_non_python_changes_do_not_restart(tmp_path: Pat
         dev.edit("site/generated_models.py", "x = 1\n")  # --ignore
         time.sleep(1.5)
         assert "reload" not in dev.stderr()[mark:], dev.stderr()[mark:]
-        assert dev.child() == before
+        assert dev.settled() == before
         status, body = dev.get("/static/page.txt")
         assert (status, body) == (200, "changed\n"), "static files are read on each request"
         mark = dev.edit("templates/page.html", "<p>hi</p>")  # --watch: any file there restarts
         dev.wait_for("serving again", after=mark)
         assert "reload  templates/page.html changed" in dev.stderr()[mark:]
-        assert dev.child() != before
+        assert dev.settled() != before
         mark = dev.edit("site/pkg/models.py", "x = 1\n")  # a new package folder is walked and watched
         dev.wait_for("serving again", after=mark)
         mark = dev.edit("site/pkg/views.py", "x = 2\n")
@@ -351,10 +355,10 @@ def test_venv_pycache_static_and_non_python_changes_do_not_restart(tmp_path: Pat
 def test_a_killed_supervisor_leaves_no_child(tmp_path: Path) -> None:
     make_site(tmp_path)
     with gateway_dev(tmp_path) as dev:
-        child = dev.child()
+        pids = dev.settled()
         dev.proc.kill()
         dev.proc.wait()
-        assert gone(child), "the child must stop when its supervisor dies"
+        assert all(gone(pid) for pid in pids), "the children must stop when their supervisor dies"
         dev.proc.returncode = 0  # killed on purpose: the fixture checks the rest
 
 
