@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from adapters._proxy_connection import UpstreamError
 from adapters._proxy_options import HealthOptions
 from adapters._proxy_upstreams import Upstream
 
+logger = logging.getLogger("gateway.adapters.proxy")
 SILENCE = 3600.0  # probe() waits this long at most; check() bounds it by health.timeout
 
 
@@ -40,7 +42,11 @@ class HealthChecker:
 
     async def run(self) -> None:
         while True:
-            await asyncio.gather(*(self.check(upstream) for upstream in list(self.upstreams)))
+            upstreams = list(self.upstreams)
+            results = await asyncio.gather(*(self.check(u) for u in upstreams), return_exceptions=True)
+            for upstream, result in zip(upstreams, results, strict=True):
+                if isinstance(result, Exception):  # a bug, not a verdict: the checks go on
+                    logger.error("proxy upstream %s: the health check failed", upstream.label, exc_info=result)
             await asyncio.sleep(self.options.interval)
 
     async def check(self, upstream: Upstream) -> None:
