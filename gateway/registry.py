@@ -16,6 +16,7 @@ HANDLERS: dict[str, str] = {
     "fastcgi": "adapters.fastcgi:FastCgiHandler",
     "cgi": "adapters.cgi:CgiHandler",
     "proxy": "adapters.proxy:ProxyHandler",
+    "health": "adapters.health:HealthHandler",
 }
 
 
