@@ -104,6 +104,9 @@ class RequestCycle:
             logger.exception("Exception in app while serving %s %s", self.scope["method"], self.scope["path"])
             self._fail("The application raised an error; the traceback is in the server's log.")
             return
+        if not self.response_complete and not self.disconnected and self.client_eof:
+            self.protocol.abort()  # the app stopped on the http.disconnect a half-close reports: not its fault
+            return
         if not self.response_complete and not self.disconnected:
             logger.error(
                 "App returned without completing its response to %s %s", self.scope["method"], self.scope["path"]

@@ -35,6 +35,7 @@ logger = logging.getLogger("gateway.error")
 
 NO_TIMER, HEAD_TIMER, BODY_TIMER, IDLE_TIMER, LINGER_TIMER = range(5)
 LINGER_SECONDS = 2.0
+SHUTDOWN_GRACE = 1.0  # seconds a just-accepted connection gets to send its request when the server stops
 WRITE_HIGH = 256 * 1024
 
 
@@ -69,6 +70,7 @@ class HttpProtocol(asyncio.Protocol):
         self.ignore_input = False
         self.closed = False
         self.client_ip = ""
+        self.stopping = False  # the server is stopping: serve what arrives now, then close
 
     # Connection lifecycle -------------------------------------------------
 
@@ -137,7 +139,7 @@ class HttpProtocol(asyncio.Protocol):
         self.state.requests += 1
         self.body_timeout = self.state.limits.body_timeout  # a route's limits may change it for this request
         has_body = bool(parser.content_length) or parser.chunked
-        keep_alive = parser.keep_alive and self.requests < self.keepalive_requests
+        keep_alive = parser.keep_alive and self.requests < self.keepalive_requests and not self.stopping
         if self.app is self.state.unavailable_app:
             keep_alive = False
         now = self.loop.time()
@@ -331,8 +333,18 @@ class HttpProtocol(asyncio.Protocol):
         self.transport.close()
 
     def shutdown(self) -> None:
-        """Server is stopping: close idle connections, let busy ones finish their response."""
+        """Server is stopping: close idle connections, let busy ones finish their response.
+
+        A connection accepted a moment ago (or whose head is arriving) is not
+        idle: its client is sending a request the listener took. It gets
+        SHUTDOWN_GRACE to arrive and is then served with Connection: close,
+        so a worker recycled or reloaded under load fails no request.
+        """
+        self.stopping = True
         if self.cycle is None:
+            if self.requests == 0 or self.parser.in_head:
+                self._set_timer(HEAD_TIMER, min(self.header_timeout, SHUTDOWN_GRACE))
+                return
             self.transport.close()
             return
         for cycle in (self.cycle, *self.pipeline):
@@ -354,7 +366,9 @@ class HttpProtocol(asyncio.Protocol):
         if not self.timer or now < self.deadline:
             return
         timer, self.timer = self.timer, NO_TIMER
-        if timer == HEAD_TIMER:
+        if timer == HEAD_TIMER and self.stopping and not self.parser.in_head:
+            self.transport.close()  # nothing came in the shutdown grace
+        elif timer == HEAD_TIMER:
             self.refuse(HttpError(408, "The request head did not arrive in time."))
         elif timer == BODY_TIMER:
             self.refuse(HttpError(408, "The request body stalled."))

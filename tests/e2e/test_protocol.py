@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import Gateway, run_gateway
+from tests.support.server import Gateway, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(30)]
 
@@ -651,6 +651,19 @@ def test_app_waiting_after_the_body_sees_http_disconnect(gw: Gateway, tmp_path: 
         wait_for_file(log, lambda text: "waiting" in text)
     text = wait_for_file(log, lambda text: len(text.split()) >= 2, timeout=3.0)
     assert text.split() == ["waiting", "http.disconnect"]
+
+
+def test_app_that_stops_on_a_half_close_is_not_an_error(gw: Gateway, tmp_path: Path) -> None:
+    """A client that shuts its sending side: the app sees http.disconnect and returns, quietly."""
+    log = tmp_path / "half-close.log"
+    with Client.connect(gw) as client:
+        client.send(request_bytes("POST", f"/wait-disconnect?max=2&log={log}", body=b"payload"))
+        wait_for_file(log, lambda text: "waiting" in text)
+        client.sock.shutdown(socket.SHUT_WR)
+        assert b"500" not in read_response(client.sock, timeout=3.0), "no error page for an app that gave up"
+    assert wait_for_file(log, lambda text: len(text.split()) >= 2).split() == ["waiting", "http.disconnect"]
+    time.sleep(0.3)
+    assert "without completing its response" not in gw.stderr()
 
 
 def test_app_waiting_for_more_body_sees_http_disconnect(gw: Gateway, tmp_path: Path) -> None:
