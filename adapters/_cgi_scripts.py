@@ -20,7 +20,7 @@ Rules:
   empty word, a NUL) or one past the size caps gives no argv at all, as §4.4
   allows. Only an exec'd argument list ever carries them, never a shell.
 
-Answers are cached per raw path for REVALIDATE seconds: a stat per segment
+Answers are cached per raw path for a second (_lookup_cache.py): a stat per segment
 and a realpath per request are cheap beside a fork, but not free.
 """
 
@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import os
 import stat
-from time import monotonic
 from urllib.parse import unquote_to_bytes
 
+from adapters._lookup_cache import LookupCache
 from adapters._static_files import FORBIDDEN, NOT_FOUND, Reply, path_segments
 
-REVALIDATE = 1.0
-CACHE_ENTRIES = 10_000
 MAX_ARGS = 64
 MAX_ARGS_BYTES = 16 * 1024
 
@@ -80,18 +78,10 @@ class ScriptTable:
         self.index = index
         self.interpreters = interpreters
         self.extensions = tuple(interpreters)
-        self.cache: dict[bytes, tuple[float, Resolved]] = {}
+        self.cache: LookupCache[Resolved] = LookupCache(self.lookup)
 
     def resolve(self, raw_path: bytes) -> Resolved:
-        now = monotonic()
-        cached = self.cache.get(raw_path)
-        if cached is not None and now - cached[0] < REVALIDATE:
-            return cached[1]
-        resolved = self.lookup(raw_path)
-        if len(self.cache) >= CACHE_ENTRIES:
-            self.cache.clear()
-        self.cache[raw_path] = (now, resolved)
-        return resolved
+        return self.cache.get(raw_path)
 
     def lookup(self, raw_path: bytes) -> Resolved:
         segments = path_segments(raw_path)

@@ -17,7 +17,7 @@ Rules, in order:
    off), 404.
 
 A script must be inside root after symlinks are resolved. Answers are
-cached per raw path for REVALIDATE seconds: a stat and a realpath per
+cached per raw path for a second (_lookup_cache.py): a stat and a realpath per
 request would otherwise be most of a small PHP page's cost in the gateway.
 """
 
@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import os
 import stat
-from time import monotonic
 
 from adapters._fastcgi_params import script_pairs
+from adapters._lookup_cache import LookupCache
 from adapters._static_files import NOT_FOUND, Reply, path_segments
 
-REVALIDATE = 1.0
-CACHE_ENTRIES = 10_000
 HIDDEN_ALLOWED = frozenset({b".well-known"})
 
 
@@ -63,18 +61,10 @@ class ScriptTable:
         self.extensions = extensions
         self.index = index
         self.front = front_controller
-        self.cache: dict[bytes, tuple[float, Resolved]] = {}
+        self.cache: LookupCache[Resolved] = LookupCache(self.lookup)
 
     def resolve(self, raw_path: bytes) -> Resolved:
-        now = monotonic()
-        cached = self.cache.get(raw_path)
-        if cached is not None and now - cached[0] < REVALIDATE:
-            return cached[1]
-        resolved = self.lookup(raw_path)
-        if len(self.cache) >= CACHE_ENTRIES:
-            self.cache.clear()
-        self.cache[raw_path] = (now, resolved)
-        return resolved
+        return self.cache.get(raw_path)
 
     def lookup(self, raw_path: bytes) -> Resolved:
         segments = path_segments(raw_path)

@@ -6,15 +6,13 @@ reaches the server on 127.0.0.1 as a different address.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import ROOT, Gateway, run_gateway
+from tests.support.server import Gateway, gateway_command, run_gateway
 
 pytestmark = [pytest.mark.e2e]
 ECHO = "tests.support.apps:echo"
@@ -134,8 +132,6 @@ def test_rightmost_untrusted_hop_is_the_client(gateway: Gateway) -> None:
 def test_bad_lists_are_config_errors(tmp_path: Path, written: str, wrong: str, expected: str) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(CONFIG.replace(written, wrong))
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "check", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    result = gateway_command("check", str(config))
     assert result.returncode == 2
     assert expected in result.stderr

@@ -14,24 +14,12 @@ import httpx
 import pytest
 
 import gateway
-from tests.support.server import ROOT, read_one_response, run_gateway
+from tests.support.server import ROOT, gateway_command, read_one_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
 GATEWAY_SCRIPT = Path(sys.executable).parent / "gateway"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def gateway_command(*args: str, timeout: float = 20.0, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def assert_one_error_line(stderr: str) -> str:

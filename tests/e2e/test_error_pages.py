@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import ROOT, Gateway, run_gateway
+from tests.support.server import Gateway, gateway_command, run_gateway
 
 pytestmark = [pytest.mark.e2e]
 STATUS = "tests.support.apps:status"
@@ -107,8 +105,6 @@ def test_bad_errors_tables_are_config_errors(tmp_path: Path) -> None:
     config.write_text(
         CONFIG.format(errors=tmp_path, status=STATUS).replace('404 = "/errors/404.html", 403', '200 = "x.html", 403')
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "check", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    result = gateway_command("check", str(config))
     assert result.returncode == 2
     assert "vhost[0].errors.200: expected an error status from 400 to 599" in result.stderr

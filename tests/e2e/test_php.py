@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_program
-from tests.support.server import ROOT, Gateway, read_response, run_gateway
+from tests.support.server import Gateway, gateway_command, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.php, pytest.mark.timeout(90)]
 SITE = Path(__file__).parent / "php_site"
@@ -473,9 +472,7 @@ def test_missing_php_cgi_is_a_clear_error(tmp_path: Path, site: Path) -> None:
     config.write_text(
         php_config(site, tmp_path).replace('handler = "php"', 'handler = "php"\n  php_binary = "/nope/php-cgi"')
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "check", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    result = gateway_command("check", str(config))
     assert result.returncode == 2
     assert "php_binary" in result.stderr and "apt-get install php-cgi" in result.stderr
 

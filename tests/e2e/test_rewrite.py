@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import ROOT, Gateway, run_gateway
+from tests.support.server import Gateway, gateway_command, run_gateway
 
 pytestmark = [pytest.mark.e2e]
 ECHO = "tests.support.apps:echo"
@@ -80,11 +78,5 @@ def test_a_rewrite_loop_is_a_500_not_a_hang(gateway: Gateway) -> None:
 def test_explain_shows_the_vhost_rewrite(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(CONFIG)
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "explain", str(config), "http://rw.test/old/page"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = gateway_command("explain", str(config), "http://rw.test/old/page")
     assert "rewritten by the vhost's rules: '/old/page' → '/new/page'" in result.stdout

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import ROOT, Gateway, run_gateway
+from tests.support.server import Gateway, gateway_command, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -220,20 +218,14 @@ def test_no_worker_survives_kill_9_of_the_supervisor(tmp_path: Path) -> None:
 def test_reload_and_stop_commands_find_the_gateway_by_its_pid_file(two_workers: Gateway) -> None:
     config_file = str(two_workers.workdir / "gateway.toml")
     before = pids_answering(two_workers, 20)
-    reload = subprocess.run(
-        [sys.executable, "-m", "gateway", "reload", config_file], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    reload = gateway_command("reload", config_file)
     assert reload.returncode == 0 and f"reloading gateway (pid {two_workers.proc.pid})" in reload.stdout
     deadline = time.monotonic() + 20
     while two_workers.stderr().count("stops (reloaded)") < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not (pids_answering(two_workers, 20) & before)
-    stop = subprocess.run(
-        [sys.executable, "-m", "gateway", "stop", config_file], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    stop = gateway_command("stop", config_file)
     assert stop.returncode == 0
     assert two_workers.proc.wait(20) == 0
-    again = subprocess.run(
-        [sys.executable, "-m", "gateway", "stop", config_file], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    again = gateway_command("stop", config_file)
     assert again.returncode == 2 and "no gateway is running" in again.stderr

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import ROOT, Gateway, read_response, run_gateway
+from tests.support.server import ROOT, Gateway, gateway_command, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(30)]
 
@@ -116,19 +116,6 @@ INCLUDED = {
     "two.toml": f'[[vhost]]\nnames = ["two.test"]\n  [[vhost.route]]\n  handler = "asgi"\n'
     f'  app = "{APPS}:site_included_two"\n',
 }
-
-
-def gateway_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

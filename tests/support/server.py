@@ -175,3 +175,19 @@ def read_one_response(sock: socket.socket, timeout: float = 5.0) -> tuple[int, d
             if size == 0:
                 return status, headers, body
     return status, headers, rest
+
+
+def gateway_command(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30.0, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`python -m gateway ARGS...` to its end, for the one-shot commands (check, routes, explain, stop...)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
