@@ -191,7 +191,11 @@ def handler_reference() -> list[str]:
             options = handler_class(name).Options
         except ImportError:
             continue
-        lines += ["", f"### `{name}`", "", "| key | default | meaning |", "|---|---|---|"]
+        lines += ["", f"### `{name}`", ""]
+        if not fields(options):
+            lines.append("No keys of its own.")
+            continue
+        lines += ["| key | default | meaning |", "|---|---|---|"]
         for option in fields(options):
             shown = _toml_value(_default(option))
             lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
