@@ -229,3 +229,17 @@ def test_reload_and_stop_commands_find_the_gateway_by_its_pid_file(two_workers: 
     assert two_workers.proc.wait(20) == 0
     again = gateway_command("stop", config_file)
     assert again.returncode == 2 and "no gateway is running" in again.stderr
+
+
+def test_max_memory_replaces_a_worker_that_grew(tmp_path: Path) -> None:
+    """Every worker is above 1 MiB of RSS: each is replaced (a new one first) at the next memory check."""
+    with run_gateway(config_text=config(tmp_path, 'max_memory = "1MiB"')) as gateway:
+        gateway.wait_for_log("is serving")
+        first = pids_answering(gateway, 10)
+        with Load(gateway) as load:
+            gateway.wait_for_log("uses more than max_memory (1048576 bytes): starting its replacement", timeout=15)
+            deadline = time.monotonic() + 15
+            while gateway.stderr().count("stops (uses more than max_memory") < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert load.failed == [], load.failed[:3]
+        assert pids_answering(gateway, 10) - first, "replacements serve"
