@@ -98,6 +98,23 @@ class PhpHandler(FastCgiHandler):
         self.php = php
         await super().startup()
 
+    def status(self) -> dict[str, object]:
+        """For `gateway status`: this route's php-cgi."""
+        php = self.php
+        if php is None:
+            return {"kind": "php-cgi", "state": "stopped"}
+        process = php.process
+        running = process is not None and process.returncode is None
+        return {
+            "kind": "php-cgi",
+            "state": "running" if running else "restarting",
+            "pid": process.pid if process is not None else None,
+            "children": php.children,
+            "max_requests": php.max_requests,
+            "restarts": php.restarts,
+            "socket": str(php.socket_path),
+        }
+
     async def aclose(self) -> None:
         await super().aclose()
         php, self.php = self.php, None

@@ -6,8 +6,10 @@ config or the command line, 3 when the server could not start.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import sys
 from typing import Annotated, NoReturn
 from urllib.parse import unquote, urlsplit
@@ -21,9 +23,9 @@ from gateway.config.schema import Config
 from gateway.errors import AppLoadError, ConfigError, StartupError
 from gateway.logs import configure_logging
 from gateway.routing.report import explain as explain_request
-from gateway.routing.report import handler_reference, limits_line, routes_table, warnings
+from gateway.routing.report import handler_reference, limits_line, routes_table, status_table, warnings
 from gateway.routing.router import Router, build_router
-from gateway.supervisor import pid_file_path
+from gateway.supervisor import admin_socket_path, pid_file_path
 
 cli = typer.Typer(
     add_completion=False,
@@ -141,6 +143,32 @@ def stop(config: Annotated[str, typer.Argument(help="The config file it runs.")]
 def reload(config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml") -> None:
     """Reload a running gateway's config (SIGHUP; with workers ≠ 1): a bad config keeps the old one serving."""
     _signal_gateway(config, signal.SIGHUP, "reloading")
+
+
+@cli.command()
+def status(
+    config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml",
+    as_json: Annotated[bool, typer.Option("--json", help="The raw document, for machines.")] = False,
+) -> None:
+    """Workers and PHP pools of a running gateway: pid, state, requests, in flight, memory, uptime."""
+    try:
+        loaded = load(config)
+    except ConfigError as exc:
+        _fail(exc.lines(), EXIT_USAGE)
+    path = admin_socket_path(loaded)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as admin:
+            admin.settimeout(5.0)
+            admin.connect(str(path))
+            data = b"".join(iter(lambda: admin.recv(65536), b""))
+        document = json.loads(data)
+    except (OSError, ValueError):
+        _fail([f"no gateway is running from {config} (nothing answers on {path})"], EXIT_USAGE)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    for line in status_table(document):
+        typer.echo(line)
 
 
 def _load_router(config_path: str) -> tuple[Config, Router | None]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
+from typing import Any
 
 from gateway.config.schema import Config
 from gateway.errors import StartupError
@@ -23,7 +26,15 @@ from gateway.http.state import ServerState
 from gateway.lifespan import Lifespan
 from gateway.listeners import bind, describe
 from gateway.logs import AccessLog
-from gateway.supervisor import MAX_REQUESTS_ENV, READY_FD_ENV, write_pid_file
+from gateway.supervisor import (
+    MAX_REQUESTS_ENV,
+    READY_FD_ENV,
+    STATUS_ENV,
+    admin_socket_path,
+    open_admin_socket,
+    rss_of,
+    write_pid_file,
+)
 from gateway.types import ASGIApp
 
 logger = logging.getLogger("gateway.server")
@@ -79,7 +90,9 @@ class Server:
         ]
         logger.info("gateway serving on %s (pid %d)", ", ".join(describe(s) for s in sockets), os.getpid())
         _tell_supervisor(b"R")
-        pid_file = write_pid_file(self.config) if not os.environ.get(READY_FD_ENV) else None
+        alone = not os.environ.get(READY_FD_ENV)  # not a worker of a supervisor (which answers for us)
+        pid_file = write_pid_file(self.config) if alone else None
+        admin = await self._serve_admin(state) if alone else None
         ticker = loop.create_task(self._tick(state))
         await self.stop_requested.wait()
         logger.info("gateway stopping: finishing in-flight requests (up to %.0fs)", settings.shutdown_timeout)
@@ -93,8 +106,44 @@ class Server:
         if pid_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
+        if admin is not None:
+            admin.close()
+            with contextlib.suppress(FileNotFoundError):
+                admin_socket_path(self.config).unlink()
         logger.info("gateway stopped")
         return EXIT_OK
+
+    async def _serve_admin(self, state: ServerState) -> asyncio.AbstractServer | None:
+        """`gateway status` for a single process: the same document a supervisor gives, with one worker."""
+        sock = open_admin_socket(self.config)
+        if sock is None:
+            return None
+        started = time.monotonic()
+
+        def document() -> bytes:
+            worker = {**self.report(state), "generation": 1, "state": "serving", "started_because": "start"}
+            worker["uptime"] = round(time.monotonic() - started, 1)
+            worker["rss"] = rss_of(os.getpid())
+            return json.dumps({"supervisor": None, "config": self.config.source, "workers": [worker]}).encode()
+
+        class Answer(asyncio.Protocol):
+            def connection_made(self, transport: Any) -> None:  # uvloop's transports are not asyncio's classes
+                transport.write(document())
+                transport.close()
+
+        loop = asyncio.get_running_loop()
+        return await loop.create_unix_server(Answer, sock=sock)
+
+    def report(self, state: ServerState) -> dict[str, Any]:
+        """What `gateway status` shows of this process: requests, connections, its pools."""
+        busy = sum(1 for protocol in state.connections if protocol.cycle is not None)
+        return {
+            "pid": os.getpid(),
+            "requests": state.requests,
+            "in_flight": busy,
+            "connections": len(state.connections),
+            "pools": handler_statuses(self.app),
+        }
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -123,9 +172,12 @@ class Server:
 
     async def _tick(self, state: ServerState) -> None:
         limit = int(os.environ.get(MAX_REQUESTS_ENV, "0") or 0)
+        reporting = bool(os.environ.get(STATUS_ENV))
         while True:
             await asyncio.sleep(1.0)
             state.tick()
+            if reporting:
+                _tell_supervisor(b"S" + json.dumps(self.report(state)).encode())
             if limit and state.requests >= limit:
                 _tell_supervisor(b"M")  # it starts our replacement, then asks us to drain
                 limit = 0
@@ -149,11 +201,24 @@ class Server:
 
 
 def _tell_supervisor(message: bytes) -> None:
-    """R: serving; M: max_requests reached (see supervisor.py). Nothing when we are no supervisor's worker."""
+    """R: serving; M: max_requests reached; S{json}: status (see supervisor.py). One line each."""
     fd = os.environ.get(READY_FD_ENV)
     if fd:
         with contextlib.suppress(OSError, ValueError):
-            os.write(int(fd), message)
+            os.write(int(fd), message + b"\n")
+
+
+def handler_statuses(app: ASGIApp) -> list[dict[str, Any]]:
+    """The status() of every handler that has one (php-cgi pools), with the route it serves."""
+    handlers = getattr(app, "handlers", None)
+    if handlers is None:
+        return []
+    found = []
+    for where, handler in handlers():
+        status = getattr(handler, "status", None)
+        if status is not None:
+            found.append({"route": where, **status()})
+    return found
 
 
 def _close_sockets(sockets: list[socket.socket], unix_paths: list[str]) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import random
@@ -47,6 +48,8 @@ from gateway.listeners import bind, describe
 logger = logging.getLogger("gateway.supervisor")
 READY_FD_ENV = "GATEWAY_READY_FD"  # a worker writes to this fd: R = serving, M = max_requests reached
 MAX_REQUESTS_ENV = "GATEWAY_MAX_REQUESTS"  # this worker's max_requests, jitter applied
+STATUS_ENV = "GATEWAY_STATUS_REPORTS"  # set: the worker writes S{json} once a second (for `gateway status`)
+ADMIN_SOCKET = "admin.sock"
 STABLE = 30.0
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
@@ -70,6 +73,9 @@ class Worker:
     draining: bool = False  # told to stop; not replaced when it exits
     replaced: bool = False  # a replacement was started (recycle)
     reason: str = ""  # why it was recycled, for the log
+    started_because: str = "start"  # shown by `gateway status`: start, restart, reload, or a recycle reason
+    report: dict[str, object] = field(default_factory=dict)  # its last status line
+    buffer: bytes = b""
 
     @property
     def pid(self) -> int:
@@ -89,7 +95,9 @@ class Supervisor:
         self.delay = BACKOFF_FIRST
         self.wake_r, self.wake_w = os.pipe()
         self.sockets: list[socket.socket] = []
+        self.admin: socket.socket | None = None
         self.stopping = False
+        self.started = time.time()
 
     # The main loop -------------------------------------------------------------
 
@@ -99,6 +107,7 @@ class Supervisor:
         for sock in self.sockets:
             sock.set_inheritable(True)
         pid_file = write_pid_file(self.config)
+        self.admin = open_admin_socket(self.config)
         self.install_signals()
         count = settings.workers or os.cpu_count() or 1
         logger.info(
@@ -133,16 +142,20 @@ class Supervisor:
         for sock in self.sockets:
             sock.close()
         self.remove_files(pid_file)
+        close_admin_socket(self.admin)
         logger.info("gateway stopped")
         return code
 
     def wait(self, timeout: float) -> None:
         """Sleep until a signal, a worker's message, or the timeout."""
         pipes = [w.pipe for w in self.workers]
-        readable, _, _ = select.select([self.wake_r, *pipes], [], [], timeout)
+        admin = [self.admin.fileno()] if self.admin is not None else []
+        readable, _, _ = select.select([self.wake_r, *pipes, *admin], [], [], timeout)
         if self.wake_r in readable:
             with contextlib.suppress(BlockingIOError):
                 os.read(self.wake_r, 512)
+        if self.admin is not None and self.admin.fileno() in readable:
+            answer_admin(self.admin, self.status())
 
     # Signals -------------------------------------------------------------------
 
@@ -166,13 +179,13 @@ class Supervisor:
 
     # Workers -------------------------------------------------------------------
 
-    def spawn(self, generation: int) -> Worker:
+    def spawn(self, generation: int, because: str = "start") -> Worker:
         settings = self.config.server
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         fds = [sock.fileno() for sock in self.sockets]
         listen = [arg for fd in fds for arg in ("--listen", f"fd:{fd}")]
-        env = {**os.environ, READY_FD_ENV: str(write_end)}
+        env = {**os.environ, READY_FD_ENV: str(write_end), STATUS_ENV: "1"}
         if settings.max_requests:
             env[MAX_REQUESTS_ENV] = str(settings.max_requests + random.randint(0, settings.max_requests_jitter))
         process = subprocess.Popen(
@@ -182,22 +195,30 @@ class Supervisor:
             preexec_fn=_die_with_parent,
         )
         os.close(write_end)
-        worker = Worker(process, read_end, generation)
+        worker = Worker(process, read_end, generation, started_because=because)
         self.workers.append(worker)
         return worker
 
     def read_pipes(self) -> None:
+        """Lines from the workers: R (serving), M (max_requests reached), S{json} (status)."""
         for worker in list(self.workers):
             try:
-                data = os.read(worker.pipe, 64)
-            except BlockingIOError:
+                data = os.read(worker.pipe, 65536)
+            except (BlockingIOError, OSError):
                 continue
-            except OSError:
-                data = b""
-            if b"R" in data and not worker.serving:
-                self.on_serving(worker)
-            if b"M" in data and not worker.replaced:
-                self.recycle(worker, "served max_requests")
+            *lines, worker.buffer = (worker.buffer + data).split(b"\n")
+            worker.buffer = worker.buffer[-65536:]
+            for line in lines:
+                self.on_message(worker, line)
+
+    def on_message(self, worker: Worker, line: bytes) -> None:
+        if line == b"R" and not worker.serving:
+            self.on_serving(worker)
+        elif line == b"M" and not worker.replaced:
+            self.recycle(worker, "served max_requests")
+        elif line.startswith(b"S"):
+            with contextlib.suppress(ValueError):
+                worker.report = json.loads(line[1:])
 
     def on_serving(self, worker: Worker) -> None:
         worker.serving = True
@@ -221,7 +242,7 @@ class Supervisor:
         worker.replaced = True
         worker.reason = reason
         logger.info("worker %d %s: starting its replacement", worker.pid, reason)
-        self.spawn(worker.generation)
+        self.spawn(worker.generation, reason)
 
     def drain(self, worker: Worker, reason: str) -> None:
         worker.draining = True
@@ -255,7 +276,7 @@ class Supervisor:
                 return True
             self.sleep_unless_signalled(self.delay)
             self.delay = min(self.delay * 2, BACKOFF_MAX)
-            self.spawn(self.generation)
+            self.spawn(self.generation, f"restart: worker {worker.pid} exited with {_status(status)}")
         return failed_at_boot
 
     def sleep_unless_signalled(self, seconds: float) -> None:
@@ -268,8 +289,33 @@ class Supervisor:
         if not limit:
             return
         for worker in list(self.workers):
-            if worker.serving and not worker.replaced and not worker.draining and _rss(worker.pid) > limit:
+            if worker.serving and not worker.replaced and not worker.draining and rss_of(worker.pid) > limit:
                 self.recycle(worker, f"uses more than max_memory ({limit} bytes)")
+
+    def status(self) -> dict[str, object]:
+        """What `gateway status` prints: the supervisor and every worker with its last report."""
+        now = time.monotonic()
+        workers = []
+        for worker in self.workers:
+            state = "draining" if worker.draining else "serving" if worker.serving else "starting"
+            workers.append(
+                {
+                    **worker.report,
+                    "pid": worker.pid,
+                    "generation": worker.generation,
+                    "state": state,
+                    "uptime": round(now - worker.started, 1),
+                    "rss": rss_of(worker.pid),
+                    "started_because": worker.started_because,
+                }
+            )
+        return {
+            "supervisor": os.getpid(),
+            "config": self.config.source,
+            "uptime": round(time.time() - self.started, 1),
+            "generation": self.generation,
+            "workers": workers,
+        }
 
     # Reload and stop -------------------------------------------------------------
 
@@ -288,7 +334,7 @@ class Supervisor:
         self.generation += 1
         count = self.config.server.workers or os.cpu_count() or 1
         for _ in range(count):
-            self.spawn(self.generation)
+            self.spawn(self.generation, "reload")
 
     def stop_all(self) -> None:
         timeout = self.config.server.shutdown_timeout
@@ -330,6 +376,49 @@ def write_pid_file(config: Config) -> Path | None:
     return path
 
 
+def admin_socket_path(config: Config) -> Path:
+    return config.config_dir / config.server.runtime_dir / ADMIN_SOCKET
+
+
+def open_admin_socket(config: Config) -> socket.socket | None:
+    """The local admin socket `gateway status` reads (mode 0600, never TCP); None without a config file."""
+    if config.source == Config().source:
+        return None
+    path = admin_socket_path(config)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        admin = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            admin.bind(str(path))
+        finally:
+            os.umask(old)
+        admin.listen(8)
+        admin.setblocking(False)
+    except OSError as exc:
+        logger.error("cannot open the admin socket %s (gateway status will not work): %s", path, exc)
+        return None
+    return admin
+
+
+def answer_admin(admin: socket.socket, status: dict[str, object]) -> None:
+    with contextlib.suppress(BlockingIOError, OSError):
+        client, _ = admin.accept()
+        with client:
+            client.settimeout(2.0)
+            client.sendall(json.dumps(status).encode())
+
+
+def close_admin_socket(admin: socket.socket | None) -> None:
+    if admin is not None:
+        path = admin.getsockname()
+        admin.close()
+        with contextlib.suppress(FileNotFoundError, TypeError):
+            os.unlink(path)
+
+
 def pid_file_path(config: Config) -> Path:
     """Where the supervisor's pid is: pid_file, relative to runtime_dir (itself relative to the config)."""
     runtime = config.config_dir / config.server.runtime_dir
@@ -352,7 +441,8 @@ def _die_with_parent() -> None:
         PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _rss(pid: int) -> int:
+def rss_of(pid: int) -> int:
+    """A process's resident memory in bytes (0 when it is gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

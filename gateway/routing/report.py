@@ -209,3 +209,38 @@ def _toml_value(value: object) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + " }" if value else "{}"
     return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def status_table(document: dict[str, Any]) -> list[str]:
+    """`gateway status` for a terminal, like passenger-status: the supervisor, each worker, each PHP pool."""
+    supervisor = document.get("supervisor")
+    head = f"supervisor pid {supervisor}, generation {document.get('generation')}" if supervisor else "single process"
+    lines = [f"{document.get('config')}: {head}"]
+    lines.append(
+        f"  {'pid':>7}  {'state':<9} {'requests':>9} {'in flight':>9} {'RSS':>8} {'uptime':>8}  started because"
+    )
+    for worker in document.get("workers", []):
+        lines.append(
+            f"  {worker.get('pid', '?'):>7}  {worker.get('state', '?'):<9} {worker.get('requests', '-'):>9} "
+            f"{worker.get('in_flight', '-'):>9} {_mib(worker.get('rss')):>8} {_duration(worker.get('uptime')):>8}  "
+            f"{worker.get('started_because', '')}"
+        )
+        for pool in worker.get("pools", []):
+            lines.append(
+                f"           {pool.get('kind')} pid {pool.get('pid')} {pool.get('state')}: "
+                f"{pool.get('children')} children, {pool.get('restarts')} restarts — {pool.get('route')}"
+            )
+    return lines
+
+
+def _mib(value: object) -> str:
+    return f"{value / 1048576:.0f} MiB" if isinstance(value, int | float) else "-"
+
+
+def _duration(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    seconds = int(value)
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )

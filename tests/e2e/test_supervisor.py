@@ -6,8 +6,10 @@ which says which pid answered.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -243,3 +245,31 @@ def test_max_memory_replaces_a_worker_that_grew(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert load.failed == [], load.failed[:3]
         assert pids_answering(gateway, 10) - first, "replacements serve"
+
+
+def test_status_lists_every_worker(two_workers: Gateway, tmp_path: Path) -> None:
+    config_file = str(two_workers.workdir / "gateway.toml")
+    workers = pids_answering(two_workers, 20)
+    time.sleep(1.2)  # workers report once a second
+    table = gateway_command("status", config_file)
+    assert table.returncode == 0, table.stderr
+    assert f"supervisor pid {two_workers.proc.pid}" in table.stdout
+    for pid in workers:
+        assert f"{pid}  serving" in table.stdout
+    document = json.loads(gateway_command("status", config_file, "--json").stdout)
+    reported = {worker["pid"]: worker for worker in document["workers"]}
+    assert set(reported) == workers
+    assert sum(worker["requests"] for worker in reported.values()) >= 20
+    assert all(worker["rss"] > 0 and worker["state"] == "serving" for worker in reported.values())
+    admin = tmp_path / "run" / "admin.sock"
+    assert stat.S_IMODE(admin.stat().st_mode) == 0o600, "only the owner may ask"
+
+
+def test_status_of_a_single_process_and_of_nothing(tmp_path: Path) -> None:
+    with run_gateway(config_text=config(tmp_path).replace("workers = 2", "workers = 1")) as gateway:
+        config_file = str(gateway.workdir / "gateway.toml")
+        document = json.loads(gateway_command("status", config_file, "--json").stdout)
+        assert document["supervisor"] is None
+        assert [worker["pid"] for worker in document["workers"]] == [gateway.proc.pid]
+    gone = gateway_command("status", config_file)
+    assert gone.returncode == 2 and "no gateway is running" in gone.stderr
