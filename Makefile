@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.static
 	$(BIN)/python -m bench.wsgi
 	$(BIN)/python -m bench.php
+	$(BIN)/python -m bench.workers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
