@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 import typer
@@ -142,6 +142,15 @@ def stop(config: Annotated[str, typer.Argument(help="The config file it runs.")]
 @cli.command()
 def reload(config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml") -> None:
     """Reload a running gateway's config (SIGHUP; with workers ≠ 1): a bad config keeps the old one serving."""
+    document = _status_document(config)
+    if document is not None and document.get("supervisor") is None:
+        _fail(
+            [
+                f"the gateway running from {config} is a single process, which does not reload: set workers = 2 "
+                "or more, or restart it (gateway stop, then serve)"
+            ],
+            EXIT_USAGE,
+        )
     _signal_gateway(config, signal.SIGHUP, "reloading")
 
 
@@ -151,24 +160,31 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="The raw document, for machines.")] = False,
 ) -> None:
     """Workers and PHP pools of a running gateway: pid, state, requests, in flight, memory, uptime."""
-    try:
-        loaded = load(config)
-    except ConfigError as exc:
-        _fail(exc.lines(), EXIT_USAGE)
-    path = admin_socket_path(loaded)
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as admin:
-            admin.settimeout(5.0)
-            admin.connect(str(path))
-            data = b"".join(iter(lambda: admin.recv(65536), b""))
-        document = json.loads(data)
-    except (OSError, ValueError):
-        _fail([f"no gateway is running from {config} (nothing answers on {path})"], EXIT_USAGE)
+    document = _status_document(config)
+    if document is None:
+        _fail([f"no gateway is running from {config} (nothing answers on its admin socket)"], EXIT_USAGE)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return
     for line in status_table(document):
         typer.echo(line)
+
+
+def _status_document(config_path: str) -> dict[str, Any] | None:
+    """What the gateway running from config_path says on its admin socket; None when nothing answers."""
+    try:
+        loaded = load(config_path)
+    except ConfigError as exc:
+        _fail(exc.lines(), EXIT_USAGE)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as admin:
+            admin.settimeout(5.0)
+            admin.connect(str(admin_socket_path(loaded)))
+            data = b"".join(iter(lambda: admin.recv(65536), b""))
+        document: dict[str, Any] = json.loads(data)
+    except (OSError, ValueError):
+        return None
+    return document
 
 
 def _load_router(config_path: str) -> tuple[Config, Router | None]:

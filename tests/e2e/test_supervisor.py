@@ -271,5 +271,7 @@ def test_status_of_a_single_process_and_of_nothing(tmp_path: Path) -> None:
         document = json.loads(gateway_command("status", config_file, "--json").stdout)
         assert document["supervisor"] is None
         assert [worker["pid"] for worker in document["workers"]] == [gateway.proc.pid]
+        reload = gateway_command("reload", config_file)
+        assert reload.returncode == 2 and "single process, which does not reload" in reload.stderr
     gone = gateway_command("status", config_file)
     assert gone.returncode == 2 and "no gateway is running" in gone.stderr
