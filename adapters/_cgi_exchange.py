@@ -18,9 +18,9 @@ Rules:
 - A local redirect (§6.2.2) sends nothing: the rest of stdout is discarded
   and the head returned, for the caller to serve the new path once the
   program has ended and its process slot is free.
-- stderr is read concurrently, one log line per line, each cut at
-  STDERR_LINE_MAX bytes and at most STDERR_LINES_MAX per request; beyond
-  that it is read and dropped, so a flood costs neither memory nor log.
+- stderr is read concurrently into _stderr_log.py's bounded log lines;
+  beyond its limits it is read and dropped, so a flood costs neither
+  memory nor log.
 - `timeout` covers the program from start to exit. Past it the group is
   ended and: before the response started, ScriptTimeout (504); after,
   ResponseAborted (the core closes the connection); after the response
@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator
 from adapters._cgi_process import ProcessGroup
 from adapters._cgi_response import CgiHead, CgiHeadReader, CgiResponseError
 from adapters._request_body import ClientGone
+from adapters._stderr_log import StderrLog
 from gateway.errors import ResponseAborted
 from gateway.types import Receive, Send
 
@@ -45,9 +46,6 @@ logger = logging.getLogger("gateway.adapters.cgi")
 CHUNK = 64 * 1024
 HOLD = 0.05
 EXIT_STATUS_WAIT = 0.5  # how long a failed program's exit status is waited for, for the log line
-STDERR_LINE_MAX = 4096
-STDERR_LINES_MAX = 200
-_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F] if code != 0x09}
 
 
 class ScriptError(Exception):
@@ -79,7 +77,7 @@ class Exchange:
     async def run(self, process: asyncio.subprocess.Process, body: AsyncIterator[bytes], nph: bool) -> CgiHead | None:
         """Relay the program's response; the head of a local redirect is returned instead of sent."""
         assert process.stdout is not None and process.stderr is not None
-        stderr = asyncio.ensure_future(StderrLog(self.label).read(process.stderr))
+        stderr = asyncio.ensure_future(read_stderr(StderrLog(self.label, logger), process.stderr))
         feeder = asyncio.ensure_future(self.feed(process.stdin, body))
         try:
             async with asyncio.timeout(self.time_limit):
@@ -219,39 +217,12 @@ class Exchange:
         return data, True
 
 
-class StderrLog:
-    """A program's stderr as log lines, bounded in length and number."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.lines = 0
-        self.partial = b""
-        self.cut = False
-
-    async def read(self, stream: asyncio.StreamReader) -> None:
-        while data := await stream.read(CHUNK):
-            if self.lines <= STDERR_LINES_MAX:
-                self.feed(data)
-        if self.partial and self.lines <= STDERR_LINES_MAX:
-            self.line(self.partial)
-
-    def feed(self, data: bytes) -> None:
-        lines = (self.partial + data).split(b"\n")
-        partial = lines.pop()
-        for line in lines:
-            self.line(line)
-        self.cut = self.cut or len(partial) > STDERR_LINE_MAX
-        self.partial = partial[:STDERR_LINE_MAX]
-
-    def line(self, line: bytes) -> None:
-        self.lines += 1
-        if self.lines <= STDERR_LINES_MAX:
-            cut = self.cut or len(line) > STDERR_LINE_MAX
-            text = line[:STDERR_LINE_MAX].rstrip(b"\r").decode("utf-8", "replace").translate(_CONTROL)
-            logger.error("%s: %s%s", self.label, text, " [cut]" if cut else "")
-        elif self.lines == STDERR_LINES_MAX + 1:
-            logger.error("%s: more than %d lines on stderr; the rest is dropped", self.label, STDERR_LINES_MAX)
-        self.cut = False
+async def read_stderr(log: StderrLog, stream: asyncio.StreamReader) -> None:
+    """The script's stderr into the log until it closes (bytes beyond the line limit are read and dropped)."""
+    while data := await stream.read(CHUNK):
+        if not log.full:
+            log.feed(data)
+    log.flush()
 
 
 def _declared_length(head: CgiHead) -> int | None:

@@ -37,13 +37,12 @@ from adapters._fastcgi_records import (
     stdin,
     stdin_end,
 )
+from adapters._stderr_log import StderrLog
 from gateway.errors import ResponseAborted
 from gateway.types import Send
 
 logger = logging.getLogger("gateway.adapters.fastcgi")
 REQUEST_ID = 1
-STDERR_LINE_MAX = 4096
-STDERR_LINES_MAX = 200  # per request; a script that floods stderr cannot flood the log
 BEGIN = {True: begin_request(REQUEST_ID, True), False: begin_request(REQUEST_ID, False)}
 END_STDIN = stdin_end(REQUEST_ID)
 
@@ -81,8 +80,7 @@ class Exchange:
         self.started = False  # the response head went to the client
         self.reusable = False
         self.stdin_done = False
-        self.stderr_lines = 0
-        self.stderr_partial = b""
+        self.stderr = StderrLog(script, logger)
 
     async def run(self, head: bytes, length: int, body: AsyncIterator[bytes]) -> None:
         connection = self.connection
@@ -141,7 +139,7 @@ class Exchange:
                     if record.content:
                         out.append(record.content)
                 elif record.type == STDERR:
-                    self.log_stderr(record.content)
+                    self.stderr.feed(record.content)
                 elif record.type == END_REQUEST:
                     self.check_end(record.content)
                     ended = True
@@ -149,7 +147,7 @@ class Exchange:
             if out or ended:
                 await self.forward(b"".join(out) if len(out) != 1 else out[0], more=not ended)
             if ended:
-                self.flush_stderr()
+                self.stderr.flush()
                 return
 
     async def forward(self, data: bytes, more: bool) -> None:
@@ -179,22 +177,3 @@ class Exchange:
             raise Overloaded("the FastCGI server is overloaded (FCGI_OVERLOADED)")
         if protocol_status != REQUEST_COMPLETE:
             raise BackendError(f"the FastCGI server refused the request (protocol status {protocol_status})")
-
-    def log_stderr(self, data: bytes) -> None:
-        lines = (self.stderr_partial + data).split(b"\n")
-        self.stderr_partial = lines.pop()[:STDERR_LINE_MAX]
-        for line in lines:
-            self.log_line(line)
-
-    def flush_stderr(self) -> None:
-        if self.stderr_partial:
-            self.log_line(self.stderr_partial)
-            self.stderr_partial = b""
-
-    def log_line(self, line: bytes) -> None:
-        self.stderr_lines += 1
-        if self.stderr_lines <= STDERR_LINES_MAX:
-            text = line[:STDERR_LINE_MAX].rstrip(b"\r").decode("utf-8", "replace")
-            logger.error("%s: %s", self.script, text)
-        elif self.stderr_lines == STDERR_LINES_MAX + 1:
-            logger.error("%s: more stderr output than %d lines; the rest is dropped", self.script, STDERR_LINES_MAX)

@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 
 from adapters import cgi
-from adapters._cgi_exchange import STDERR_LINE_MAX, STDERR_LINES_MAX, StderrLog
+from adapters._cgi_exchange import read_stderr
 from adapters._cgi_redirect import HOPS, MAX_REDIRECTS, RedirectError, redirect_receive, redirect_scope
 from adapters._cgi_scripts import Script
+from adapters._stderr_log import LINE_MAX as STDERR_LINE_MAX
+from adapters._stderr_log import LINES_MAX as STDERR_LINES_MAX
+from adapters._stderr_log import StderrLog
 from adapters.cgi import CgiApp, CgiHandler, CgiOptions, Overloaded, Slots
 from gateway.config.loader import load
 from gateway.routing.router import build_router
@@ -215,7 +218,7 @@ def test_slots_queue_timeout() -> None:
 
 def test_stderr_lines_are_bounded_and_escaped(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="gateway.adapters.cgi")
-    log = StderrLog("/srv/x.cgi")
+    log = StderrLog("/srv/x.cgi", logging.getLogger("gateway.adapters.cgi"))
     log.feed(b"first\nsec")
     log.feed(b"ond\r\n\x1b[31mred\x1b[0m\tok\n")
     log.feed(b"y" * (STDERR_LINE_MAX * 3))
@@ -236,7 +239,7 @@ def test_stderr_flood_is_cut_at_a_number_of_lines(caplog: pytest.LogCaptureFixtu
         stream = asyncio.StreamReader()
         stream.feed_data(b"line\n" * (STDERR_LINES_MAX * 10) + b"tail without newline")
         stream.feed_eof()
-        await StderrLog("x.cgi").read(stream)
+        await read_stderr(StderrLog("x.cgi", logging.getLogger("gateway.adapters.cgi")), stream)
 
     asyncio.run(main())
     messages = [record.getMessage() for record in caplog.records]
