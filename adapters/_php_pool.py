@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import hashlib
 import logging
 import os
 import signal
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from gateway.errors import StartupError
+from gateway.processes import die_with_parent, exit_description
 
 logger = logging.getLogger("gateway.adapters.php")
 STABLE = 30.0
@@ -40,23 +39,6 @@ READY_TIMEOUT = 10.0
 STOP_GRACE = 5.0
 SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
-PR_SET_PDEATHSIG = 1
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A preexec_fn that asks the kernel to SIGTERM the child when we die (Linux only)."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def set_signal() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return set_signal
-
-
-PARENT_DEATH_SIGNAL = _parent_death_signal()
 
 
 class PhpCgi:
@@ -121,7 +103,7 @@ class PhpCgi:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=None,  # php-cgi's own startup errors go where ours go
                 start_new_session=True,
-                preexec_fn=PARENT_DEATH_SIGNAL,
+                preexec_fn=die_with_parent,
             )
         except FileNotFoundError:
             raise StartupError(
@@ -175,7 +157,7 @@ class PhpCgi:
                 "%s: php-cgi (pid %d) exited with %s; restarting in %.1fs",
                 self.label,
                 self.process.pid,
-                _status(status),
+                exit_description(status),
                 delay,
             )
             self.stop_group(signal.SIGTERM)  # children of a killed master must not keep the socket
@@ -208,12 +190,6 @@ class PhpCgi:
         self.stop_group(signal.SIGKILL)  # children that ignored their master's SIGTERM
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-
-
-def _status(returncode: int) -> str:
-    if returncode < 0:
-        return f"signal {signal.Signals(-returncode).name}"
-    return f"status {returncode}"
 
 
 _SHARED: dict[tuple[object, ...], PhpCgi] = {}

@@ -26,13 +26,13 @@ from gateway.http.state import ServerState
 from gateway.lifespan import Lifespan
 from gateway.listeners import bind, describe
 from gateway.logs import AccessLog
+from gateway.processes import rss_of
 from gateway.supervisor import (
     MAX_REQUESTS_ENV,
     READY_FD_ENV,
     STATUS_ENV,
     admin_socket_path,
     open_admin_socket,
-    rss_of,
     write_pid_file,
 )
 from gateway.types import ASGIApp

@@ -27,7 +27,6 @@ With `workers = 1` (the default) `gateway serve` is one process, no supervisor.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -38,12 +37,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config.schema import Config
 from gateway.listeners import bind, describe
+from gateway.processes import die_with_parent, exit_description, rss_of
 
 logger = logging.getLogger("gateway.supervisor")
 READY_FD_ENV = "GATEWAY_READY_FD"  # a worker writes to this fd: R = serving, M = max_requests reached
@@ -57,7 +56,6 @@ BOOT_FAILURES = 3
 START_TIMEOUT = 60.0
 MEMORY_CHECK = 5.0
 KILL_GRACE = 5.0
-PR_SET_PDEATHSIG = 1
 EXIT_OK, EXIT_STARTUP_FAILED = 0, 3
 
 
@@ -192,7 +190,7 @@ class Supervisor:
             [sys.executable, "-m", "gateway", "serve", *self.worker_args, *listen],
             pass_fds=[*fds, write_end],
             env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         os.close(write_end)
         worker = Worker(process, read_end, generation, started_because=because)
@@ -269,14 +267,14 @@ class Supervisor:
                 self.delay = BACKOFF_FIRST
             giving_up = self.boot_failures >= BOOT_FAILURES
             then = "" if worker.replaced or giving_up else f"; restarting in {self.delay:.1f}s"
-            logger.error("worker %d exited with %s after %.1fs%s", worker.pid, _status(status), uptime, then)
+            logger.error("worker %d exited with %s after %.1fs%s", worker.pid, exit_description(status), uptime, then)
             if worker.replaced:
                 continue  # its replacement is already starting
             if giving_up:
                 return True
             self.sleep_unless_signalled(self.delay)
             self.delay = min(self.delay * 2, BACKOFF_MAX)
-            self.spawn(self.generation, f"restart: worker {worker.pid} exited with {_status(status)}")
+            self.spawn(self.generation, f"restart: worker {worker.pid} exited with {exit_description(status)}")
         return failed_at_boot
 
     def sleep_unless_signalled(self, seconds: float) -> None:
@@ -377,7 +375,7 @@ def write_pid_file(config: Config) -> Path | None:
 
 
 def admin_socket_path(config: Config) -> Path:
-    return config.config_dir / config.server.runtime_dir / ADMIN_SOCKET
+    return config.runtime_path / ADMIN_SOCKET
 
 
 def open_admin_socket(config: Config) -> socket.socket | None:
@@ -421,38 +419,4 @@ def close_admin_socket(admin: socket.socket | None) -> None:
 
 def pid_file_path(config: Config) -> Path:
     """Where the supervisor's pid is: pid_file, relative to runtime_dir (itself relative to the config)."""
-    runtime = config.config_dir / config.server.runtime_dir
-    return runtime / config.server.pid_file
-
-
-def _prctl() -> Callable[..., int] | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-PRCTL = _prctl()  # looked up here: nothing is loaded in the forked child
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the supervisor dies, even by kill -9 (the supervisor has one thread)."""
-    if PRCTL is not None:
-        PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def rss_of(pid: int) -> int:
-    """A process's resident memory in bytes (0 when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _status(returncode: int) -> str:
-    if returncode < 0:
-        return f"signal {signal.Signals(-returncode).name}"
-    return f"status {returncode}"
+    return config.runtime_path / config.server.pid_file

@@ -1,0 +1,54 @@
+"""Small facts about child processes, shared by the supervisor and the php-cgi pools.
+
+- die_with_parent: a preexec_fn asking the kernel (PR_SET_PDEATHSIG) to
+  SIGTERM the child when the process that forked it dies, even by kill -9:
+  no orphan survives the gateway. prctl is looked up here, at import, so the
+  forked child runs nothing but the call (Linux; elsewhere it does nothing).
+- exit_description: how a child ended, for log lines ("signal SIGKILL").
+- rss_of: a process's resident memory, for max_memory and `gateway status`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def _prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+PRCTL = _prctl()
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when its parent dies."""
+    if PRCTL is not None:
+        PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def exit_description(returncode: int) -> str:
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-returncode).name}"
+        return f"signal {-returncode}"
+    return f"status {returncode}"
+
+
+def rss_of(pid: int) -> int:
+    """A process's resident memory in bytes (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
