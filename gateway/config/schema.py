@@ -123,3 +123,8 @@ class Config:
     app: str | None = None
     vhosts: tuple[VhostConfig, ...] = ()
     config_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def runtime_path(self) -> Path:
+        """runtime_dir, relative to the config's folder: pool sockets, the pid file, the admin socket."""
+        return self.config_dir / self.server.runtime_dir

@@ -180,7 +180,9 @@ class Router:
 def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
     """The router for a config, and every problem its handlers report (roots, imports)."""
     problems: list[tuple[str, str, str]] = []
-    vhosts = [_build_vhost(config, vhost, problems) for vhost in config.vhosts]
+    # The core lets the widest body any route accepts through; then every route holds to its own.
+    hold_body = widest_body(config) > config.limits.max_body_size
+    vhosts = [_build_vhost(config, vhost, hold_body, problems) for vhost in config.vhosts]
     default = next((v for v in vhosts if v.default), vhosts[0])
     table: HostTable[Vhost] = HostTable(default)
     for vhost in vhosts:
@@ -195,36 +197,40 @@ def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
     return router, problems
 
 
-def _build_vhost(config: Config, vhost: VhostConfig, problems: list[tuple[str, str, str]]) -> Vhost:
+def _build_vhost(config: Config, vhost: VhostConfig, hold_body: bool, problems: list[tuple[str, str, str]]) -> Vhost:
     label = f"{vhost.where} ({vhost.names[0] if vhost.names else 'no name'})"
-    routes = [_build_route(config, vhost, label, route, problems) for route in vhost.routes]
+    routes = [_build_route(config, vhost, label, route, hold_body, problems) for route in vhost.routes]
     log = vhost.access_log
     if log is not None and log not in ("-", "off"):
         log = str(config.config_dir / log)  # relative to the config file, like every path in it
-    rewrites = _vhost_rewrites(vhost, problems) if "rewrite" in vhost.stages else ()
-
-    def report(key_path: str, message: str) -> None:
-        problems.append((vhost.source, f"{vhost.where}.{key_path}", message))
-
+    report = _vhost_reporter(vhost, problems)
+    rewrites = parse_rules(vhost.stages["rewrite"], report) if "rewrite" in vhost.stages else ()
     pages = parse_error_pages(vhost.errors, vhost.intercept_errors, report)
     return Vhost(
         vhost.names, routes, vhost.where, vhost.default, vhost.source, log, rewrites=rewrites, error_pages=pages
     )
 
 
-def _vhost_rewrites(vhost: VhostConfig, problems: list[tuple[str, str, str]]) -> tuple[Rule, ...]:
+def _vhost_reporter(vhost: VhostConfig, problems: list[tuple[str, str, str]]) -> Callable[[str, str], None]:
+    """A stage's report(key_path, message) for keys written on the vhost itself."""
+
     def report(key_path: str, message: str) -> None:
         problems.append((vhost.source, f"{vhost.where}.{key_path}", message))
 
-    return parse_rules(vhost.stages["rewrite"], report)
+    return report
 
 
 def _build_route(
-    config: Config, vhost: VhostConfig, label: str, route: RouteConfig, problems: list[tuple[str, str, str]]
+    config: Config,
+    vhost: VhostConfig,
+    label: str,
+    route: RouteConfig,
+    hold_body: bool,
+    problems: list[tuple[str, str, str]],
 ) -> Route:
     matcher = PathMatcher(route.path)
     where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
-    context = HandlerContext(config.config_dir, where, matcher.mount, config.config_dir / config.server.runtime_dir)
+    context = HandlerContext(config.config_dir, where, matcher.mount, config.runtime_path)
     context.limits = config.limits
     handler = handler_class(route.handler)(route.options, context)
     found = handler.problems()
@@ -233,7 +239,7 @@ def _build_route(
     app = handler.app() if not found else _broken_app
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
     state = getattr(handler, "state", None)
-    app, stages = _with_stages(config, app, vhost, route, context, problems)
+    app, stages = _with_stages(app, vhost, route, context, hold_body, problems)
     return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages)
 
 
@@ -244,17 +250,17 @@ def widest_body(config: Config) -> int:
 
 
 def _with_stages(
-    config: Config,
     app: ASGIApp,
     vhost: VhostConfig,
     route: RouteConfig,
     context: HandlerContext,
+    hold_body: bool,
     problems: list[tuple[str, str, str]],
 ) -> tuple[ASGIApp, dict[str, Any]]:
     """The handler's app inside the route's stages (a route's key replaces its vhost's), and their names."""
     inherited = {key: value for key, value in vhost.stages.items() if key != "rewrite"}  # the router runs those
     written = {**inherited, **route.stages}
-    if widest_body(config) > config.limits.max_body_size:
+    if hold_body:
         written.setdefault("limits", {})  # the core lets the widest body through: each route holds to its own
     if route.handler != "static":
         written.setdefault("ranges", True)  # Appweb's "ranges work for every handler" (static does its own)
