@@ -22,7 +22,7 @@ from gateway.routing.paths import PathMatcher
 from gateway.stages import available
 from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
-from gateway.stages.errors import GATEWAY_MADE, ErrorPages, parse_error_pages
+from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
 from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
 from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
 
@@ -58,19 +58,6 @@ class Vhost:
     access_log: AccessLog | NullAccessLog | None = None  # opened at startup
     rewrites: tuple[Rule, ...] = ()  # the vhost's rewrite rules, applied before its routes are matched
     error_pages: ErrorPages | None = None
-
-
-async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])],
-            GATEWAY_MADE: True,
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class Router:
@@ -120,14 +107,14 @@ class Router:
             await route.app(scope, receive, send)
             return
         if allowed is not None:
-            await _plain(
+            await plain_response(
                 send,
                 405,
                 f"405 Method Not Allowed\n{scope['method']} is not allowed here.\n",
                 [(b"allow", ", ".join(sorted(allowed)).encode())],
             )
         else:
-            await _plain(send, 404, "404 Not Found\nNothing is served at this path.\n")
+            await plain_response(send, 404, "404 Not Found\nNothing is served at this path.\n")
 
     def vhost_for(self, headers: list[tuple[bytes, bytes]]) -> Vhost:
         """The vhost for a request's Host header (cached by its raw bytes)."""
@@ -289,4 +276,4 @@ def _with_stages(
 
 async def _broken_app(scope: Scope, receive: Receive, send: Send) -> None:
     """Stands in for a handler that reported problems (never served: the problems stop startup)."""
-    await _plain(send, 500, "500 Internal Server Error\nThis route is misconfigured.\n")
+    await plain_response(send, 500, "500 Internal Server Error\nThis route is misconfigured.\n")

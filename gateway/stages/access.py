@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.stages import Report
-from gateway.stages.errors import GATEWAY_MADE
+from gateway.stages.errors import plain_response
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
 KEYS = ("allow", "deny")
@@ -109,15 +109,7 @@ class AccessControl:
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
         else:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 403,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-                    GATEWAY_MADE: True,
-                }
-            )
-            await send({"type": "http.response.body", "body": FORBIDDEN_BODY})
+            await plain_response(send, 403, FORBIDDEN_BODY)
 
     def allowed(self, client: tuple[str, int] | None) -> bool:
         if not client:

@@ -27,6 +27,7 @@ from gateway.stages import Report
 from gateway.stages._auth_config import parse_schemes
 from gateway.stages._auth_penalty import SHARED, Penalty
 from gateway.stages._auth_schemes import FAIL, STALE, Scheme
+from gateway.stages.errors import plain_response
 from gateway.types import ASGIApp, HandlerContext, Headers, Receive, Scope, Send
 
 KEYS = ("auth",)
@@ -110,15 +111,11 @@ class AuthApp:
             await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             return
         body = _BODIES[status]
-        headers: Headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode("ascii")),
-        ]
+        headers: Headers = [(b"content-length", str(len(body)).encode("ascii"))]
         if status == 401:
             for scheme in self.options.schemes:
                 headers.extend((b"www-authenticate", value) for value in scheme.challenges(scheme is stale))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await plain_response(send, status, body, headers)  # marked: error documents apply to 401/403 too
 
 
 def _authorization(headers: Headers) -> str | None:

@@ -23,6 +23,8 @@ from typing import Any
 from gateway.stages import Report
 from gateway.types import ASGIApp, Message, Scope, Send
 
+Headers = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
+
 logger = logging.getLogger("gateway.error")
 GATEWAY_MADE = "gateway.made"  # a key of http.response.start: the gateway, not an app, wrote this answer
 DOCUMENT_KEY = "gateway.error_document"  # set on the internal request for a document: never intercepted again
@@ -141,7 +143,9 @@ def parse_error_pages(table: Any, intercept: Any, report: Report) -> ErrorPages 
     return ErrorPages(pages, bool(intercept)) if pages else None
 
 
-def mark(message: Message) -> Message:
-    """An http.response.start the gateway wrote (so error documents apply without intercept_errors)."""
-    message[GATEWAY_MADE] = True
-    return message
+async def plain_response(send: Send, status: int, text: str | bytes, headers: Headers = ()) -> None:
+    """A small text/plain answer the gateway itself makes (a refusal), marked so error documents apply."""
+    body = text.encode() if isinstance(text, str) else text
+    start = [(b"content-type", b"text/plain; charset=utf-8"), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start, GATEWAY_MADE: True})
+    await send({"type": "http.response.body", "body": body})

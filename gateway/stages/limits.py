@@ -29,7 +29,7 @@ from typing import Any
 from gateway.config.units import parse_duration, parse_size
 from gateway.config.validate import did_you_mean
 from gateway.stages import Report
-from gateway.stages.errors import GATEWAY_MADE
+from gateway.stages.errors import plain_response
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
 KEYS = ("limits", "rate")
@@ -139,15 +139,7 @@ def wrap(options: LimitsOptions, app: ASGIApp) -> ASGIApp:
 
 
 async def _refuse(send: Send, status: int, text: str, retry_after: int) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", str(retry_after).encode())],
-            GATEWAY_MADE: True,
-        }
-    )
-    await send({"type": "http.response.body", "body": text.encode()})
+    await plain_response(send, status, text, [(b"retry-after", str(retry_after).encode())])
 
 
 class RouteLimits:
@@ -243,9 +235,7 @@ class RouteLimits:
 
 
 async def send_too_large(send: Send, text: str) -> None:
-    headers = [(b"content-type", b"text/plain; charset=utf-8")]
-    await send({"type": "http.response.start", "status": 413, "headers": headers, GATEWAY_MADE: True})
-    await send({"type": "http.response.body", "body": f"413 Content Too Large\n{text}\n".encode()})
+    await plain_response(send, 413, f"413 Content Too Large\n{text}\n")
 
 
 def widest_body(vhosts_stages: list[dict[str, Any]], server_max: int) -> int:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from gateway.config.validate import did_you_mean
 from gateway.stages import Report
-from gateway.stages.errors import GATEWAY_MADE
+from gateway.stages.errors import plain_response
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.error")
@@ -159,13 +159,6 @@ class RouteRewrite:
 
 async def _loop_error(send: Send, scope: Scope) -> None:
     logger.error("rewrite loop: %s was rewritten %d times; check the rewrite rules", scope["path"], MAX_PASSES)
-    body = b"500 Internal Server Error\nThe rewrite rules loop; the server's log names the path.\n"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-            GATEWAY_MADE: True,
-        }
+    await plain_response(
+        send, 500, "500 Internal Server Error\nThe rewrite rules loop; the server's log names the path.\n"
     )
-    await send({"type": "http.response.body", "body": body})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,8 @@ STATUS = "tests.support.apps:status"
 CONFIG = """
 [[vhost]]
 names = ["pages.test"]
-errors = {{ 404 = "/errors/404.html", 403 = "/errors/403.html", 500 = "/errors/500.html", 429 = "/errors/gone.html" }}
+errors = {{ 401 = "/errors/401.html", 403 = "/errors/403.html", 404 = "/errors/404.html", 429 = "/errors/gone.html", \
+  500 = "/errors/500.html" }}
   [[vhost.route]]
   path = "/errors/"
   handler = "static"
@@ -30,6 +33,11 @@ errors = {{ 404 = "/errors/404.html", 403 = "/errors/403.html", 500 = "/errors/5
   handler = "asgi"
   app = "{status}"
   deny = ["all"]
+  [[vhost.route]]
+  path = "/locked/"
+  handler = "asgi"
+  app = "{status}"
+  auth = {{ type = "basic", realm = "pages", users = "{errors}/users.htpasswd" }}
   [[vhost.route]]
   path = "/rated/"
   handler = "asgi"
@@ -58,8 +66,10 @@ intercept_errors = true
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     errors = tmp_path_factory.mktemp("errors")
-    for code in (403, 404, 500):
+    for code in (401, 403, 404, 500):
         (errors / f"{code}.html").write_text(f"<h1>custom {code}</h1>\n")
+    sha = base64.b64encode(hashlib.sha1(b"secret").digest()).decode()
+    (errors / "users.htpasswd").write_text(f"alice:{{SHA}}{sha}\n")
     with run_gateway(config_text=CONFIG.format(errors=errors, status=STATUS)) as server:
         yield server
 
@@ -85,6 +95,14 @@ def test_gateway_errors_get_the_vhost_documents(gateway: Gateway, path: str, sta
         assert response.headers["content-type"].startswith("text/html")
 
 
+def test_auth_refusals_get_the_document_and_keep_their_challenge(gateway: Gateway) -> None:
+    response = get(gateway, "pages.test", "/locked/")
+    assert (response.status_code, response.text) == (401, "<h1>custom 401</h1>\n")
+    assert response.headers["www-authenticate"].startswith('Basic realm="pages"')
+    with httpx.Client(base_url=gateway.url, headers={"host": "pages.test"}, auth=("alice", "secret")) as http:
+        assert http.get("/locked/?code=200").status_code == 200
+
+
 def test_a_missing_document_leaves_the_plain_error(gateway: Gateway) -> None:
     assert get(gateway, "pages.test", "/rated/?code=200").status_code == 200
     refused = get(gateway, "pages.test", "/rated/?code=200")
@@ -103,7 +121,7 @@ def test_intercept_errors_replaces_an_apps_error_page(gateway: Gateway) -> None:
 def test_bad_errors_tables_are_config_errors(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
-        CONFIG.format(errors=tmp_path, status=STATUS).replace('404 = "/errors/404.html", 403', '200 = "x.html", 403')
+        CONFIG.format(errors=tmp_path, status=STATUS).replace('403 = "/errors/403.html", 404', '200 = "x.html", 403')
     )
     result = gateway_command("check", str(config))
     assert result.returncode == 2
