@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +14,7 @@ from gateway.errors import ConfigError
 from gateway.routing.report import warnings
 from gateway.routing.router import build_router, widest_body
 from gateway.server import Server
-from gateway.supervisor import READY_FD_ENV, Supervisor
+from gateway.supervisor import READY_FD_ENV, Supervisor, check_in_child
 from gateway.types import ASGIApp
 
 logger = logging.getLogger("gateway.error")
@@ -88,14 +86,9 @@ def supervise(config: Config, targets: list[str | ASGIApp], app_dir: str, server
         raise ConfigError([(config.source, "server.workers", "several workers need a config file or module:app")])
     names = [str(t) for t in targets]
     if config.source != Config().source:
-        check = subprocess.run(
-            [sys.executable, "-m", "gateway", "check", config.source], capture_output=True, text=True
-        )
-        if check.returncode != 0:
-            problems = [
-                line.removeprefix("error: ") for line in check.stderr.splitlines() if line.startswith("error: ")
-            ]
-            raise ConfigError([("", "", line) for line in problems] or [(config.source, "", check.stderr.strip())])
+        problems = check_in_child(config.source)
+        if problems:
+            raise ConfigError([("", "", line) for line in problems])
     args = [*names, "--app-dir", app_dir]
     for key in ("loop", "access_log", "access_log_format"):
         if server.get(key) is not None:

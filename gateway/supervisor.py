@@ -321,11 +321,9 @@ class Supervisor:
         """SIGHUP: a new generation on the re-read config, if it is valid."""
         source = self.config.source
         logger.info("reloading %s", source)
-        check = subprocess.run(
-            [sys.executable, "-m", "gateway", "check", source], capture_output=True, text=True, timeout=120
-        )
-        if check.returncode != 0:
-            for line in check.stderr.splitlines():
+        problems = check_in_child(source)
+        if problems:
+            for line in problems:
                 logger.error("reload refused: %s", line)
             logger.error("the config is invalid: the current workers keep serving")
             return
@@ -372,6 +370,17 @@ def write_pid_file(config: Config) -> Path | None:
         logger.error("cannot write the pid file %s: %s", path, exc)
         return None
     return path
+
+
+def check_in_child(source: str) -> list[str]:
+    """`gateway check source` in a child process (so no app is imported here): its problems, [] when valid."""
+    check = subprocess.run(
+        [sys.executable, "-m", "gateway", "check", source], capture_output=True, text=True, timeout=120
+    )
+    if check.returncode == 0:
+        return []
+    lines = [line.removeprefix("error: ") for line in check.stderr.splitlines() if line.startswith("error: ")]
+    return lines or [check.stderr.strip() or f"gateway check exited with {check.returncode}"]
 
 
 def admin_socket_path(config: Config) -> Path:
