@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_program
+from tests.support.processes import alive, rss_kib
 from tests.support.server import Gateway, read_one_response, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
@@ -163,16 +164,6 @@ def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether pid is a live process (a zombie is dead: only its exit status is left)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    state = next((line for line in status.splitlines() if line.startswith("State:")), "")
-    return "Z" not in state.split()[1:2]
-
-
 def fresh(site: Site, tag: str) -> str:
     """A tag whose pid file and timing log are not there yet (the module's two gateways share the state)."""
     for name in (f"{tag}.pid", f"slots-{tag}.log"):
@@ -191,16 +182,9 @@ def wait_for_pid(site: Site, tag: str, timeout: float = 5.0) -> int:
 
 def assert_gone(pid: int, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
-    while pid_alive(pid):
+    while alive(pid):
         assert time.monotonic() < deadline, f"process {pid} is still running"
         time.sleep(0.05)
-
-
-def rss_kib(gateway: Gateway) -> int:
-    for line in Path(f"/proc/{gateway.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def env_of(response: httpx.Response) -> dict[str, str]:
@@ -470,7 +454,7 @@ def test_client_disconnect_kills_the_script(gateway: Gateway, site: Site) -> Non
         assert data, received
         received += data
     pid = wait_for_pid(site, "gone1")
-    assert pid_alive(pid)
+    assert alive(pid)
     sock.close()
     assert_gone(pid)
 
@@ -527,30 +511,30 @@ def _most_at_once(log: Path) -> int:
 
 
 def test_stdout_flood_streams_with_bounded_memory(gateway: Gateway) -> None:
-    before = rss_kib(gateway)
+    before = rss_kib(gateway.proc.pid)
     total = 0
     with socket.create_connection(gateway.address, timeout=20) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         sock.sendall(b"GET /cgi-bin/flood-out.sh HTTP/1.1\r\nHost: cgi.test\r\nConnection: close\r\n\r\n")
         first = sock.recv(65536)
         time.sleep(1.0)  # a slow client: the script must block, not the gateway buffer
-        during = rss_kib(gateway)
+        during = rss_kib(gateway.proc.pid)
         buffer = first
         while data := sock.recv(1024 * 1024):
             total += len(data)
         head, _, body = buffer.partition(b"\r\n\r\n")
     assert b" 200 " in head.split(b"\r\n")[0] and b"transfer-encoding: chunked" in head.lower()
     assert total + len(body) > 64 * MiB  # the body with its chunk framing
-    after = rss_kib(gateway)
+    after = rss_kib(gateway.proc.pid)
     assert during - before < 24 * 1024, (before, during)
     assert after - before < 24 * 1024, (before, after)
 
 
 def test_stderr_flood_is_bounded(client: httpx.Client, gateway: Gateway) -> None:
-    before = rss_kib(gateway)
+    before = rss_kib(gateway.proc.pid)
     response = client.get("/cgi-bin/flood-err.sh")
     assert (response.status_code, response.text) == (200, "survived\n")
-    assert rss_kib(gateway) - before < 24 * 1024
+    assert rss_kib(gateway.proc.pid) - before < 24 * 1024
     log = gateway.wait_for_log("flood-err.sh: more than 200 lines on stderr; the rest is dropped")
     assert log.count("flood-err.sh: an error line from flood-err") == 200
     assert len(log) < 4 * MiB
@@ -614,7 +598,7 @@ def test_script_dies_with_the_gateway(site: Site) -> None:
         tag = fresh(site, "orphan1")
         sock.sendall(f"GET /cgi-bin/forever.sh?{tag} HTTP/1.1\r\nHost: cgi.test\r\n\r\n".encode())
         pid = wait_for_pid(site, "orphan1")
-        assert pid_alive(pid)
+        assert alive(pid)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(5)
         sock.close()

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_program
+from tests.support.processes import alive, rss_kib
 from tests.support.server import Gateway, gateway_command, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.php, pytest.mark.timeout(90)]
@@ -103,15 +104,6 @@ def php_children(gateway: Gateway) -> list[int]:
     return found
 
 
-def alive(pid: int) -> bool:
-    """Running, not a zombie (this container's init may not reap orphans)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
-
-
 def group_members(pgid: int) -> list[int]:
     members = []
     for entry in os.listdir("/proc"):
@@ -121,13 +113,6 @@ def group_members(pgid: int) -> list[int]:
                 if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid and alive(int(entry)):
                     members.append(int(entry))
     return members
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 # The CGI/1.1 meta-variables -----------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import rss_kib
 from tests.support.server import Gateway, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(30)]
@@ -234,13 +235,6 @@ def request_bytes(method: str, target: str, headers: str = "", body: bytes = b""
     if body and "content-length" not in headers.lower() and "transfer-encoding" not in headers.lower():
         head += f"Content-Length: {len(body)}\r\n"
     return head.encode("latin-1") + b"\r\n" + body
-
-
-def rss_kib(gateway: Gateway) -> int:
-    for line in Path(f"/proc/{gateway.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS line")
 
 
 def wait_for_file(path: Path, predicate: Callable[[str], bool], timeout: float = 5.0) -> str:
@@ -457,7 +451,7 @@ def test_server_does_not_read_ahead_of_a_slow_reader(gw: Gateway, tmp_path: Path
     kernel = kernel_receive_buffer_max()
     total = kernel + 16 * MiB
     body = b"b" * total
-    rss_before = rss_kib(gw)
+    rss_before = rss_kib(gw.proc.pid)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
     sock.settimeout(5)
@@ -473,7 +467,7 @@ def test_server_does_not_read_ahead_of_a_slow_reader(gw: Gateway, tmp_path: Path
             except BlockingIOError:
                 time.sleep(0.005)
         consumed = int(log.read_text().split()[-1]) if log.exists() and log.read_text() else 0
-        rss_growth = rss_kib(gw) - rss_before
+        rss_growth = rss_kib(gw.proc.pid) - rss_before
     assert sent < total, "the whole body went out in 1.5 s although the app reads ~1 MiB/s"
     # What the client got rid of but the app has not taken sits in kernel buffers (which
     # autotune up to tcp_rmem's maximum) and the server's bounded read-ahead.
@@ -701,7 +695,7 @@ def test_server_still_serves_after_disconnects(gw: Gateway) -> None:
 def test_slow_reader_bounds_server_memory_and_blocks_the_app(gw: Gateway, tmp_path: Path) -> None:
     log = tmp_path / "produce.log"
     chunk, count = 64 * 1024, 3200  # 200 MiB
-    rss_before = rss_kib(gw)
+    rss_before = rss_kib(gw.proc.pid)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     sock.settimeout(10)
@@ -718,7 +712,7 @@ def test_slow_reader_bounds_server_memory_and_blocks_the_app(gw: Gateway, tmp_pa
         first = sent_chunks()
         time.sleep(0.5)
         second = sent_chunks()
-        rss_growth = rss_kib(gw) - rss_before
+        rss_growth = rss_kib(gw.proc.pid) - rss_before
         assert second == first, f"send() kept returning while nobody read: {first} then {second} chunks"
         assert second * chunk < 50 * MiB, f"{second} chunks went out to a client that reads nothing"
         assert rss_growth < 50 * 1024, f"server RSS grew by {rss_growth} KiB"

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import alive
 from tests.support.server import Gateway, gateway_command, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
@@ -65,14 +66,6 @@ def pids_answering(gateway: Gateway, tries: int = 60) -> set[int]:
 
 def supervisor_pid(tmp_path: Path) -> int:
     return int((tmp_path / "run" / "gateway.pid").read_text())
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
 
 
 class Load:
