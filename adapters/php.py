@@ -17,6 +17,7 @@ from typing import Any
 from adapters._fastcgi_client import FastCgiPool
 from adapters._php_pool import PhpCgi, release, shared
 from adapters.fastcgi import FastCgiHandler, ScriptOptions
+from gateway.metrics import register_pool
 from gateway.types import HandlerContext
 
 PHP_PACKAGE_HINT = "Debian/Ubuntu: apt-get install php-cgi"
@@ -94,9 +95,12 @@ class PhpHandler(FastCgiHandler):
         )
         if php.users == 0:
             await php.start()
+            php.unregister_metrics = register_pool(php.label, "php-cgi", php.metrics)
         php.users += 1
         self.php = php
         await super().startup()
+        if self.pool is not None:
+            php.clients.append(self.pool)
 
     def status(self) -> dict[str, object]:
         """For `gateway status`: this route's php-cgi."""
@@ -119,7 +123,11 @@ class PhpHandler(FastCgiHandler):
         await super().aclose()
         php, self.php = self.php, None
         if php is not None:
+            if self.pool in php.clients:
+                php.clients.remove(self.pool)
             php.users -= 1
             if php.users == 0:
+                if php.unregister_metrics is not None:
+                    php.unregister_metrics()
                 release(php)
                 await php.stop()

@@ -42,6 +42,8 @@ from pathlib import Path
 
 from gateway.config.schema import Config
 from gateway.listeners import bind, describe
+from gateway.metrics import multiprocess as metrics_files
+from gateway.metrics import publish_pools
 from gateway.processes import die_with_parent, exit_description, rss_of
 
 logger = logging.getLogger("gateway.supervisor")
@@ -96,6 +98,7 @@ class Supervisor:
         self.admin: socket.socket | None = None
         self.stopping = False
         self.started = time.time()
+        self.metrics_dir: Path | None = None  # the workers' shared metrics files, when a route mounts metrics
 
     # The main loop -------------------------------------------------------------
 
@@ -105,6 +108,7 @@ class Supervisor:
         for sock in self.sockets:
             sock.set_inheritable(True)
         pid_file = write_pid_file(self.config)
+        self.metrics_dir = metrics_files.prepare(self.config)
         self.admin = open_admin_socket(self.config)
         self.install_signals()
         count = settings.workers or os.cpu_count() or 1
@@ -126,6 +130,8 @@ class Supervisor:
                 elif signum == signal.SIGHUP:
                     self.reload()
             self.read_pipes()
+            if self.metrics_dir is not None:
+                publish_pools()
             if self.reap() and self.boot_failures >= BOOT_FAILURES:
                 logger.error(
                     "workers failed %d times in a row before serving; stopping (their errors are above)",
@@ -257,6 +263,8 @@ class Supervisor:
                 continue
             self.workers.remove(worker)
             os.close(worker.pipe)
+            if self.metrics_dir is not None:
+                metrics_files.forget_process(self.metrics_dir, worker.pid)
             if worker.draining or self.stopping:
                 continue
             if not worker.serving:
@@ -328,6 +336,8 @@ class Supervisor:
             logger.error("the config is invalid: the current workers keep serving")
             return
         self.generation += 1
+        if self.metrics_dir is None:
+            self.metrics_dir = metrics_files.enable_on_reload(source)
         count = self.config.server.workers or os.cpu_count() or 1
         for _ in range(count):
             self.spawn(self.generation, "reload")

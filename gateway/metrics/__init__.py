@@ -1,0 +1,91 @@
+"""Gateway metrics: what the `metrics` handler exports, and how a pool reports its size.
+
+A process pool of any kind (php-cgi, app processes of `isolation = "process"`,
+...) tells the metrics how big and how busy it is through one call, made where
+the pool starts; nothing else is needed, and it costs nothing until a
+`metrics` route is scraped::
+
+    from gateway.metrics import register_pool
+
+    class AppPool:
+        async def start(self) -> None:
+            ...
+            self.unregister_metrics = register_pool(self.name, "app", self.metrics)
+
+        def metrics(self) -> dict[str, int]:
+            # called on the event loop (or the supervisor's loop) about once a second
+            # and at each scrape: keep it a few attribute reads, no I/O, no await
+            return {"processes": len(self.processes), "busy": self.busy, "queued": len(self.queue)}
+
+        async def stop(self) -> None:
+            self.unregister_metrics()  # its gauges go to 0 and leave the output
+            ...
+
+- `name` says which pool (the route's label, an app's name); `kind` says what
+  runs in it ("php-cgi", "app", ...). Together they are the `pool` and `kind`
+  labels of `gateway_pool_processes`, `gateway_pool_busy` and
+  `gateway_pool_queued`. Registering the same (name, kind) again replaces the
+  earlier probe.
+- The probe returns a mapping with any of "processes" (processes the pool
+  runs now), "busy" (requests they serve now) and "queued" (requests waiting
+  for a process); a key left out counts as 0. A probe that raises is logged
+  once and skipped.
+- Each process publishes the pools it registered itself: a worker its php-cgi
+  pools, the supervisor the pools it runs (its loop calls publish_pools()).
+  With several workers the values of all processes are added up per (pool,
+  kind), as prometheus-client's multiprocess mode does for "livesum" gauges.
+
+This module imports nothing heavy: prometheus-client is imported only by a
+process that serves or publishes metrics (exposition.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+logger = logging.getLogger("gateway.metrics")
+
+HANDLER_NAME = "metrics"  # the handler whose routes turn metrics on (adapters/metrics.py)
+PoolProbe = Callable[[], Mapping[str, float]]
+POOL_FIELDS = ("processes", "busy", "queued")
+
+_pools: dict[tuple[str, str], PoolProbe] = {}
+_failed: set[tuple[str, str]] = set()  # probes that raised, logged once each
+
+
+def register_pool(name: str, kind: str, probe: PoolProbe) -> Callable[[], None]:
+    """Report the pool (name, kind) through probe from now on; returns the call that stops it."""
+    key = (name, kind)
+    _pools[key] = probe
+    _failed.discard(key)
+
+    def unregister() -> None:
+        if _pools.get(key) is probe:
+            del _pools[key]
+
+    return unregister
+
+
+def pool_readings() -> list[tuple[str, str, tuple[float, float, float]]]:
+    """(name, kind, (processes, busy, queued)) of every registered pool, read now."""
+    readings: list[tuple[str, str, tuple[float, float, float]]] = []
+    for key, probe in list(_pools.items()):
+        try:
+            values = probe()
+            processes, busy, queued = (float(values.get(field, 0)) for field in POOL_FIELDS)
+            readings.append((key[0], key[1], (processes, busy, queued)))
+        except Exception:
+            if key not in _failed:
+                _failed.add(key)
+                logger.exception("metrics: the probe of pool %r (%s) failed; it is left out", key[0], key[1])
+    return readings
+
+
+def publish_pools() -> None:
+    """Write this process's pool gauges for the other processes' scrapes (the supervisor's loop calls it)."""
+    if not _pools:
+        return
+    from gateway.metrics.exposition import exporter
+
+    exporter().publish_pools()
