@@ -185,10 +185,10 @@ def test_php_pool_gauges_follow_the_load(tmp_path: Path) -> None:
         assert samples[("gateway_pool_processes", pool)] == 2
         assert samples[("gateway_pool_busy", pool)] == 0
 
-        slow = [threading.Thread(target=get, args=(gateway, "php.test", "/slow.php?s=1.5")) for _ in range(3)]
+        slow = [threading.Thread(target=get, args=(gateway, "php.test", "/slow.php?s=2")) for _ in range(3)]
         for thread in slow:
             thread.start()
-        deadline = time.monotonic() + 1.2
+        deadline = time.monotonic() + 1.8
         while time.monotonic() < deadline:  # two children busy, the third request waiting for one
             samples = scrape(gateway)
             if samples[("gateway_pool_busy", pool)] == 2 and samples[("gateway_pool_queued", pool)] == 1:
