@@ -92,7 +92,8 @@ class AppPool:
         self.backoff_until = 0.0
         self.closing = False
         self.last_recycle = ""
-        self.tasks: set[asyncio.Task[object]] = set()
+        self.reloaded_at = 0.0  # a process started before this runs old code: recycled once it serves
+        self.tasks: set[asyncio.Task[Any]] = set()
         self.ticker: asyncio.Task[None] | None = None
 
     # The request path.
@@ -180,32 +181,36 @@ class AppPool:
         return [p for p in self.processes if p.state in ("starting", "ready")]
 
     def grow(self) -> None:
-        """Start a process when requests wait for one, the pool is below max and not backing off."""
-        wanted = len(self.waiters) + max(0, self.options.min - len(self.live()))
-        if self.closing or self.starting >= wanted or len(self.live()) >= self.options.max:
-            return
-        if time.monotonic() < self.backoff_until:
-            return  # the ticker tries again
-        self.background(self.start_one())
+        """Start processes while the pool is below min, or requests wait that no starting process will take."""
+        if self.closing or time.monotonic() < self.backoff_until:
+            return  # when backing off, the ticker tries again
+        while len(self.live()) < self.options.max:
+            below_min = len(self.live()) < self.options.min
+            uncovered = len(self.waiters) - self.starting * self.concurrency
+            if not below_min and uncovered <= 0:
+                return
+            self.spawn()
+
+    def spawn(self) -> asyncio.Task[AppProcess | None]:
+        """One more process, starting now (counted as live at once, so callers do not over-spawn)."""
+        self.starting += 1
+        self.started_count += 1
+        number = self.started_count
+        socket = self.new_socket(number)
+        process = AppProcess(self.command(socket), self.env, self.cwd, socket, f"{self.label} process {number}")
+        self.processes.append(process)
+        task = asyncio.ensure_future(self.start_process(process))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     def background(self, coroutine: Coroutine[Any, Any, object]) -> None:
         task = asyncio.ensure_future(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def start_one(self) -> AppProcess | None:
-        """Start one process; on failure log it, back off, and fail the waiters if nothing else will serve."""
-        self.starting += 1
-        self.started_count += 1
-        number = self.started_count
-        process = AppProcess(
-            self.command(self.new_socket(number)),
-            self.env,
-            self.cwd,
-            self.new_socket(number),
-            f"{self.label} process {number}",
-        )
-        self.processes.append(process)
+    async def start_process(self, process: AppProcess) -> AppProcess | None:
+        """Wait until a spawned process serves; on failure log it, back off, fail waiters nothing else will serve."""
         try:
             await process.start(self.options.start_timeout)
         except StartFailed as exc:
@@ -221,6 +226,8 @@ class AppPool:
         self.upstreams[process] = self.client.add_upstream(process.address)
         logger.info("%s: started (pid %d)", process.label, process.pid)
         self.background(self.watch(process))
+        if process.started < self.reloaded_at:
+            self.recycle(process, "reloaded while it started")
         self.dispatch()
         return process
 
@@ -292,11 +299,20 @@ class AppPool:
                         self.recycle(process, f"max_memory: {rss // 1048576} MiB > {options.max_memory // 1048576} MiB")
             self.grow()
 
+    def reload(self, reason: str) -> None:
+        """Replace every process (new code): each drains, fresh ones start; requests wait for them."""
+        self.reloaded_at = time.monotonic()
+        self.failures = 0
+        self.backoff_until = 0.0
+        for process in [p for p in self.processes if p.state == "ready"]:
+            self.recycle(process, reason)
+        self.grow()
+
     # Lifecycle and status.
 
     async def start(self) -> None:
         """Start `min` processes (all must serve, else RuntimeError names the reason) and the ticker."""
-        results = await asyncio.gather(*(self.start_one() for _ in range(self.options.min)))
+        results = await asyncio.gather(*(self.spawn() for _ in range(self.options.min)))
         if any(result is None for result in results):
             await self.aclose()
             raise RuntimeError(f"{self.label}: the app processes could not start (the reason is logged above)")
