@@ -76,6 +76,17 @@ names = ["php.test"]
   pool = {{ max = 2 }}
 """
 
+ISOLATED_ROUTE = """
+[[vhost]]
+names = ["iso.test"]
+  [[vhost.route]]
+  path = "/"
+  handler = "asgi"
+  app = "tests.support.apps:slow"
+  isolation = "process"
+  pool = { min = 1, max = 1 }
+"""
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -199,6 +210,22 @@ def test_php_pool_gauges_follow_the_load(tmp_path: Path) -> None:
             thread.join(10)
         samples = scrape(gateway)
         assert (samples[("gateway_pool_busy", pool)], samples[("gateway_pool_queued", pool)]) == (0, 0)
+
+
+def test_app_pool_gauges(tmp_path: Path) -> None:
+    with run_gateway(config_text=config(tmp_path, more=ISOLATED_ROUTE)) as gateway:
+        samples = scrape(gateway)
+        pool = next(labels for name, labels in samples if name == "gateway_pool_processes" and ("kind", "app") in labels)
+        assert samples[("gateway_pool_processes", pool)] == 1  # min = 1, started with the gateway
+        assert samples[("gateway_pool_busy", pool)] == 0
+        slow = threading.Thread(target=get, args=(gateway, "iso.test", "/?s=1.5"))
+        slow.start()
+        deadline = time.monotonic() + 1.2
+        while time.monotonic() < deadline and samples[("gateway_pool_busy", pool)] != 1:
+            time.sleep(0.05)
+            samples = scrape(gateway)
+        assert samples[("gateway_pool_busy", pool)] == 1
+        slow.join(10)
 
 
 def stale_counts(folder: Path, value: float) -> None:
