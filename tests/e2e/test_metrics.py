@@ -7,6 +7,8 @@ server would read them. The metrics route is on a vhost of its own
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import threading
 import time
@@ -124,10 +126,24 @@ def buckets(samples: Samples, vhost: str) -> list[tuple[float, float]]:
     return sorted(found)
 
 
+def fetch(gateway: Gateway, host: str, path: str) -> tuple[int, bytes]:
+    """One request on a fresh connection (so, with workers, the kernel spreads them): status and body."""
+    with socket.create_connection(gateway.address, timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        head, _, body = read_response(sock, timeout=10).partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
 def get(gateway: Gateway, host: str, path: str) -> int:
-    """One request on a fresh connection (so, with workers, the kernel spreads them); its status."""
-    with httpx.Client(base_url=gateway.url, timeout=10) as http:
-        return http.get(path, headers={"host": host}).status_code
+    return fetch(gateway, host, path)[0]
+
+
+def pid_answering(gateway: Gateway) -> int:
+    """Which worker answered a request to a.test (tests.support.apps:echo says)."""
+    status, body = fetch(gateway, "a.test", "/")
+    assert status == 200
+    pid: int = json.loads(body)["pid"]
+    return pid
 
 
 @pytest.fixture(scope="module")
@@ -186,47 +202,39 @@ def test_gateway_check_accepts_the_handler(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_php_pool_gauges_follow_the_load(tmp_path: Path) -> None:
-    require_program("php-cgi")
-    text = config(tmp_path, more=PHP_ROUTE.format(php=PHP_SITE))
-    with run_gateway(config_text=text) as gateway:
-        assert get(gateway, "php.test", "/hello.php") == 200
-        pool = (("kind", "php-cgi"), ("pool", "vhost[3] (php.test) route[0] '/'"))
-        samples = scrape(gateway)
-        assert samples[("gateway_pool_processes", pool)] == 2
-        assert samples[("gateway_pool_busy", pool)] == 0
+def pool_load(samples: Samples, pool: tuple[tuple[str, str], ...]) -> tuple[float, float, float]:
+    """(processes, busy, queued) of a pool in a scrape."""
+    processes, busy, queued = (samples[(f"gateway_pool_{field}", pool)] for field in ("processes", "busy", "queued"))
+    return processes, busy, queued
 
-        slow = [threading.Thread(target=get, args=(gateway, "php.test", "/slow.php?s=2")) for _ in range(3)]
+
+def test_pool_gauges_follow_the_load(tmp_path: Path) -> None:
+    require_program("php-cgi")
+    with run_gateway(config_text=config(tmp_path, more=PHP_ROUTE.format(php=PHP_SITE) + ISOLATED_ROUTE)) as gateway:
+        samples = scrape(gateway)
+        php = (("kind", "php-cgi"), ("pool", "vhost[3] (php.test) route[0] '/'"))
+        app = next(labels for name, labels in samples if name == "gateway_pool_processes" and ("kind", "app") in labels)
+        assert pool_load(samples, php) == (2, 0, 0)  # pool.max children, idle
+        assert pool_load(samples, app) == (1, 0, 0)  # min = 1, started with the gateway, idle
+
+        # Three slow PHP requests for two children, one slow request to the app pool.
+        paths = [("php.test", "/slow.php?s=2")] * 3 + [("iso.test", "/?s=2")]
+        slow = [threading.Thread(target=get, args=(gateway, host, path)) for host, path in paths]
         for thread in slow:
             thread.start()
         deadline = time.monotonic() + 1.8
-        while time.monotonic() < deadline:  # two children busy, the third request waiting for one
+        while time.monotonic() < deadline:
             samples = scrape(gateway)
-            if samples[("gateway_pool_busy", pool)] == 2 and samples[("gateway_pool_queued", pool)] == 1:
+            if pool_load(samples, php) == (2, 2, 1) and pool_load(samples, app) == (1, 1, 0):
                 break
             time.sleep(0.05)
-        assert (samples[("gateway_pool_busy", pool)], samples[("gateway_pool_queued", pool)]) == (2, 1)
+        assert pool_load(samples, php) == (2, 2, 1)  # two children busy, the third request waiting for one
+        assert pool_load(samples, app) == (1, 1, 0)
         for thread in slow:
             thread.join(10)
         samples = scrape(gateway)
-        assert (samples[("gateway_pool_busy", pool)], samples[("gateway_pool_queued", pool)]) == (0, 0)
-
-
-def test_app_pool_gauges(tmp_path: Path) -> None:
-    with run_gateway(config_text=config(tmp_path, more=ISOLATED_ROUTE)) as gateway:
-        samples = scrape(gateway)
-        pools = [labels for name, labels in samples if name == "gateway_pool_processes"]
-        pool = next(labels for labels in pools if ("kind", "app") in labels)
-        assert samples[("gateway_pool_processes", pool)] == 1  # min = 1, started with the gateway
-        assert samples[("gateway_pool_busy", pool)] == 0
-        slow = threading.Thread(target=get, args=(gateway, "iso.test", "/?s=1.5"))
-        slow.start()
-        deadline = time.monotonic() + 1.2
-        while time.monotonic() < deadline and samples[("gateway_pool_busy", pool)] != 1:
-            time.sleep(0.05)
-            samples = scrape(gateway)
-        assert samples[("gateway_pool_busy", pool)] == 1
-        slow.join(10)
+        assert pool_load(samples, php) == (2, 0, 0)
+        assert pool_load(samples, app) == (1, 0, 0)
 
 
 def stale_counts(folder: Path, value: float) -> None:
@@ -248,41 +256,51 @@ def wait_for_count(gateway: Gateway, expected: float, timeout: float = 5.0) -> S
         time.sleep(0.2)
 
 
-def load_until_both_answer(gateway: Gateway, count: int, bound: int = 200) -> int:
-    """count requests to a.test on fresh connections, more (up to bound) until both workers answered; how many."""
-    pids: set[int] = set()
-    sent = 0
-    while sent < count or (len(pids) < 2 and sent < bound):
-        with httpx.Client(base_url=gateway.url, timeout=10) as http:
-            response = http.get("/", headers={"host": "a.test"})
-        assert response.status_code == 200
-        pids.add(response.json()["pid"])
-        sent += 1
-    assert len(pids) == 2, f"one worker answered all {sent} requests"
-    return sent
+def stopped_workers(gateway: Gateway, reason: str) -> list[int]:
+    """The pids of the workers the supervisor stopped for reason, as its log says."""
+    marker = f" stops ({reason})"
+    return [
+        int(line.split(marker)[0].rsplit("worker ", 1)[1]) for line in gateway.stderr().splitlines() if marker in line
+    ]
 
 
-def test_counts_of_two_workers_add_up_and_an_earlier_run_is_forgotten(tmp_path: Path) -> None:
-    stale_counts(tmp_path / "run" / "metrics", 1000.0)
-    with run_gateway(config_text=config(tmp_path, "workers = 2")) as gateway:
-        assert not (tmp_path / "run" / "metrics" / "counter_4242.db").exists()
-        sent = load_until_both_answer(gateway, 40)
+def wait_until_gone(pids: list[int], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids), f"workers {pids} did not exit"
+
+
+def test_workers_add_up_after_a_reload_turns_metrics_on_and_across_a_recycle(tmp_path: Path) -> None:
+    files = tmp_path / "run" / "metrics"
+    stale_counts(files, 1000.0)
+    with_metrics = config(tmp_path, "workers = 2\nmax_requests = 15")
+    with run_gateway(config_text=with_metrics.replace('handler = "metrics"', 'handler = "health"')) as gateway:
+        assert not files.exists(), "an earlier run's numbers are not this run's"
+        assert get(gateway, "a.test", "/") == 200  # not counted: no metrics route yet
+
+        (gateway.workdir / "gateway.toml").write_text(with_metrics)
+        gateway.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while len(stopped_workers(gateway, "reloaded")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        wait_until_gone(stopped_workers(gateway, "reloaded"))
+
+        pids: list[int] = []  # one per request, until a worker has served max_requests and been replaced
+        while not stopped_workers(gateway, "served max_requests") and len(pids) < 200 and time.monotonic() < deadline:
+            pids.append(pid_answering(gateway))
+        sent = len(pids)
+        assert len(set(pids)) >= 2, "one worker answered every request"
+        deadline = time.monotonic() + 15
+        while not stopped_workers(gateway, "served max_requests") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        recycled = stopped_workers(gateway, "served max_requests")[0]
+        wait_until_gone([recycled])
+
         samples = wait_for_count(gateway, sent)
         assert requests_total(samples, "a.test", "2xx") == sent
         assert buckets(samples, "a.test")[-1][1] == sent
-
-
-def test_counts_survive_a_recycled_worker(tmp_path: Path) -> None:
-    with run_gateway(config_text=config(tmp_path, "workers = 2\nmax_requests = 15")) as gateway:
-        sent = 0
-        deadline = time.monotonic() + 20
-        while "stops (served max_requests)" not in gateway.stderr() and time.monotonic() < deadline and sent < 200:
-            assert get(gateway, "a.test", "/") == 200
-            sent += 1
-        old = gateway.wait_for_log("stops (served max_requests)", timeout=10)
-        recycled = int(old.split("stops (served max_requests)")[0].rsplit("worker ", 1)[1].strip())
-        deadline = time.monotonic() + 10
-        while alive(recycled) and time.monotonic() < deadline:
+        assert (files / f"counter_{recycled}.db").exists()  # its counts stay in the sums
+        while (files / f"gauge_livesum_{recycled}.db").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not alive(recycled), "the recycled worker did not exit"
-        assert requests_total(wait_for_count(gateway, sent), "a.test", "2xx") == sent
+        assert not (files / f"gauge_livesum_{recycled}.db").exists(), "an exited worker's gauges stay in the sums"
