@@ -18,13 +18,17 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
+from adapters._proxy_client import ProxyClient
+from adapters._proxy_options import ProxyOptions
 from gateway.config.schema import Config, RouteConfig
 from gateway.pools.options import ASYNC_CONCURRENCY, IsolationOptions
 from gateway.pools.pool import AppPool
+from gateway.pools.scope_header import PoolRequestHeads
 from gateway.processes import socket_path
 from gateway.types import ASGIApp, HandlerContext
 
 IMPORT_CHECK_TIMEOUT = 30.0
+HOST_CONNECTIONS = 64  # idle connections a worker keeps to its pool host
 GATEWAY_SOURCE = Path(__file__).resolve().parents[2]  # the folder to `pip install` into another interpreter
 
 
@@ -142,3 +146,29 @@ class IsolatedHandler:
 
     def status(self) -> dict[str, object]:
         return self.pool.status() if self.pool is not None else {}
+
+
+class RemotePoolHandler:
+    """An isolated route in a worker of a supervisor: its pool lives in the generation's pool host (host.py)."""
+
+    Options: ClassVar[type[Any]] = IsolationOptions
+
+    def __init__(self, route: RouteConfig, context: HandlerContext, config: Config, host_socket: str) -> None:
+        self.route = route
+        proxy = ProxyOptions(
+            preserve_host=True, read_timeout=config.limits.request_timeout, keepalive=HOST_CONNECTIONS, max_fails=0
+        )
+        self.client = ProxyClient([f"unix:{host_socket}"], proxy)
+        self.client.heads = PoolRequestHeads(pool=route.where)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return []  # the pool host checked the route before this worker started
+
+    def app(self) -> ASGIApp:
+        return self.client.forward
+
+    async def startup(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

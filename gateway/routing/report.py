@@ -223,7 +223,7 @@ def status_table(document: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {worker.get('pid', '?'):>7}  {worker.get('state', '?'):<9} {worker.get('requests', '-'):>9} "
             f"{worker.get('in_flight', '-'):>9} {_mib(worker.get('rss')):>8} {_duration(worker.get('uptime')):>8}  "
-            f"{worker.get('started_because', '')}"
+            f"{'pool host; ' if worker.get('role') == 'pools' else ''}{worker.get('started_because', '')}"
         )
         for pool in worker.get("pools", []):
             if pool.get("kind") == "app pool":

@@ -292,3 +292,71 @@ def test_status_shows_the_pool(tmp_path: Path) -> None:
         assert table.returncode == 0, table.stderr
         assert "pool vhost[0].route[0] (asgi tests.support.apps:echo): 1 of max 2 processes, 0 queued" in table.stdout
         assert f"{app_pid}  ready" in table.stdout
+
+
+WORKERS_CONFIG = """
+[server]
+workers = 2
+shutdown_timeout = 10
+""" + echo_config(ECHO, "{ min = 1, max = 1 }")
+
+
+def test_workers_share_one_pool_in_the_pool_host(tmp_path: Path) -> None:
+    with run_gateway(config_text=WORKERS_CONFIG) as gateway:
+        answered = set()
+        workers = set()
+        for _ in range(30):
+            with httpx.Client(base_url=gateway.url) as http:  # new connections: the kernel spreads them
+                answered.add(http.get("/app", headers=HOST).json()["pid"])
+                workers.add(http.get("/inline", headers=HOST).json()["pid"])
+        assert len(workers) == 2 and len(answered) == 1, "both workers reach the same pool of max 1"
+        time.sleep(1.2)  # status reports come once a second
+        table = gateway_command("status", str(gateway.workdir / "gateway.toml"))
+        assert "pool host; start" in table.stdout and f"{answered.pop()}  ready" in table.stdout
+
+
+def test_reload_under_load_starts_new_pools_without_failures(tmp_path: Path) -> None:
+    with run_gateway(config_text=WORKERS_CONFIG) as gateway:
+        with httpx.Client(base_url=gateway.url) as http:
+            before = http.get("/app", headers=HOST).json()["pid"]
+        failures: list[str] = []
+        seen: set[int] = set()
+        running = True
+
+        def load() -> None:
+            deadline = time.monotonic() + 20
+            while running and time.monotonic() < deadline:
+                try:
+                    with httpx.Client(base_url=gateway.url, timeout=10) as http:
+                        response = http.get("/app", headers=HOST)
+                    if response.status_code != 200:
+                        failures.append(f"{response.status_code} {response.text[:100]}")
+                    else:
+                        seen.add(response.json()["pid"])
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+        thread = threading.Thread(target=load)
+        thread.start()
+        time.sleep(0.5)
+        gateway.proc.send_signal(signal.SIGHUP)
+        gateway.wait_for_log("pool host", timeout=10)
+        wait_until(lambda: len(seen - {before}) > 0 and not alive(before), 20, "the new generation's pool serves")
+        running = False
+        thread.join(25)
+        assert failures == [], failures[:3]
+
+
+def test_a_killed_pool_host_is_restarted(tmp_path: Path) -> None:
+    with run_gateway(config_text=WORKERS_CONFIG) as gateway:
+        time.sleep(1.2)
+        document = json.loads(gateway_command("status", str(gateway.workdir / "gateway.toml"), "--json").stdout)
+        host = next(worker for worker in document["workers"] if worker["role"] == "pools")
+        os.kill(host["pid"], signal.SIGKILL)
+        gateway.wait_for_log(f"pool host {host['pid']} exited with signal SIGKILL", timeout=10)
+
+        def serves() -> bool:
+            with httpx.Client(base_url=gateway.url) as http:
+                return http.get("/app", headers=HOST).status_code == 200
+
+        wait_until(serves, 15, "a new pool host serves the route")
