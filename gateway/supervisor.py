@@ -21,6 +21,12 @@ it writes R when it serves and M when it has served max_requests.
   parent-death signal, so even kill -9 of the supervisor leaves no orphan
   (and each worker stops its own php-cgi and CGI children as it stops).
 
+- Isolated routes (gateway/pools/): each generation first gets a pool host,
+  a child that owns every app pool; the generation's workers start once it
+  serves and reach it on a Unix socket (GATEWAY_POOL_HOST). A host that dies
+  is restarted like a worker; an old generation's host drains once its
+  workers are gone, and at stop the hosts stop after the workers.
+
 With `workers = 1` (the default) `gateway serve` is one process, no supervisor.
 """
 

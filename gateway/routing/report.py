@@ -8,6 +8,7 @@ from dataclasses import MISSING, Field, asdict, fields, is_dataclass, replace
 from typing import Any
 
 from gateway.config.schema import Config, Limits
+from gateway.pools.options import IsolationOptions, PoolOptions
 from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import normalize_host
 from gateway.routing.router import Route, Router, Vhost
@@ -192,13 +193,19 @@ def handler_reference() -> list[str]:
         except ImportError:
             continue
         lines += ["", f"### `{name}`", ""]
-        if not fields(options):
-            lines.append("No keys of its own.")
-            continue
-        lines += ["| key | default | meaning |", "|---|---|---|"]
-        for option in fields(options):
-            shown = _toml_value(_default(option))
-            lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
+        lines += _options_table(options) if fields(options) else ["No keys of its own."]
+    lines += ["", "### Isolation keys of `asgi` and `wsgi` routes", ""]
+    lines += _options_table(IsolationOptions)
+    lines += ["", "`pool` keys (with `isolation = \"process\"`):", ""]
+    lines += _options_table(PoolOptions)
+    return lines
+
+
+def _options_table(options: type[Any]) -> list[str]:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for option in fields(options):
+        shown = _toml_value(_default(option))
+        lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
     return lines
 
 
