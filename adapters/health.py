@@ -10,8 +10,9 @@ GET or HEAD answers 200 `{"status": "ready"}` when:
   is there. A php-cgi that died is restarted with backoff by its PhpCgi; until
   the new one has bound its socket the answer is 503
   `{"status": "starting", "waiting_for": [...]}`, naming the routes' pools.
-  With several `workers` each runs its own pools and answers for those: a
-  probe meets one worker, as a request does.
+  With several `workers` their pool host runs php-cgi (gateway/pools/host.py)
+  and a worker checks that its socket is there; workers start only once the
+  pool host serves, so their pools have started by then too.
 
 It checks no more than that, on purpose: external backends (a `fastcgi`
 address, a `proxy` upstream) are each route's 502 when they fail, and taking
@@ -74,7 +75,7 @@ class HealthHandler:
                 waiting.append(f"php-cgi of {handler.context.where} (not started)")
             elif id(php) not in seen:
                 seen.add(id(php))
-                if not _running(php):
+                if not (_running(php) if handler.runs_php else php.socket_path.exists()):
                     waiting.append(f"php-cgi of {php.label} (restarting)")
         return waiting
 
