@@ -388,3 +388,17 @@ def test_a_process_that_does_not_start_in_time_is_failed(tmp_path: Path) -> None
             response = http.get("/app", headers=HOST)
         assert response.status_code == 502
         assert "did not start serving within 1s (pool.start_timeout)" in gateway.stderr()
+
+
+def test_health_waits_for_a_pool_with_no_process_serving(tmp_path: Path) -> None:
+    marker = tmp_path / "slow-now"
+    text = echo_config("tests.e2e.pool_apps.apps:interpreter", extra=f'env = {{ POOL_TEST_SLOW_IF = "{marker}" }}')
+    text += '  [[vhost.route]]\n  path = "=/_gateway/health"\n  handler = "health"\n'
+    with run_gateway(config_text=text) as gateway, httpx.Client(base_url=gateway.url) as http:
+        assert http.get("/_gateway/health", headers=HOST).json() == {"status": "ready"}
+        marker.write_text("")
+        app_pid = http.get("/app", headers=HOST).json()["pid"]
+        os.kill(app_pid, signal.SIGKILL)
+        wait_until(lambda: http.get("/_gateway/health", headers=HOST).status_code == 503, 5, "health says waiting")
+        waiting = http.get("/_gateway/health", headers=HOST).json()["waiting_for"]
+        assert waiting == ["app pool of vhost[0].route[0] (no process serving)"]
