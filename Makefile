@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.wsgi
 	$(BIN)/python -m bench.php
 	$(BIN)/python -m bench.workers
+	$(BIN)/python -m bench.isolation
 	$(BIN)/python -m bench.metrics
 
 clean:

@@ -30,10 +30,13 @@ the pool starts; nothing else is needed, and it costs nothing until a
   runs now), "busy" (requests they serve now) and "queued" (requests waiting
   for a process); a key left out counts as 0. A probe that raises is logged
   once and skipped.
-- Each process publishes the pools it registered itself: a worker its php-cgi
-  pools, the supervisor the pools it runs (its loop calls publish_pools()).
-  With several workers the values of all processes are added up per (pool,
-  kind), as prometheus-client's multiprocess mode does for "livesum" gauges.
+- Each process publishes the pools it registered itself: one serving a
+  metrics route as it flushes its counts (once a second, and per scrape);
+  the pool host of several workers, which serves none, through
+  start_publishing(). With several workers the values of all processes are
+  added up per (pool, kind), as prometheus-client's multiprocess mode does
+  for "livesum" gauges: a php-cgi's children as the pool host reports them
+  plus the requests each worker has on it.
 
 This module imports nothing heavy: prometheus-client is imported only by a
 process that serves or publishes metrics (exposition.py).
@@ -41,12 +44,16 @@ process that serves or publishes metrics (exposition.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import Callable, Mapping
 
 logger = logging.getLogger("gateway.metrics")
 
 HANDLER_NAME = "metrics"  # the handler whose routes turn metrics on (adapters/metrics.py)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by the supervisor for its children (multiprocess.py)
+PUBLISH_INTERVAL = 1.0  # seconds
 PoolProbe = Callable[[], Mapping[str, float]]
 POOL_FIELDS = ("processes", "busy", "queued")
 
@@ -83,9 +90,26 @@ def pool_readings() -> list[tuple[str, str, tuple[float, float, float]]]:
 
 
 def publish_pools() -> None:
-    """Write this process's pool gauges for the other processes' scrapes (the supervisor's loop calls it)."""
+    """Write this process's pool gauges where the other processes' scrapes read them."""
     if not _pools:
         return
     from gateway.metrics.exposition import exporter
 
     exporter().publish_pools()
+
+
+def start_publishing() -> asyncio.Task[None] | None:
+    """In a process that runs pools but serves no metrics route (the pool host): publish once a second.
+
+    None unless the supervisor shares metrics between its processes (a
+    metrics route in the config, several workers). Cancel the task at shutdown.
+    """
+    if not os.environ.get(MULTIPROC_ENV):
+        return None
+    return asyncio.get_running_loop().create_task(_publish_forever())
+
+
+async def _publish_forever() -> None:
+    while True:
+        publish_pools()
+        await asyncio.sleep(PUBLISH_INTERVAL)

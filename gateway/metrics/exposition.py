@@ -28,8 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from gateway.metrics import pool_readings
-from gateway.metrics.multiprocess import MULTIPROC_ENV
+from gateway.metrics import MULTIPROC_ENV, pool_readings
 from gateway.metrics.requests import BUCKETS, RequestRecorder, current
 
 PRESET_CLASSES = (1, 2, 3, 4, 5)  # status classes every vhost shows from the start, at 0

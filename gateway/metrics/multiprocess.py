@@ -22,10 +22,9 @@ from pathlib import Path
 from gateway.config.loader import load
 from gateway.config.schema import Config
 from gateway.errors import ConfigError
-from gateway.metrics import HANDLER_NAME
+from gateway.metrics import HANDLER_NAME, MULTIPROC_ENV
 
 logger = logging.getLogger("gateway.metrics")
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FOLDER = "metrics"
 
 

@@ -344,6 +344,9 @@ class AppPool:
             "queued": len(self.waiters),
         }
 
+    def serving(self) -> bool:
+        return any(process.state == "ready" for process in self.processes)
+
     def status(self) -> dict[str, object]:
         return {
             "kind": "app pool",

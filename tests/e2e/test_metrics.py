@@ -272,9 +272,11 @@ def wait_until_gone(pids: list[int], timeout: float = 15.0) -> None:
 
 
 def test_workers_add_up_after_a_reload_turns_metrics_on_and_across_a_recycle(tmp_path: Path) -> None:
+    require_program("php-cgi")
     files = tmp_path / "run" / "metrics"
     stale_counts(files, 1000.0)
-    with_metrics = config(tmp_path, "workers = 2\nmax_requests = 15")
+    pools = PHP_ROUTE.format(php=PHP_SITE) + ISOLATED_ROUTE  # run by the pool host for both workers
+    with_metrics = config(tmp_path, "workers = 2\nmax_requests = 15", more=pools)
     with run_gateway(config_text=with_metrics.replace('handler = "metrics"', 'handler = "health"')) as gateway:
         assert not files.exists(), "an earlier run's numbers are not this run's"
         assert get(gateway, "a.test", "/") == 200  # not counted: no metrics route yet
@@ -304,3 +306,8 @@ def test_workers_add_up_after_a_reload_turns_metrics_on_and_across_a_recycle(tmp
         while (files / f"gauge_livesum_{recycled}.db").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not (files / f"gauge_livesum_{recycled}.db").exists(), "an exited worker's gauges stay in the sums"
+        # The pool host publishes its pools: php-cgi's children and the app pool's process, once each.
+        php = (("kind", "php-cgi"), ("pool", "vhost[3] (php.test) route[0] '/'"))
+        assert pool_load(samples, php) == (2, 0, 0)
+        app = next(labels for name, labels in samples if name == "gateway_pool_processes" and ("kind", "app") in labels)
+        assert pool_load(samples, app) == (1, 0, 0)
