@@ -19,6 +19,7 @@ from gateway.logs import VHOST_LOG_KEY, AccessLog, NullAccessLog
 from gateway.registry import handler_class
 from gateway.routing.hosts import HostTable, normalize_host
 from gateway.routing.paths import PathMatcher
+from gateway.routing.websocket import denial_send, websocket_refusal
 from gateway.stages import available
 from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
@@ -45,6 +46,7 @@ class Route:
     state: dict[str, Any] | None = None  # the handler's lifespan state, copied into each scope
     context: HandlerContext | None = None
     stages: dict[str, Any] = field(default_factory=dict)  # the stages in force, outermost first, with their options
+    websocket_app: ASGIApp | None = None  # what answers a websocket scope: app, or a refusal (handler speaks none)
 
 
 @dataclass(slots=True)
@@ -77,9 +79,12 @@ class Router:
         self.forwarded = forwarded  # trusted proxies' X-Forwarded-For/Forwarded, applied before anything else
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                await self._lifespan(receive, send)
+                return
+            send = denial_send(send)  # a websocket handshake: the gateway's refusals become denial responses
         if self.forwarded is not None:
             self.forwarded(scope)
         vhost = self.vhost_for(scope["headers"])
@@ -95,7 +100,7 @@ class Router:
             found = route.matcher.match(path)
             if not found:
                 continue
-            if route.methods is not None and scope["method"] not in route.methods:
+            if route.methods is not None and scope.get("method", "GET") not in route.methods:
                 allowed = (allowed or set()) | route.methods
                 continue
             if route.mount:
@@ -104,13 +109,13 @@ class Router:
                 scope["state"] = route.state.copy()
             if found is not True:
                 scope["gateway.route_match"] = found
-            await route.app(scope, receive, send)
+            await (route.app if kind == "http" else route.websocket_app or route.app)(scope, receive, send)
             return
         if allowed is not None:
             await plain_response(
                 send,
                 405,
-                f"405 Method Not Allowed\n{scope['method']} is not allowed here.\n",
+                f"405 Method Not Allowed\n{scope.get('method', 'GET')} is not allowed here.\n",
                 [(b"allow", ", ".join(sorted(allowed)).encode())],
             )
         else:
@@ -227,7 +232,8 @@ def _build_route(
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
     state = getattr(handler, "state", None)
     app, stages = _with_stages(app, vhost, route, context, hold_body, problems)
-    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages)
+    websocket_app = app if getattr(handler, "websocket", False) else websocket_refusal(route.handler)
+    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages, websocket_app)
 
 
 def widest_body(config: Config) -> int:
