@@ -81,10 +81,12 @@ def read_handshake(scope: Scope, has_body: bool) -> Handshake:
             subprotocols += _tokens(value)
         elif name == b"sec-websocket-extensions":
             offers += _tokens(value)
-    if version != VERSION:
-        raise VersionMismatch(426, "This server speaks WebSocket version 13 (Sec-WebSocket-Version: 13).")
     if not _valid_key(key):
         raise HttpError(400, "The Sec-WebSocket-Key header is missing or is not 16 bytes in base64.")
+    if not version:
+        raise HttpError(400, "The Sec-WebSocket-Version header is missing (this server speaks version 13).")
+    if version != VERSION:
+        raise VersionMismatch(426, "This server speaks WebSocket version 13 (Sec-WebSocket-Version: 13).")
     return Handshake(key, subprotocols, offers)
 
 
