@@ -126,7 +126,7 @@ def warnings(router: Router) -> list[str]:
         found.append(
             "two Django projects would share one interpreter (settings are process-global): "
             + "; ".join(f"{where} ({module})" for module, where in settings.items())
-            + ' — serve one of them with isolation = "process" when it is available'
+            + ' — serve them with isolation = "process" (each in a pool of its own)'
         )
     return found
 
@@ -226,10 +226,30 @@ def status_table(document: dict[str, Any]) -> list[str]:
             f"{worker.get('started_because', '')}"
         )
         for pool in worker.get("pools", []):
+            if pool.get("kind") == "app pool":
+                lines += _app_pool_lines(pool)
+                continue
             lines.append(
                 f"           {pool.get('kind')} pid {pool.get('pid')} {pool.get('state')}: "
                 f"{pool.get('children')} children, {pool.get('restarts')} restarts — {pool.get('route')}"
             )
+    return lines
+
+
+def _app_pool_lines(pool: dict[str, Any]) -> list[str]:
+    """An isolation pool under its worker: a summary line, then one line per app process."""
+    processes = pool.get("processes", [])
+    recycled = pool.get("last_recycle") or "none yet"
+    lines = [
+        f"           {pool.get('pool')}: {len(processes)} of max {pool.get('max')} processes, "
+        f"{pool.get('queued', 0)} queued; last recycle: {recycled}"
+    ]
+    for process in processes:
+        lines.append(
+            f"    {process.get('pid', '?'):>7}  {process.get('state', '?'):<9} {process.get('requests', '-'):>9} "
+            f"{process.get('in_flight', '-'):>9} {_mib(process.get('rss')):>8} {_duration(process.get('uptime')):>8}  "
+            f"{process.get('recycle_reason', '')}"
+        )
     return lines
 
 

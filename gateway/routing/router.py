@@ -16,6 +16,7 @@ from typing import Any
 from gateway.config.schema import Config, RouteConfig, VhostConfig
 from gateway.errors import StartupError
 from gateway.logs import VHOST_LOG_KEY, AccessLog, NullAccessLog
+from gateway.pools.handler import IsolatedHandler
 from gateway.registry import handler_class
 from gateway.routing.hosts import HostTable, normalize_host
 from gateway.routing.paths import PathMatcher
@@ -224,7 +225,11 @@ def _build_route(
     where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
     context = HandlerContext(config.config_dir, where, matcher.mount, config.runtime_path)
     context.limits = config.limits
-    handler = handler_class(route.handler)(route.options, context)
+    handler: Handler
+    if route.isolation.isolated:
+        handler = IsolatedHandler(route, context, config)
+    else:
+        handler = handler_class(route.handler)(route.options, context)
     found = handler.problems()
     problems += [(vhost.source, f"{route.where}.{key}" if key else route.where, text) for key, text in found]
     methods = frozenset(route.methods) | ({"HEAD"} if "GET" in route.methods else set()) if route.methods else None
