@@ -108,16 +108,16 @@ class ProxyClient:
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request, or relay one WebSocket, from an upstream (an ASGI app's signature)."""
-        if scope["type"] == "websocket":
-            await relay_websocket(self, scope, receive, send)
-            return
-        if upgrade_requested(scope["headers"]):
+        if scope["type"] == "http" and upgrade_requested(scope["headers"]):
             await self.upgrade(scope, receive, send)
             return
         await self.forward_to(None, scope, receive, send)
 
     async def forward_to(self, first: Upstream | None, scope: Scope, receive: Receive, send: Send) -> None:
         """forward() with the first attempt on a chosen upstream (an app pool picks its process itself)."""
+        if scope["type"] == "websocket":
+            await relay_websocket(self, scope, receive, send, first)
+            return
         try:
             await self._forward(scope, receive, send, first)
         except ClientGone:

@@ -68,14 +68,16 @@ DENIALS = {
 }
 
 
-async def relay_websocket(client: ProxyClient, scope: Scope, receive: Receive, send: Send) -> None:
-    """Answer a websocket scope from an upstream; see the module's rules."""
+async def relay_websocket(
+    client: ProxyClient, scope: Scope, receive: Receive, send: Send, first: Upstream | None = None
+) -> None:
+    """Answer a websocket scope from an upstream (first, when given, is tried first); see the module's rules."""
     if (await receive())["type"] != "websocket.connect":
         return
     tried: list[Upstream] = []
     last: UpstreamError | None = None
     while True:
-        upstream = client.balancer.choose(tried)
+        upstream = first if first is not None and not tried else client.balancer.choose(tried)
         if upstream is None:
             error = last or UpstreamError("none is available (each is out by its health check, or none is set)")
             logger.error("proxy WebSocket %s: upstream %s: %s", scope["path"], error.upstream, error)

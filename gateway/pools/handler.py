@@ -41,6 +41,11 @@ class IsolatedHandler:
         self.pool: AppPool | None = None
 
     @property
+    def websocket(self) -> bool:
+        """An isolated asgi app takes WebSockets (relayed to its process); a wsgi one does not."""
+        return self.route.handler == "asgi"
+
+    @property
     def python(self) -> str:
         written = self.isolation.python
         if not written:

@@ -405,3 +405,40 @@ def test_idle_timeout_and_server_stop_close_open_websockets() -> None:
         assert closed.rcvd is not None and closed.rcvd.code == 1012
         gateway.proc.wait(timeout=10)
     assert gateway.proc.returncode == 0
+
+
+def test_an_isolated_asgi_app_gets_websockets_through_its_pool() -> None:
+    config = f"""
+[[vhost]]
+names = ["iso.test"]
+  [[vhost.route]]
+  path = "/chat/"
+  handler = "asgi"
+  app = "{APP}"
+  isolation = "process"
+  pool = {{ min = 1, max = 1 }}
+  [[vhost.route]]
+  path = "/old/"
+  handler = "wsgi"
+  app = "tests.e2e.wsgi_apps.apps:env"
+  isolation = "process"
+  pool = {{ min = 1, max = 1 }}
+"""
+    with run_gateway(config_text=config) as gateway:
+
+        async def chat() -> tuple[Any, ConnectionClosed]:
+            async with connect(ws_url(gateway, "/chat/echo"), subprotocols=["v1"], open_timeout=20) as ws:
+                assert ws.subprotocol == "v1" and ws.response.headers["x-echo"] == "yes"
+                await ws.send("whoami")
+                seen = json.loads(await ws.recv())
+                await ws.send("close")
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.recv()
+                return seen, closed.value
+
+        seen, closed = run(chat())
+        assert seen == {"user": None, "client": "127.0.0.1"}, "the app process sees the client, not the front"
+        assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (4000, "bye")
+        with pytest.raises(InvalidStatus) as refused:
+            run(_open_and_close(gateway, "/old/"))
+        assert refused.value.response.status_code == 400 and "'wsgi' handler" in refused.value.response.body.decode()
