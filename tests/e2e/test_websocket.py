@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -321,6 +322,26 @@ def test_a_client_that_never_answers_pings_is_dropped(site: Gateway) -> None:
     assert stats(site.url)["disconnects"][before]["code"] == 1006
 
 
+MASK = b"\x01\x02\x03\x04"
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x81\x82" + MASK + bytes(b ^ MASK[i] for i, b in enumerate(b"\xff\xfe")), 1007),  # text, not UTF-8
+        (b"\x81\x02hi", 1002),  # a client frame without a mask
+    ],
+)
+def test_a_frame_rfc_6455_refuses_closes_with_its_code(site: Gateway, frame: bytes, code: int) -> None:
+    sock = handshake(site, "/watch")
+    sock.sendall(frame)
+    answer = b""
+    while chunk := sock.recv(4096):
+        answer += chunk
+    sock.close()
+    assert answer[:1] == b"\x88" and struct.unpack("!H", answer[2:4])[0] == code  # a Close frame with the code
+
+
 def handshake(site: Gateway, path: str) -> socket.socket:
     """A raw WebSocket handshake (no client library to answer pings or send a Close)."""
     sock = site.connect(timeout=10)
@@ -377,8 +398,9 @@ def test_the_proxy_relays_refusals_and_failures_as_the_handshake_response(site: 
 # Timers and stopping --------------------------------------------------------------------
 
 
-def test_idle_timeout_and_server_stop_close_open_websockets() -> None:
-    config = '[server]\nws_idle_timeout = 1\nws_ping_interval = 0\n[[vhost]]\nnames = ["a"]\n'
+def test_idle_timeout_handshake_timeout_and_server_stop() -> None:
+    config = '[server]\nws_idle_timeout = 1\nws_ping_interval = 0\n[limits]\nrequest_timeout = 1\n'
+    config += '[[vhost]]\nnames = ["a"]\n'
     config += f'  [[vhost.route]]\n  path = "/"\n  handler = "asgi"\n  app = "{APP}"\n'
     with run_gateway(config_text=config) as gateway:
 
@@ -400,6 +422,10 @@ def test_idle_timeout_and_server_stop_close_open_websockets() -> None:
                 with pytest.raises(ConnectionClosed) as closed:
                     await ws.recv()
                 return closed.value
+
+        with pytest.raises(InvalidStatus) as late:  # an app that never answers the handshake
+            run(_open_and_close(gateway, "/hang"))
+        assert late.value.response.status_code == 504
 
         closed = run(stopped())
         assert closed.rcvd is not None and closed.rcvd.code == 1012
