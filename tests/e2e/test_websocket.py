@@ -399,7 +399,7 @@ def test_the_proxy_relays_refusals_and_failures_as_the_handshake_response(site: 
 
 
 def test_idle_timeout_handshake_timeout_and_server_stop() -> None:
-    config = '[server]\nws_idle_timeout = 1\nws_ping_interval = 0\n[limits]\nrequest_timeout = 1\n'
+    config = "[server]\nws_idle_timeout = 1\nws_ping_interval = 0\n[limits]\nrequest_timeout = 1\n"
     config += '[[vhost]]\nnames = ["a"]\n'
     config += f'  [[vhost.route]]\n  path = "/"\n  handler = "asgi"\n  app = "{APP}"\n'
     with run_gateway(config_text=config) as gateway:
