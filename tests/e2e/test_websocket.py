@@ -42,6 +42,7 @@ access_log_format = "json"
 
 [[vhost]]
 names = ["localhost"]
+errors = {{ 429 = "/files/page.txt" }}
   [[vhost.route]]
   path = "/auth/"
   handler = "asgi"
@@ -86,6 +87,9 @@ names = ["localhost"]
   path = "/"
   handler = "asgi"
   app = "{app}"
+  compress = true                  # output stages: WebSockets pass through them untouched
+  security_headers = true
+  headers = {{ set = {{ X-Site = "ws" }} }}
 """
 
 
@@ -219,6 +223,7 @@ def test_access_and_rate_refuse_the_handshake(site: Gateway) -> None:
     with pytest.raises(InvalidStatus) as limited:
         run(_open_and_close(site, "/rated/echo"))
     assert limited.value.response.status_code == 429 and "retry-after" in limited.value.response.headers
+    assert limited.value.response.body == b"a file\n", "the vhost's error document for 429 applies to handshakes too"
 
 
 @pytest.mark.parametrize(
