@@ -23,7 +23,7 @@ from gateway.config.schema import Config
 from gateway.errors import StartupError
 from gateway.http.protocol import HttpProtocol
 from gateway.http.state import ServerState
-from gateway.http.websocket import WebSocketSettings
+from gateway.http.ws_settings import WebSocketSettings
 from gateway.lifespan import Lifespan
 from gateway.listeners import bind, describe
 from gateway.logs import AccessLog

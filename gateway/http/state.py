@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config.schema import Limits
 from gateway.http.responses import CommonHeaders
-from gateway.http.websocket import WebSocketSettings
+from gateway.http.ws_settings import WebSocketSettings
 from gateway.logs import flush_access_logs
 from gateway.types import ASGIApp, Receive, Scope, Send
 

@@ -39,9 +39,8 @@ import asyncio
 import logging
 import os
 from collections import deque
-from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
@@ -49,12 +48,19 @@ from wsproto.utilities import ProtocolError
 
 from gateway.errors import HttpError
 from gateway.http.cycle import ClientDisconnect
-from gateway.http.responses import error_response, status_line
-from gateway.http.ws_handshake import Handshake, VersionMismatch, accept_response, negotiate_deflate, read_handshake
+from gateway.http.responses import error_response
+from gateway.http.ws_handshake import (
+    Handshake,
+    VersionMismatch,
+    accept_response,
+    negotiate_deflate,
+    read_handshake,
+    websocket_scope,
+)
+from gateway.http.ws_messages import DenialWriter, MessageAssembler, MessageTooBig, message_size
 from gateway.types import ASGIApp, Message, Scope
 
 if TYPE_CHECKING:
-    from gateway.config.schema import Limits, ServerSettings
     from gateway.http.parser import RequestParser
     from gateway.http.protocol import HttpProtocol
 
@@ -64,47 +70,8 @@ CONNECTING, DENYING, OPEN, CLOSING, DONE = range(5)
 INBOX_HIGH = 1024 * 1024  # bytes of whole messages waiting for the app before reading pauses
 DEFLATE_SLICE = 4096
 CLOSE_TIMEOUT = 5.0  # seconds the peer has to answer our Close
-EXTENSION = "websocket.http.response"
 GOING_AWAY, MESSAGE_TOO_BIG, INTERNAL_ERROR, SERVICE_RESTART = 1001, 1009, 1011, 1012
-NO_STATUS, ABNORMAL = 1005, 1006
-_DENIAL_OURS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
-
-
-@dataclass(frozen=True, slots=True)
-class WebSocketSettings:
-    """The [server] ws_* keys and the handshake's time limit, read once per worker."""
-
-    max_message_size: int = 16 * 1024 * 1024
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
-    idle_timeout: float = 0.0
-    per_message_deflate: bool = True
-    handshake_timeout: float = 300.0  # request_timeout: the app's time to accept or refuse
-
-    @classmethod
-    def of(cls, server: ServerSettings, limits: Limits) -> WebSocketSettings:
-        return cls(
-            server.ws_max_message_size,
-            server.ws_ping_interval,
-            server.ws_ping_timeout,
-            server.ws_idle_timeout,
-            server.ws_per_message_deflate,
-            limits.request_timeout,
-        )
-
-
-def websocket_scope(scope: Scope, handshake: Handshake, state: dict[str, Any]) -> Scope:
-    """The ASGI websocket scope from the parser's http scope (everything else it holds carries over)."""
-    ws = dict(scope)
-    del ws["method"]
-    ws["type"] = "websocket"
-    ws["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
-    ws["subprotocols"] = handshake.subprotocols
-    ws["state"] = state.copy()
-    extensions = {name: value for name, value in scope["extensions"].items() if not name.startswith("http.")}
-    ws["extensions"] = {**extensions, EXTENSION: {}}
-    ws.pop("gateway.connection", None)  # the limits stage's hook into HTTP bodies: not for this scope
-    return ws
+ABNORMAL = 1006  # the connection ended without a Close (RFC 6455 §7.1.5)
 
 
 def take_over(http: HttpProtocol, scope: Scope, parser: RequestParser) -> WebSocketConnection:
@@ -132,7 +99,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.loop = http.loop
         self.transport = http.transport
         self.client_ip = http.client_ip
-        self.settings: WebSocketSettings = http.state.websocket
+        self.settings = http.state.websocket
         self.scope = scope
         self.phase = CONNECTING
         self.status = 0
@@ -143,9 +110,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.early: list[bytes] = []  # bytes the client sent before our 101 (RFC 6455 asks it to wait)
         self.inbox: deque[Message] = deque()
         self.inbox_size = 0
-        self.parts: list[Any] = []
-        self.part_size = 0
-        self.part_text = False
+        self.assembler = MessageAssembler(self.settings.max_message_size)
         self.deflating = False
         self.finished = False  # the app is told websocket.disconnect once the inbox is empty
         self.close_code = ABNORMAL
@@ -156,8 +121,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.write_paused = False
         self.waiter: asyncio.Future[None] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
-        self.deny_head: bytes | None = None
-        self.deny_chunked = False
+        self.denial: DenialWriter | None = None  # the app's own response to the handshake
         now = self.loop.time()
         self.deadline = now + self.settings.handshake_timeout  # for CONNECTING, then for CLOSING
         self.last_message = now
@@ -233,7 +197,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _take(self) -> Message:
         message = self.inbox.popleft()
-        self.inbox_size -= len(message.get("bytes") or message.get("text") or "")
+        self.inbox_size -= message_size(message)
         if self.read_paused and self.inbox_size <= INBOX_HIGH // 2 and not self.lost:
             self.read_paused = False
             self.transport.resume_reading()
@@ -271,8 +235,8 @@ class WebSocketConnection(asyncio.Protocol):
         elif kind == "websocket.close":
             self._deny(HttpError(403, "The application refused this WebSocket connection."))
         elif kind == "websocket.http.response.start":
+            self.denial = DenialWriter(message["status"], message.get("headers") or [], self.state.common.block)
             self.status = message["status"]
-            self.deny_head = self._denial_head(message["status"], message.get("headers") or [])
             self.phase = DENYING
         else:
             raise RuntimeError(
@@ -331,32 +295,12 @@ class WebSocketConnection(asyncio.Protocol):
 
     # The denial response (RFC 6455 §4.2.2: any status but 101 refuses) -------------
 
-    def _denial_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        parts = [status_line(status), self.state.common.block]
-        for name, value in headers:
-            if bytes(name).lower() in _DENIAL_OURS:
-                continue
-            if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value:
-                raise RuntimeError("A response header name or value contains a CR or LF character.")
-            parts += (name, b": ", value, b"\r\n")
-        return b"".join(parts)
-
     def _deny_body(self, body: bytes, more: bool) -> None:
-        head, self.deny_head = self.deny_head, None
-        if head is not None:
-            self.deny_chunked = more
-            framing = b"transfer-encoding: chunked\r\n" if more else b"content-length: %d\r\n" % len(body)
-            self.transport.write(head + framing + b"connection: close\r\n\r\n")
+        assert self.denial is not None  # set with phase DENYING
+        self.transport.write(self.denial.body(body, more))
         self.sent += len(body)
-        if self.deny_chunked:
-            if body:
-                self.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
-            if not more:
-                self.transport.write(b"0\r\n\r\n")
-        elif body:
-            self.transport.write(body)
         if not more:
-            self._end(1006, "")
+            self._end(ABNORMAL, "")
 
     def _deny(self, exc: HttpError) -> None:
         """A refusal made here (403, 500, 504): a small text response, then the connection ends."""
@@ -446,26 +390,15 @@ class WebSocketConnection(asyncio.Protocol):
                 return
 
     def _on_data(self, event: TextMessage | BytesMessage) -> None:
-        data = event.data
-        if not self.parts:
-            self.part_text = isinstance(event, TextMessage)
-        self.parts.append(data)
-        self.part_size += len(data) if not isinstance(data, str) or data.isascii() else len(data.encode())
-        if self.part_size > self.settings.max_message_size:
-            self.parts, self.part_size = [], 0
-            self._close(MESSAGE_TOO_BIG, f"message larger than {self.settings.max_message_size} bytes")
+        try:
+            message = self.assembler.add(event)
+        except MessageTooBig as exc:
+            self._close(MESSAGE_TOO_BIG, str(exc))
             return
-        if not event.message_finished:
+        if message is None:
             return
-        parts, size = self.parts, self.part_size
-        self.parts, self.part_size = [], 0
-        joined: Any = (parts[0] if len(parts) == 1 else "".join(parts)) if self.part_text else b"".join(parts)
-        self.inbox.append(
-            {"type": "websocket.receive", "text": joined}
-            if self.part_text
-            else {"type": "websocket.receive", "bytes": bytes(joined)}
-        )
-        self.inbox_size += size
+        self.inbox.append(message)
+        self.inbox_size += message_size(message)
         self.last_message = self.loop.time()
         if self.inbox_size > INBOX_HIGH and not self.read_paused:
             self.read_paused = True

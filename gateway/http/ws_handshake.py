@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 from wsproto.extensions import PerMessageDeflate
 from wsproto.handshake import server_extensions_handshake
@@ -26,6 +27,7 @@ from gateway.errors import HttpError
 from gateway.types import Headers, Scope
 
 VERSION = b"13"
+EXTENSION = "websocket.http.response"  # the ASGI denial extension the core speaks
 SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
 # Fields of the 101 that the server writes: an app's copy would contradict them.
 _OURS = frozenset(
@@ -132,3 +134,17 @@ def accept_response(
         parts += (name, b": ", value, b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
+
+
+def websocket_scope(scope: Scope, handshake: Handshake, state: dict[str, Any]) -> Scope:
+    """The ASGI websocket scope from the parser's http scope (everything else it holds carries over)."""
+    ws = dict(scope)
+    del ws["method"]
+    ws["type"] = "websocket"
+    ws["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    ws["subprotocols"] = handshake.subprotocols
+    ws["state"] = state.copy()
+    extensions = {name: value for name, value in scope["extensions"].items() if not name.startswith("http.")}
+    ws["extensions"] = {**extensions, EXTENSION: {}}
+    ws.pop("gateway.connection", None)  # the limits stage's hook into HTTP bodies: not for this scope
+    return ws
