@@ -390,6 +390,23 @@ def test_the_proxy_relays_a_websocket_to_its_upstream(site: Gateway, upstream: i
         time.sleep(0.05)
 
 
+def test_the_proxy_passes_a_slow_readers_backpressure_to_the_upstream(site: Gateway, upstream: int) -> None:
+    upstream_url = f"http://127.0.0.1:{upstream}"
+
+    async def scenario() -> tuple[int, int]:
+        async with connect(ws_url(site, "/upstream/flood"), compression=None, max_size=None, max_queue=4) as ws:
+            await asyncio.sleep(1.5)  # read nothing: the upstream's app must stall too
+            stalled = stats(upstream_url)["flood_sent"]
+            got = 0
+            async for message in ws:
+                got += len(message)
+            return stalled, got
+
+    stalled, got = run(scenario())
+    assert stalled * 16384 < 24 * 1024 * 1024, f"the upstream sent {stalled} messages to a client reading none"
+    assert got == 4096 * 16384 and stats(upstream_url)["flood_done"]
+
+
 def test_the_proxy_relays_refusals_and_failures_as_the_handshake_response(site: Gateway) -> None:
     with pytest.raises(InvalidStatus) as refused:
         run(_open_and_close(site, "/upstream/deny"))
