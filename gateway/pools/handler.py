@@ -18,13 +18,17 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
+from adapters._proxy_client import ProxyClient
+from adapters._proxy_options import ProxyOptions
 from gateway.config.schema import Config, RouteConfig
 from gateway.pools.options import ASYNC_CONCURRENCY, IsolationOptions
 from gateway.pools.pool import AppPool
+from gateway.pools.scope_header import PoolRequestHeads
 from gateway.processes import socket_path
 from gateway.types import ASGIApp, HandlerContext
 
 IMPORT_CHECK_TIMEOUT = 30.0
+HOST_CONNECTIONS = 64  # idle connections a worker keeps to its pool host
 GATEWAY_SOURCE = Path(__file__).resolve().parents[2]  # the folder to `pip install` into another interpreter
 
 
@@ -32,6 +36,7 @@ class IsolatedHandler:
     """A route whose app runs in a pool of processes of its own."""
 
     Options: ClassVar[type[Any]] = IsolationOptions
+    isolated = True  # for `gateway routes` and check's Django warning (reports.py)
 
     def __init__(self, route: RouteConfig, context: HandlerContext, config: Config) -> None:
         self.route = route
@@ -44,6 +49,11 @@ class IsolatedHandler:
     def websocket(self) -> bool:
         """An isolated asgi app takes WebSockets (relayed to its process); a wsgi one does not."""
         return self.route.handler == "asgi"
+
+    @property
+    def options(self) -> Any:
+        """The app's own options (app, pythonpath, threads...), as `gateway routes` shows them."""
+        return self.route.options
 
     @property
     def python(self) -> str:
@@ -147,3 +157,45 @@ class IsolatedHandler:
 
     def status(self) -> dict[str, object]:
         return self.pool.status() if self.pool is not None else {}
+
+    def serving(self) -> bool:
+        """For the health handler: a pool that keeps processes (min ≥ 1) has one ready."""
+        return self.pool is not None and (self.isolation.pool.min == 0 or self.pool.serving())
+
+
+class RemotePoolHandler:
+    """An isolated route in a worker of a supervisor: its pool lives in the generation's pool host (host.py)."""
+
+    Options: ClassVar[type[Any]] = IsolationOptions
+    isolated = True
+
+    def __init__(self, route: RouteConfig, context: HandlerContext, config: Config, host_socket: str) -> None:
+        self.route = route
+        self.options = route.options
+        self.host_socket = host_socket
+        proxy = ProxyOptions(
+            preserve_host=True, read_timeout=config.limits.request_timeout, keepalive=HOST_CONNECTIONS, max_fails=0
+        )
+        self.client = ProxyClient([f"unix:{host_socket}"], proxy)
+        self.client.heads = PoolRequestHeads(pool=route.where)
+
+    @property
+    def websocket(self) -> bool:
+        """An isolated asgi app takes WebSockets (relayed through the pool host to its process)."""
+        return self.route.handler == "asgi"
+
+    def problems(self) -> list[tuple[str, str]]:
+        return []  # the pool host checked the route before this worker started
+
+    def serving(self) -> bool:
+        """For the health handler: the pool host is there (its pools started before this worker did)."""
+        return Path(self.host_socket).exists()
+
+    def app(self) -> ASGIApp:
+        return self.client.forward
+
+    async def startup(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ISOLATION_KEYS = ("isolation", "pool", "python", "env", "cwd")
+POOL_HOST_ENV = "GATEWAY_POOL_HOST"  # set by the supervisor: a worker reaches its generation's pool host here
 ASYNC_CONCURRENCY = 1000  # an ASGI app process's "unlimited"
 
 

@@ -23,8 +23,8 @@ from gateway.types import Scope
 SCOPE_HEADER = b"gateway-scope"
 
 
-def scope_blob(scope: Scope, client_sent_host: bool) -> bytes:
-    """The request's facts the HTTP head cannot carry, as one header value (ASCII JSON)."""
+def scope_blob(scope: Scope, client_sent_host: bool, pool: str = "") -> bytes:
+    """The request's facts the HTTP head cannot carry, as one header value (ASCII JSON); pool: for a pool host."""
     info: dict[str, Any] = {
         "client": scope.get("client"),
         "server": scope.get("server"),
@@ -34,6 +34,8 @@ def scope_blob(scope: Scope, client_sent_host: bool) -> bytes:
     }
     if not client_sent_host:
         info["no_host"] = True
+    if pool:
+        info["pool"] = pool
     user = scope.get("user")
     if user is not None:
         info["user"] = user
@@ -66,8 +68,9 @@ def apply_scope_header(scope: Scope) -> bool:
 class PoolRequestHeads(RequestHeads):
     """Request heads for an app process: the client's fields as sent, plus gateway-scope; no forwarding fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: str = "") -> None:
         super().__init__(preserve_host=True)
+        self.pool = pool  # the route a pool host is to serve it with ("" straight to an app process)
 
     def build(self, scope: Scope, upstream_host: bytes, keep_alive: bool) -> tuple[bytes, RequestFraming]:
         parts = [scope["method"].encode("ascii"), b" ", self.target(scope), b" HTTP/1.1\r\n"]
@@ -84,7 +87,7 @@ class PoolRequestHeads(RequestHeads):
                 parts += (name, b": ", value, b"\r\n")
         if not host:
             parts.append(b"host: localhost\r\n")  # HTTP/1.1 needs one; the app process removes it again
-        parts += (SCOPE_HEADER, b": ", scope_blob(scope, host), b"\r\n")
+        parts += (SCOPE_HEADER, b": ", scope_blob(scope, host, self.pool), b"\r\n")
         if chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
         elif length is not None:
@@ -102,7 +105,7 @@ class PoolRequestHeads(RequestHeads):
                 parts += (name, b": ", value, b"\r\n")
         if not host:
             parts.append(b"host: localhost\r\n")
-        parts += (SCOPE_HEADER, b": ", scope_blob(scope, host), b"\r\n")
+        parts += (SCOPE_HEADER, b": ", scope_blob(scope, host, self.pool), b"\r\n")
         parts += (b"connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n", b"sec-websocket-key: ")
         parts += (key, b"\r\n\r\n")
         return b"".join(parts)

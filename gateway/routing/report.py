@@ -8,6 +8,7 @@ from dataclasses import MISSING, Field, asdict, fields, is_dataclass, replace
 from typing import Any
 
 from gateway.config.schema import Config, Limits
+from gateway.pools.options import IsolationOptions, PoolOptions
 from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import normalize_host
 from gateway.routing.router import Route, Router, Vhost
@@ -27,7 +28,16 @@ def route_line(index: int, route: Route) -> str:
     kind = route.matcher.describe()
     shown = _shown_stages(route)
     stages = f" after {', '.join(shown)}" if shown else ""
-    return f"  route {index} '{route.matcher.spec}' ({kind}){methods} → {route.handler_name}{_options(route)}{stages}"
+    line = f"  route {index} '{route.matcher.spec}' ({kind}){methods} → {route.handler_name}{_options(route)}"
+    return line + _isolation(route) + stages
+
+
+def _isolation(route: Route) -> str:
+    handler: Any = route.handler
+    if not getattr(handler, "isolated", False):
+        return ""
+    pool = handler.route.isolation.pool
+    return f" in its own processes (pool min {pool.min}, max {pool.max})"
 
 
 def _options(route: Route) -> str:
@@ -163,6 +173,8 @@ def _django_projects(router: Router) -> dict[str, str]:
     """Module files that set DJANGO_SETTINGS_MODULE, by the app they belong to (read, not imported)."""
     projects: dict[str, str] = {}
     for where, handler in router.handlers():
+        if getattr(handler, "isolated", False):
+            continue  # its app runs in processes of its own
         spec_text = getattr(getattr(handler, "options", None), "app", "")
         module = str(spec_text).partition(":")[0]
         if not module:
@@ -192,13 +204,19 @@ def handler_reference() -> list[str]:
         except ImportError:
             continue
         lines += ["", f"### `{name}`", ""]
-        if not fields(options):
-            lines.append("No keys of its own.")
-            continue
-        lines += ["| key | default | meaning |", "|---|---|---|"]
-        for option in fields(options):
-            shown = _toml_value(_default(option))
-            lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
+        lines += _options_table(options) if fields(options) else ["No keys of its own."]
+    lines += ["", "### Isolation keys of `asgi` and `wsgi` routes", ""]
+    lines += _options_table(IsolationOptions)
+    lines += ["", '`pool` keys (with `isolation = "process"`):', ""]
+    lines += _options_table(PoolOptions)
+    return lines
+
+
+def _options_table(options: type[Any]) -> list[str]:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for option in fields(options):
+        shown = _toml_value(_default(option))
+        lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
     return lines
 
 
@@ -223,7 +241,7 @@ def status_table(document: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {worker.get('pid', '?'):>7}  {worker.get('state', '?'):<9} {worker.get('requests', '-'):>9} "
             f"{worker.get('in_flight', '-'):>9} {_mib(worker.get('rss')):>8} {_duration(worker.get('uptime')):>8}  "
-            f"{worker.get('started_because', '')}"
+            f"{'pool host; ' if worker.get('role') == 'pools' else ''}{worker.get('started_because', '')}"
         )
         for pool in worker.get("pools", []):
             if pool.get("kind") == "app pool":

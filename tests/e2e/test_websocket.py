@@ -455,8 +455,11 @@ def test_idle_timeout_handshake_timeout_and_server_stop() -> None:
     assert gateway.proc.returncode == 0
 
 
-def test_an_isolated_asgi_app_gets_websockets_through_its_pool() -> None:
+@pytest.mark.parametrize("workers", [1, 2])  # 2: from a worker through the pool host to the app process
+def test_an_isolated_asgi_app_gets_websockets_through_its_pool(workers: int) -> None:
     config = f"""
+[server]
+workers = {workers}
 [[vhost]]
 names = ["iso.test"]
   [[vhost.route]]
