@@ -8,14 +8,13 @@ and it runs every handler's startup/aclose from its lifespan.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.schema import Config, RouteConfig, VhostConfig
-from gateway.errors import StartupError
+from gateway.lifespan import STARTUP_ERRORS, close_handlers, start_handlers
 from gateway.logs import VHOST_LOG_KEY, AccessLog, NullAccessLog
 from gateway.pools.handler import IsolatedHandler, RemotePoolHandler
 from gateway.pools.options import POOL_HOST_ENV
@@ -30,7 +29,6 @@ from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
 from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
 from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
 
-logger = logging.getLogger("gateway.error")
 HOST_CACHE_SIZE = 4096
 PYTHON_HANDLERS = frozenset({"asgi", "wsgi"})
 
@@ -146,30 +144,19 @@ class Router:
         for vhost in self.vhosts:
             if vhost.access_log_spec is not None:
                 vhost.access_log = AccessLog.open(vhost.access_log_spec, self.log_format)
-        started: list[Handler] = []
         try:
-            for _, handler in self.handlers():
-                await handler.startup()
-                started.append(handler)
-        except (StartupError, OSError, RuntimeError) as exc:
-            await self._close(started)
+            started = await start_handlers(handler for _, handler in self.handlers())
+        except STARTUP_ERRORS as exc:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         if message["type"] == "lifespan.shutdown":
-            await self._close(started)
+            await close_handlers(started)
             for vhost in self.vhosts:
                 if vhost.access_log is not None:
                     vhost.access_log.close()
             await send({"type": "lifespan.shutdown.complete"})
-
-    async def _close(self, handlers: list[Handler]) -> None:
-        for handler in reversed(handlers):
-            try:
-                await handler.aclose()
-            except Exception:
-                logger.exception("Error while stopping a handler")
 
 
 def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
