@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
     from gateway.http.protocol import HttpProtocol
+    from gateway.http.websocket import WebSocketConnection
 
 ERROR_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 VHOST_LOG_KEY = "gateway.access_log"  # set by the router when a vhost has its own access_log
@@ -43,7 +44,7 @@ def configure_logging(level: str = "info") -> None:
 class RequestLog(Protocol):
     """What the core calls once per request: an AccessLog, NullAccessLog, or metrics' RecordingAccessLog."""
 
-    def log(self, protocol: HttpProtocol, cycle: RequestCycle) -> None: ...
+    def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None: ...
     def log_refused(self, protocol: HttpProtocol, status: int) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
@@ -67,7 +68,7 @@ class AccessLog:
             return cls(sys.stdout, fmt)
         return cls(open(target, "a", encoding="utf-8", buffering=65536), fmt, close=True)
 
-    def log(self, protocol: HttpProtocol, cycle: RequestCycle) -> None:
+    def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None:
         scope = cycle.scope
         own = scope.get(VHOST_LOG_KEY)
         if own is not None and own is not self:
@@ -90,7 +91,7 @@ class AccessLog:
         self._write(
             protocol,
             client[0] if client else "-",
-            scope["method"],
+            scope.get("method", "GET"),  # a websocket scope has none: its handshake was a GET
             target,
             f"HTTP/{scope['http_version']}",
             cycle.status,
@@ -165,7 +166,7 @@ class AccessLog:
 class NullAccessLog:
     """access_log = "off"."""
 
-    def log(self, protocol: HttpProtocol, cycle: RequestCycle) -> None:
+    def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None:
         own = cycle.scope.get(VHOST_LOG_KEY)
         if own is not None and own is not self:
             own.log(protocol, cycle)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
     from gateway.http.protocol import HttpProtocol
     from gateway.http.state import ServerState
+    from gateway.http.websocket import WebSocketConnection
     from gateway.logs import RequestLog
 
 # Seconds. A hello world takes well under a millisecond here, a PHP page tens of ms, a slow app seconds.
@@ -96,7 +97,7 @@ class RecordingAccessLog:
         self.series_for_host = recorder.series_for_host
         self.refused = recorder.refused
 
-    def log(self, protocol: HttpProtocol, cycle: RequestCycle) -> None:
+    def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None:
         self.write_line(protocol, cycle)
         raw = b""
         for name, value in cycle.scope["headers"]:
@@ -104,13 +105,17 @@ class RecordingAccessLog:
                 raw = value
                 break
         series = self.by_host.get(raw) or self.series_for_host(raw)
-        duration = perf_counter() - cycle.started
-        try:
-            series.statuses[cycle.status // 100] += 1
-        except IndexError:  # an app's status beyond 999
-            return
-        series.buckets[bisect_left(BUCKETS, duration)] += 1
-        series.seconds += duration
+        status = cycle.status
+        if status >= 200:
+            duration = perf_counter() - cycle.started
+            try:
+                series.statuses[status // 100] += 1
+            except IndexError:  # an app's status beyond 999
+                return
+            series.buckets[bisect_left(BUCKETS, duration)] += 1
+            series.seconds += duration
+        elif status >= 100:  # a WebSocket session (101), logged as it ends: its length is no request's duration
+            series.statuses[1] += 1
 
     def log_refused(self, protocol: HttpProtocol, status: int) -> None:
         """A request the core answered itself before its head was complete: no vhost, no duration."""

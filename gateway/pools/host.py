@@ -15,10 +15,9 @@ and speak FastCGI to it directly.
 
 from __future__ import annotations
 
-import logging
-
 from gateway.config.schema import Config
-from gateway.errors import ConfigError, StartupError
+from gateway.errors import ConfigError
+from gateway.lifespan import handlers_lifespan
 from gateway.metrics import start_publishing
 from gateway.metrics.multiprocess import wanted as metrics_wanted
 from gateway.pools.handler import IsolatedHandler
@@ -27,8 +26,6 @@ from gateway.registry import handler_class
 from gateway.routing.paths import PathMatcher
 from gateway.stages.errors import plain_response
 from gateway.types import Handler, HandlerContext, Receive, Scope, Send
-
-logger = logging.getLogger("gateway.error")
 
 
 class PoolHost:
@@ -47,7 +44,12 @@ class PoolHost:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            publisher = start_publishing() if self.metrics else None  # for the lifespan's length: the pools' life
+            try:
+                await handlers_lifespan([handler for _, handler in self.handlers()], receive, send)
+            finally:
+                if publisher is not None:
+                    publisher.cancel()
             return
         if not apply_scope_header(scope):
             await plain_response(send, 403, "403 Forbidden\nThe pool host answers the gateway's workers only.\n")
@@ -57,30 +59,6 @@ class PoolHost:
             await plain_response(send, 404, "404 Not Found\nNo such pool (a worker of another config?).\n")
             return
         await handler.pool(scope, receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        await receive()
-        started: list[Handler] = []
-        try:
-            for _, handler in self.handlers():
-                await handler.startup()
-                started.append(handler)
-        except (StartupError, OSError, RuntimeError) as exc:
-            for handler in reversed(started):
-                await handler.aclose()
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
-            return
-        await send({"type": "lifespan.startup.complete"})
-        publisher = start_publishing() if self.metrics else None
-        if (await receive())["type"] == "lifespan.shutdown":
-            if publisher is not None:
-                publisher.cancel()
-            for handler in reversed(started):
-                try:
-                    await handler.aclose()
-                except Exception:
-                    logger.exception("error while stopping a pool")
-            await send({"type": "lifespan.shutdown.complete"})
 
 
 def pool_host_app(config: Config) -> PoolHost:
