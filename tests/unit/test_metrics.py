@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -17,7 +20,7 @@ from gateway.http.state import ServerState
 from gateway.logs import NullAccessLog
 from gateway.metrics import pool_readings, register_pool
 from gateway.metrics.exposition import Exporter
-from gateway.metrics.requests import BUCKETS, RecordingAccessLog, instrument
+from gateway.metrics.requests import BUCKETS, RecordingAccessLog, current, instrument
 from gateway.routing.router import build_router
 
 SITE = """
@@ -118,3 +121,18 @@ def test_counts_added_per_bucket_render_as_the_same_observations_one_by_one() ->
         line for line in bucket_lines(generate_latest(reference)) if b"_created" not in line
     ]
     assert b'gateway_requests_total{status_class="2xx",vhost="a.test"} 8.0' in exporter.render()
+
+
+def test_a_websocket_session_counts_as_1xx_without_a_duration(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    text = SITE.replace('names = ["a.test"]', 'names = ["a.test"]' + METRICS_ROUTE, 1)
+    state = state_for(tmp_path, text, loop)
+    headers = [(b"host", b"a.test")]
+    session: Any = SimpleNamespace(scope={"headers": headers}, status=101, started=time.perf_counter() - 600, sent=0)
+    request: Any = SimpleNamespace(scope={"headers": headers}, status=200, started=time.perf_counter(), sent=0)
+    for cycle in (session, request):
+        state.access_log.log(None, cycle)  # type: ignore[arg-type]
+    recorder = current()
+    assert recorder is not None
+    statuses, buckets, seconds = recorder.series()[0].take()
+    assert (statuses[1], statuses[2]) == (1, 1)
+    assert sum(buckets) == 1 and seconds < 60  # the request's duration only, not the ten-minute session's
