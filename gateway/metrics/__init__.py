@@ -13,7 +13,7 @@ the pool starts; nothing else is needed, and it costs nothing until a
             self.unregister_metrics = register_pool(self.name, "app", self.metrics)
 
         def metrics(self) -> dict[str, int]:
-            # called on the event loop (or the supervisor's loop) about once a second
+            # called on the event loop about once a second
             # and at each scrape: keep it a few attribute reads, no I/O, no await
             return {"processes": len(self.processes), "busy": self.busy, "queued": len(self.queue)}
 

@@ -1,14 +1,14 @@
 """prometheus-client's side: the gateway's metrics as its objects, filled by flush(), rendered per scrape.
 
 One Exporter per process (exporter()), made by the first `metrics` route's
-startup or by the supervisor's first publish_pools().
+startup or by the pool host's first publish_pools().
 
 - One process (`workers = 1`): the metrics live in a CollectorRegistry of our
   own, not prometheus-client's global REGISTRY, so an app in the same process
   keeps its own /metrics output to itself. A scrape flushes, then renders:
   the numbers are exact.
-- Several workers: the supervisor sets PROMETHEUS_MULTIPROC_DIR for them
-  (multiprocess.py) before prometheus-client is imported, so each process's
+- Several workers: the supervisor sets PROMETHEUS_MULTIPROC_DIR for them and
+  the pool host (multiprocess.py) before prometheus-client is imported, so each process's
   values go to mmap files there, and a scrape merges every process's files
   (MultiProcessCollector): whichever worker answers, the counts are those of
   all workers, including workers that have since exited (counters and

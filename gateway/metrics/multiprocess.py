@@ -2,13 +2,13 @@
 
 prometheus-client picks where values live when it is first imported: in the
 process, or, with PROMETHEUS_MULTIPROC_DIR set, in mmap files in that folder
-(one per process and kind) that any process can merge. So the supervisor,
-which imports it only to publish its own pools, decides before any worker
-starts: when the config mounts the `metrics` handler, the folder is
-`runtime_dir/metrics`, emptied at start (the numbers of an earlier run are
-not this run's) and named in the environment the workers inherit. A worker
-that exits is marked dead, which drops its "live" gauges (connections,
-in-flight, its pools) while its counters and histograms stay in the sums.
+(one per process and kind) that any process can merge. So the supervisor
+decides before any of its children starts: when the config mounts the
+`metrics` handler, the folder is `runtime_dir/metrics`, emptied at start
+(the numbers of an earlier run are not this run's) and named in the
+environment the workers and the pool host inherit. A child that exits is
+marked dead, which drops its "live" gauges (connections, in-flight, its
+pools) while its counters and histograms stay in the sums.
 Without a metrics route nothing here runs and the environment is left alone.
 """
 
