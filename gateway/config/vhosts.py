@@ -11,8 +11,9 @@ from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import check_name
 from gateway.routing.paths import parse_path
 from gateway.stages import stage_keys
+from gateway.tls.settings import parse_tls
 
-VHOST_KEYS = ("names", "default", "access_log", "errors", "intercept_errors", "route")
+VHOST_KEYS = ("names", "default", "access_log", "errors", "intercept_errors", "tls", "route")
 ROUTE_KEYS = ("path", "methods", "handler")
 # Keys of DESIGN.md that later work implements; named so a user learns it is coming, not a typo.
 LATER_KEYS = {
@@ -76,7 +77,8 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
         access_log = None
     kept = tuple(r for r in parsed if r is not None)
     errors, intercept = table.get("errors"), table.get("intercept_errors")
-    return VhostConfig(tuple(names), default, kept, where, source, access_log, stages, errors, intercept)
+    tls = parse_tls(table["tls"], f"{where}.tls", source, problems) if "tls" in table else None
+    return VhostConfig(tuple(names), default, kept, where, source, access_log, stages, errors, intercept, tls)
 
 
 def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | None:
