@@ -112,7 +112,10 @@ class Supervisor:
         logger.info(
             "gateway supervisor (pid %d) on %s: starting %d workers",
             os.getpid(),
-            ", ".join(describe(s) for s in self.sockets),
+            ", ".join(
+                describe(s, "https" if spec in self.config.tls_listeners else "http")
+                for s, spec in zip(self.sockets, settings.listen, strict=True)
+            ),
             count,
         )
         for _ in range(count):

@@ -55,8 +55,10 @@ def check_files(files: TlsFiles, config_dir: Path) -> list[tuple[str, str]]:
     if wrong:
         return [("cert", wrong)]
     wrong = _check_pem(key, KEY_MARK, "a PEM private key (-----BEGIN PRIVATE KEY-----)")
+    if wrong and files.key:
+        return [("key", wrong)]
     if wrong:
-        return [("key" if files.key else "cert", wrong + "; name the key file as key = ...")]
+        return [("cert", f'{cert} holds no private key; name the key file too, as in key = "site.key"')]
     try:
         load_pair(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert, key)
     except EncryptedKey:

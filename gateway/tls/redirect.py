@@ -48,8 +48,8 @@ def https_url(scope: Scope, port: int | None) -> str:
         host = f"[{host}]" if ":" in host else host
     port = port or HTTPS_PORTS.port or 443
     authority = host if port == 443 else f"{host}:{port}"
-    target = quote(scope["raw_path"].decode("latin-1"), safe=PATH_SAFE)
-    query = scope["query_string"].decode("latin-1")
+    target = quote(scope["raw_path"], safe=PATH_SAFE)  # bytes: what is not ASCII is escaped, once
+    query = scope["query_string"]
     if query:
         target += "?" + quote(query, safe=QUERY_SAFE)
     return f"https://{authority}{target}"

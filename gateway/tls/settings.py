@@ -50,7 +50,9 @@ def split_listen(server: Any, source: str, problems: Problems) -> tuple[Any, dic
 
 def _listen_table(entry: dict[str, Any], where: str, source: str, problems: Problems) -> tuple[str, TlsFiles | None]:
     for key in entry:
-        if key not in LISTEN_KEYS:
+        if key in TLS_KEYS:
+            problems.add(f"{where}.{key}", f"{key} belongs in the listener's tls table, as in {LISTEN_EXAMPLE}")
+        elif key not in LISTEN_KEYS:
             problems.add(f"{where}.{key}", f"unknown key{did_you_mean(key, LISTEN_KEYS)}; known keys: address, tls")
     address = entry.get("address")
     if not isinstance(address, str):
