@@ -142,9 +142,14 @@ def stop(config: Annotated[str, typer.Argument(help="The config file it runs.")]
 
 @cli.command()
 def reload(config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml") -> None:
-    """Reload a running gateway's config (SIGHUP; with workers ≠ 1): a bad config keeps the old one serving."""
+    """Reload a running gateway's config (SIGHUP; with workers ≠ 1): a bad config keeps the old one serving.
+
+    A single process reloads only its TLS certificates (renewed files), when it has TLS listeners."""
     document = _status_document(config)
     if document is not None and document.get("supervisor") is None:
+        if load(config).tls_listeners:
+            _signal_gateway(config, signal.SIGHUP, "reloading the certificates (not the config) of")
+            return
         _fail(
             [
                 f"the gateway running from {config} is a single process, which does not reload: set workers = 2 "
