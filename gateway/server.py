@@ -93,6 +93,7 @@ class Server:
             servers.append(await self._listen(sock, spec, state))
             where.append(describe(sock, "https" if self.tls.is_tls(spec) else "http"))
         logger.info("gateway serving on %s (pid %d)", ", ".join(where), os.getpid())
+        await self.on_serving()
         _tell_supervisor(b"R")
         alone = not os.environ.get(READY_FD_ENV)  # not a worker of a supervisor (which answers for us)
         pid_file = write_pid_file(self.config) if alone else None
@@ -124,6 +125,9 @@ class Server:
             return self.tls.serve(sock, spec, state)
         loop = asyncio.get_running_loop()
         return await loop.create_server(lambda: HttpProtocol(state), sock=sock, backlog=self.config.server.backlog)
+
+    async def on_serving(self) -> None:
+        """Called once the listeners accept, before readiness is reported: for a subclass's own tasks."""
 
     async def _serve_admin(self, state: ServerState) -> asyncio.AbstractServer | None:
         """`gateway status` for a single process: the same document a supervisor gives, with one worker."""
