@@ -116,6 +116,9 @@ class TlsAcceptor:
                 conn.close()  # a flood of handshakes: the ones already waiting are enough
                 continue
             conn.setblocking(False)
+            if conn.family != socket.AF_UNIX:
+                # As create_server does for its own: without it Nagle holds a response's last TLS record back.
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = self.loop.create_task(self._serve(conn, self.loop.time()))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
