@@ -36,7 +36,6 @@ class TlsService:
         found = {spec: config.tls_listeners.get(inherited.get(spec, spec)) for spec in config.server.listen}
         self.listeners: dict[str, TlsFiles] = {spec: files for spec, files in found.items() if files is not None}
         self.certificates: CertificateSet | None = None
-        self.acceptors: list[TlsAcceptor] = []
         self.reloading: asyncio.Task[None] | None = None
 
     def __bool__(self) -> bool:
@@ -59,7 +58,6 @@ class TlsService:
         acceptor.start()
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             HTTPS_PORTS.found(sock.getsockname()[1])
-        self.acceptors.append(acceptor)
         return acceptor
 
     def _context(self, spec: str) -> ssl.SSLContext:
