@@ -234,9 +234,10 @@ def check(config: Annotated[str, typer.Argument(help="The config file to validat
     if router is None:
         typer.echo(f"  app: {loaded.app or '(none: name one on the command line)'}")
         return
-    for vhost in router.vhosts:
+    for vhost, written in zip(router.vhosts, loaded.vhosts, strict=True):
         kinds = ", ".join(f"{route.matcher.spec} → {route.handler_name}" for route in vhost.routes)
-        typer.echo(f"  {vhost.where} {', '.join(vhost.names)}: {kinds}")
+        certificate = f" (tls: {written.tls.cert})" if written.tls is not None else ""
+        typer.echo(f"  {vhost.where} {', '.join(vhost.names)}{certificate}: {kinds}")
     for warning in warnings(router):
         typer.echo(f"warning: {warning}", err=True)
 

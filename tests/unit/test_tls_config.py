@@ -82,10 +82,12 @@ def test_sni_table_exact_wildcard_and_unknown_names(config_path: Path) -> None:
     assert default.minimum_version == ssl.TLSVersion.TLSv1_2
 
 
-def test_gateway_check_marks_tls_listeners(config_path: Path) -> None:
+def test_gateway_check_marks_tls_listeners_and_vhost_certificates(config_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check", str(config_path)])
     assert result.exit_code == 0, result.output
     assert "listen: 127.0.0.1:8080, 127.0.0.1:8443 (tls)" in result.output
+    assert "vhost[0] a.test, *.a.test (tls: a.pem): / → redirect" in result.output
+    assert "vhost[1] b.test: / → redirect" in result.output
 
 
 def scope(host: bytes | None, raw_path: bytes = b"/", query: bytes = b"") -> dict[str, object]:
