@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -151,18 +152,27 @@ class TlsAcceptor:
             logger.debug("TLS connection from %s failed before HTTP: %s", client or "a client", exc)
 
     async def _first_byte(self, conn: socket.socket) -> bytes:
-        """The connection's first byte, left unread; b"" when the client closed first."""
+        """The connection's first byte, left unread; b"" when the client closed first.
+
+        The wait watches a duplicate of the descriptor: uvloop's transport for
+        a descriptor that had a reader of its own served at half speed
+        (measured: twice the CPU per request), and the duplicate leaves the
+        original untouched by the loop until the transport takes it.
+        """
         try:
             return conn.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
             pass
         readable = self.loop.create_future()
-        fd = conn.fileno()
-        self.loop.add_reader(fd, _resolve, readable)
+        watched = os.dup(conn.fileno())
         try:
-            await readable
+            self.loop.add_reader(watched, _resolve, readable)
+            try:
+                await readable
+            finally:
+                self.loop.remove_reader(watched)
         finally:
-            self.loop.remove_reader(fd)
+            os.close(watched)
         return conn.recv(1, socket.MSG_PEEK)
 
 
