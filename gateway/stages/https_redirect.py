@@ -42,6 +42,7 @@ def wrap(options: Options, app: ASGIApp) -> ASGIApp:
     port = options.port
 
     async def redirect_plain_http(scope: Scope, receive: Receive, send: Send) -> None:
+        # A WebSocket handshake passes (as "ws" or "wss"): a browser does not follow a redirect on an upgrade.
         if scope["type"] != "http" or scope["scheme"] == "https":
             await app(scope, receive, send)
             return

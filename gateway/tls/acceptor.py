@@ -39,7 +39,11 @@ PLAIN_HTTP_DETAIL = "The plain HTTP request was sent to an HTTPS port: use an ht
 
 
 class TlsHttpProtocol(HttpProtocol):
-    """The HTTP core on a TLS connection: its head timeout counts from the accept, not the handshake's end."""
+    """The HTTP core on a TLS connection: its head timeout counts from the accept, not the handshake's end.
+
+    Its requests get scope["scheme"] = "https" from ServerState.scope_template (the transport has an
+    sslcontext); a WebSocket scope on such a connection is "wss", derived from that same scheme.
+    """
 
     def __init__(self, state: ServerState, accepted: float) -> None:
         super().__init__(state)
