@@ -4,7 +4,9 @@
 `https_redirect = false` serves plain HTTP on a vhost that redirects (an ACME
 http-01 challenge path, say). Outermost of the stages: credentials and
 cookies should not be asked for or set over plain HTTP first. 308 keeps the
-method and body (RFC 9110 §15.4.9), so a POST is repeated as a POST.
+method and body (RFC 9110 §15.4.9), so a POST is repeated as a POST. A
+plain ws:// handshake gets 403 naming the wss:// URL (clients do not follow
+a redirect on an upgrade, and letting it through would defeat the point).
 """
 
 from __future__ import annotations
@@ -42,16 +44,16 @@ def wrap(options: Options, app: ASGIApp) -> ASGIApp:
     port = options.port
 
     async def redirect_plain_http(scope: Scope, receive: Receive, send: Send) -> None:
-        # A WebSocket handshake passes (as "ws" or "wss"): a browser does not follow a redirect on an upgrade.
-        if scope["type"] != "http" or scope["scheme"] == "https":
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or scope["scheme"] in ("https", "wss"):
             await app(scope, receive, send)
             return
         target = https_url(scope, port)
-        await plain_response(
-            send,
-            308,
-            f"308 Permanent Redirect\nThis site is served over HTTPS: {target}\n",
-            [(b"location", target.encode("ascii"))],
-        )
+        if kind == "websocket":  # a client does not follow a redirect on an upgrade: say where to go instead
+            target = "wss://" + target.removeprefix("https://")
+            await plain_response(send, 403, f"403 Forbidden\nThis site takes WebSockets over TLS only: {target}\n")
+            return
+        text = f"308 Permanent Redirect\nThis site is served over HTTPS: {target}\n"
+        await plain_response(send, 308, text, [(b"location", target.encode("ascii"))])
 
     return redirect_plain_http

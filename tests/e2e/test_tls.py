@@ -9,6 +9,7 @@ connection dropped (one process, and two workers).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import require_program
 from tests.support.server import gateway_command, read_one_response, read_response
@@ -52,6 +55,14 @@ tls = { cert = "CERTS/b.crt", key = "CERTS/b.key" }
   [[vhost.route]]
   handler = "asgi"
   app = "tests.support.apps:echo"
+
+[[vhost]]
+names = ["ws.test"]
+tls = { cert = "CERTS/ws.crt", key = "CERTS/ws.key" }
+https_redirect = true
+  [[vhost.route]]
+  handler = "asgi"
+  app = "tests.e2e.ws_apps:app"
 """
 
 
@@ -61,6 +72,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     pki.issue("default", "default.test")
     pki.issue("a", "a.test")
     pki.issue("b", "b.test", "*.b.test")
+    pki.issue("ws", "ws.test")
     return pki
 
 
@@ -173,6 +185,29 @@ def test_plain_http_to_a_redirecting_vhost_gets_308_to_the_tls_port(sites: TlsGa
     with sites.connect("a.test", pki.client()) as tls:
         status, _, body = get(tls, "a.test", "/form")
     assert status == 200 and json.loads(body)["scheme"] == "https"
+
+
+def test_wss_over_tls_and_plain_ws_refused_on_a_redirecting_vhost(sites: TlsGateway, pki: Pki) -> None:
+    async def talk() -> str:
+        uri = f"wss://ws.test:{sites.tls_port}/echo"
+        where = {"host": "127.0.0.1", "port": sites.tls_port, "server_hostname": "ws.test"}
+        async with connect(uri, ssl=pki.client(), open_timeout=10, **where) as ws:  # type: ignore[arg-type]
+            await ws.send("over tls")
+            return str(await ws.recv())
+
+    async def plain() -> None:
+        async with connect(f"ws://ws.test:{sites.plain_port}/echo", host="127.0.0.1", port=sites.plain_port):
+            pass
+
+    assert asyncio.run(talk()) == "over tls"
+    with pytest.raises(InvalidStatus) as refused:  # ws:// on a vhost with https_redirect: told to use wss://
+        asyncio.run(plain())
+    assert refused.value.response.status_code == 403
+    assert f"wss://ws.test:{sites.tls_port}/echo".encode() in refused.value.response.body
+    with sites.connect("ws.test", pki.client()) as tls:
+        status, _, body = get(tls, "ws.test", "/stats")
+    assert status == 200
+    assert json.loads(body)["scopes"][-1]["scheme"] == "wss"
 
 
 # PHP, CGI and WSGI see HTTPS ------------------------------------------------------------------------------
