@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from gateway.pools.options import POOL_HOST_ENV
-from gateway.processes import die_with_parent, exit_description, rss_of
+from gateway.processes import die_with_parent_as_batch, exit_description, rss_of
 from gateway.supervisor import MAX_REQUESTS_ENV, READY_FD_ENV, STATUS_ENV
 
 logger = logging.getLogger("gateway.pools")
@@ -95,7 +95,7 @@ class AppProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 pass_fds=(ready_fd,),
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=die_with_parent_as_batch,
             )
         except OSError as exc:
             raise StartFailed(f"{self.command[0]} cannot be run: {exc.strerror or exc}") from None
