@@ -24,7 +24,7 @@ from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
 from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
 from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
-from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
+from gateway.types import ASGIApp, Handler, HandlerContext, Receive, RespondNow, Scope, Send, Whole
 
 logger = logging.getLogger("gateway.error")
 HOST_CACHE_SIZE = 4096
@@ -45,6 +45,7 @@ class Route:
     state: dict[str, Any] | None = None  # the handler's lifespan state, copied into each scope
     context: HandlerContext | None = None
     stages: dict[str, Any] = field(default_factory=dict)  # the stages in force, outermost first, with their options
+    respond_now: RespondNow | None = None  # the app's synchronous answers, when no stage wraps it
 
 
 @dataclass(slots=True)
@@ -115,6 +116,33 @@ class Router:
             )
         else:
             await plain_response(send, 404, "404 Not Found\nNothing is served at this path.\n")
+
+    def gateway_respond_now(self, scope: Scope) -> Whole | None:
+        """The matched route's synchronous answer (gateway/http/whole.py), when nothing in between acts.
+
+        Only for a plain route of a vhost without rewrites or error pages, with
+        no trusted proxies to apply: there the scope reaches the handler as is.
+        None otherwise, leaving the scope untouched for __call__.
+        """
+        if self.forwarded is not None:
+            return None
+        vhost = self.vhost_for(scope["headers"])
+        if vhost.rewrites or vhost.error_pages is not None:
+            return None
+        path = scope["path"]
+        for route in vhost.routes:
+            found = route.matcher.match(path)
+            if not found:
+                continue
+            if found is not True or route.respond_now is None:
+                return None
+            if route.methods is not None and scope["method"] not in route.methods:
+                return None
+            answer = route.respond_now(scope)
+            if answer is not None and vhost.access_log is not None:
+                scope[VHOST_LOG_KEY] = vhost.access_log
+            return answer
+        return None
 
     def vhost_for(self, headers: list[tuple[bytes, bytes]]) -> Vhost:
         """The vhost for a request's Host header (cached by its raw bytes)."""
@@ -227,7 +255,8 @@ def _build_route(
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
     state = getattr(handler, "state", None)
     app, stages = _with_stages(app, vhost, route, context, hold_body, problems)
-    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages)
+    respond_now = getattr(app, "gateway_respond_now", None) if not mount and state is None else None
+    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages, respond_now)
 
 
 def widest_body(config: Config) -> int:
