@@ -154,15 +154,22 @@ class StaticFiles:
     def gateway_respond_now(self, scope: Scope) -> Whole | None:
         """The whole answer for a fresh cache hit the core can write at once (gateway/http/whole.py).
 
-        Only 200s from memory and 304s; anything else (a miss, a stale entry, a
-        Range on GET, a large file) is None and goes through __call__ as usual.
+        Only 200s from memory and 304s of files already cached; anything else (a
+        file not cached yet or gone, a Range on GET, a large file) is None and
+        goes through __call__ as usual.
         """
         method = scope["method"]
         if method != "GET" and method != "HEAD":
             return None
-        found = self.cache.get(scope["raw_path"])
-        if found is None or monotonic() - found.checked >= REVALIDATE:
+        raw_path = scope["raw_path"]
+        found = self.cache.get(raw_path)
+        if found is None:
             return None
+        if monotonic() - found.checked >= REVALIDATE:
+            looked = self.table.lookup(raw_path)  # a stat per second: as __call__ would, without the task
+            if not isinstance(looked, File):
+                return None
+            found = looked
         rep, inm, ims, ranges, _ = _conditions(found, scope["headers"])
         if (inm is not None or ims is not None) and not_modified(inm, ims, rep.etag, rep.last_modified, rep.mtime):
             return rep.whole_not_modified
