@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.wsgi
 	$(BIN)/python -m bench.php
 	$(BIN)/python -m bench.workers
+	$(BIN)/python -m bench.isolation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -25,11 +25,10 @@ import hashlib
 import logging
 import os
 import signal
-import tempfile
 from pathlib import Path
 
 from gateway.errors import StartupError
-from gateway.processes import die_with_parent, exit_description
+from gateway.processes import die_with_parent, exit_description, socket_path
 
 logger = logging.getLogger("gateway.adapters.php")
 STABLE = 30.0
@@ -37,7 +36,6 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
 READY_TIMEOUT = 10.0
 STOP_GRACE = 5.0
-SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -242,13 +240,3 @@ def release(php: PhpCgi) -> None:
     for key, value in list(_SHARED.items()):
         if value is php:
             del _SHARED[key]
-
-
-def socket_path(runtime_dir: Path, name: str) -> Path:
-    """runtime_dir/name, or a private folder under /tmp when that path is too long for a Unix socket."""
-    path = runtime_dir.resolve() / name
-    if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
-        return path
-    short = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}"
-    short.mkdir(mode=0o700, exist_ok=True)
-    return short / name

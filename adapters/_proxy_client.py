@@ -108,8 +108,12 @@ class ProxyClient:
         if upgrade_requested(scope["headers"]):
             await self.upgrade(scope, receive, send)
             return
+        await self.forward_to(None, scope, receive, send)
+
+    async def forward_to(self, first: Upstream | None, scope: Scope, receive: Receive, send: Send) -> None:
+        """forward() with the first attempt on a chosen upstream (an app pool picks its process itself)."""
         try:
-            await self._forward(scope, receive, send)
+            await self._forward(scope, receive, send, first)
         except ClientGone:
             return
         except UpstreamError as exc:
@@ -120,14 +124,14 @@ class ProxyClient:
         """A request to switch protocols: refused with 501, since upgraded connections are not relayed."""
         await UPGRADE_REFUSED.send(send)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, first: Upstream | None = None) -> None:
         method = scope["method"]
         idempotent = method in IDEMPOTENT
         tried: list[Upstream] = []
         body: RequestBody | None = None
         last: UpstreamError | None = None
         while True:
-            upstream = self.balancer.choose(tried)
+            upstream = first if first is not None and not tried else self.balancer.choose(tried)
             if upstream is None:
                 raise last or UpstreamError("none is available (each is out by its health check, or none is set)")
             tried.append(upstream)

@@ -62,10 +62,18 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes under a supervisor (0 = one per CPU). Replaces the config's.")
     ] = None,
+    isolated_route: Annotated[
+        str | None, typer.Option(hidden=True, help="Serve only this route's app: an app process of a pool.")
+    ] = None,
+    pool_host: Annotated[
+        bool, typer.Option(hidden=True, help="Serve the isolated routes' pools for a supervisor's workers.")
+    ] = False,
 ) -> None:
     """Serve a config file or a single ASGI app (like `uvicorn module:app`)."""
     configure_logging(log_level)
     options = {
+        "isolated_route": isolated_route,
+        "pool_host": pool_host,
         "workers": workers,
         "listen": tuple(listen) if listen else None,
         "loop": loop,

@@ -6,17 +6,21 @@
   forked child runs nothing but the call (Linux; elsewhere it does nothing).
 - exit_description: how a child ended, for log lines ("signal SIGKILL").
 - rss_of: a process's resident memory, for max_memory and `gateway status`.
+- socket_path: where a child's Unix socket goes (runtime_dir, or /tmp when too long).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes on Linux
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -52,3 +56,13 @@ def rss_of(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def socket_path(runtime_dir: Path, name: str) -> Path:
+    """runtime_dir/name, or a private folder under /tmp when that path is too long for a Unix socket."""
+    path = runtime_dir.resolve() / name
+    if len(os.fsencode(path)) <= SOCKET_PATH_MAX:
+        return path
+    short = Path(tempfile.gettempdir()) / f"gateway-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short / name

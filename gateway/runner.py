@@ -11,6 +11,8 @@ from adapters.asgi import load_app
 from gateway.config.loader import load, with_overrides
 from gateway.config.schema import Config
 from gateway.errors import ConfigError
+from gateway.pools.host import pool_host_app
+from gateway.pools.serving import app_process_config, isolated_app
 from gateway.routing.report import warnings
 from gateway.routing.router import build_router, widest_body
 from gateway.server import Server
@@ -64,6 +66,11 @@ def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:
     With workers ≠ 1 this process becomes the supervisor (supervisor.py) and
     the workers run this same function with workers = 1.
     """
+    isolated_route, pool_host = server.pop("isolated_route", None), server.pop("pool_host", False)
+    if isolated_route:
+        return serve_isolated(list(targets), isolated_route, server)
+    if pool_host:
+        return serve_pool_host(list(targets), server)
     if os.environ.get(READY_FD_ENV):
         server["workers"] = 1  # a worker of a supervisor
     else:
@@ -72,6 +79,19 @@ def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:
             return supervise(config, list(targets), app_dir, server)
     config, app = resolve(list(targets), app_dir, **server)
     return Server(config, app).run()
+
+
+def serve_isolated(targets: list[str | ASGIApp], where: str, server: dict[str, Any]) -> int:
+    """An app process of a pool (gateway/pools/): the one route's app of the config, alone."""
+    config = with_overrides(_config_of(targets), **server)
+    app = isolated_app(config, where)
+    return Server(app_process_config(config, widest_body(config)), app).run()
+
+
+def serve_pool_host(targets: list[str | ASGIApp], server: dict[str, Any]) -> int:
+    """A supervisor's pool host (gateway/pools/host.py): every isolated route's pool, for all the workers."""
+    config = with_overrides(_config_of(targets), **server)
+    return Server(app_process_config(config, widest_body(config)), pool_host_app(config)).run()
 
 
 def _config_of(targets: list[str | ASGIApp]) -> Config:

@@ -89,6 +89,7 @@ class Server:
             for sock in sockets
         ]
         logger.info("gateway serving on %s (pid %d)", ", ".join(describe(s) for s in sockets), os.getpid())
+        await self.on_serving()
         _tell_supervisor(b"R")
         alone = not os.environ.get(READY_FD_ENV)  # not a worker of a supervisor (which answers for us)
         pid_file = write_pid_file(self.config) if alone else None
@@ -112,6 +113,9 @@ class Server:
                 admin_socket_path(self.config).unlink()
         logger.info("gateway stopped")
         return EXIT_OK
+
+    async def on_serving(self) -> None:
+        """Called once the listeners accept, before readiness is reported: for a subclass's own tasks."""
 
     async def _serve_admin(self, state: ServerState) -> asyncio.AbstractServer | None:
         """`gateway status` for a single process: the same document a supervisor gives, with one worker."""

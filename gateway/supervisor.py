@@ -21,6 +21,12 @@ it writes R when it serves and M when it has served max_requests.
   parent-death signal, so even kill -9 of the supervisor leaves no orphan
   (and each worker stops its own php-cgi and CGI children as it stops).
 
+- Isolated routes (gateway/pools/): each generation first gets a pool host,
+  a child that owns every app pool; the generation's workers start once it
+  serves and reach it on a Unix socket (GATEWAY_POOL_HOST). A host that dies
+  is restarted like a worker; an old generation's host drains once its
+  workers are gone, and at stop the hosts stop after the workers.
+
 With `workers = 1` (the default) `gateway serve` is one process, no supervisor.
 """
 
@@ -42,7 +48,8 @@ from pathlib import Path
 
 from gateway.config.schema import Config
 from gateway.listeners import bind, describe
-from gateway.processes import die_with_parent, exit_description, rss_of
+from gateway.pools.options import POOL_HOST_ENV
+from gateway.processes import die_with_parent, exit_description, rss_of, socket_path
 
 logger = logging.getLogger("gateway.supervisor")
 READY_FD_ENV = "GATEWAY_READY_FD"  # a worker writes to this fd: R = serving, M = max_requests reached
@@ -74,6 +81,7 @@ class Worker:
     started_because: str = "start"  # shown by `gateway status`: start, restart, reload, or a recycle reason
     report: dict[str, object] = field(default_factory=dict)  # its last status line
     buffer: bytes = b""
+    role: str = "worker"  # or "pools": the generation's pool host (isolated routes' app pools)
 
     @property
     def pid(self) -> int:
@@ -114,8 +122,7 @@ class Supervisor:
             ", ".join(describe(s) for s in self.sockets),
             count,
         )
-        for _ in range(count):
-            self.spawn(self.generation)
+        self.start_generation(self.generation, "start")
         code = EXIT_OK
         next_memory_check = time.monotonic() + MEMORY_CHECK
         while not self.stopping:
@@ -177,15 +184,37 @@ class Supervisor:
 
     # Workers -------------------------------------------------------------------
 
-    def spawn(self, generation: int, because: str = "start") -> Worker:
+    @property
+    def hosts_pools(self) -> bool:
+        """Whether the config has isolated routes, whose pools one process per generation owns."""
+        return any(route.isolation.isolated for vhost in self.config.vhosts for route in vhost.routes)
+
+    def pool_host_socket(self, generation: int) -> Path:
+        return socket_path(self.config.runtime_path, f"pools-{os.getpid()}-{generation}.sock")
+
+    def start_generation(self, generation: int, because: str) -> None:
+        """The pool host first when there is one (workers follow once it serves: on_serving), else the workers."""
+        if self.hosts_pools:
+            self.spawn(generation, because, role="pools")
+            return
+        for _ in range(self.config.server.workers or os.cpu_count() or 1):
+            self.spawn(generation, because)
+
+    def spawn(self, generation: int, because: str = "start", role: str = "worker") -> Worker:
         settings = self.config.server
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
-        fds = [sock.fileno() for sock in self.sockets]
-        listen = [arg for fd in fds for arg in ("--listen", f"fd:{fd}")]
         env = {**os.environ, READY_FD_ENV: str(write_end), STATUS_ENV: "1"}
-        if settings.max_requests:
-            env[MAX_REQUESTS_ENV] = str(settings.max_requests + random.randint(0, settings.max_requests_jitter))
+        if role == "pools":
+            fds = []
+            listen = ["--pool-host", "--listen", f"unix:{self.pool_host_socket(generation)}", "--access-log", "off"]
+        else:
+            fds = [sock.fileno() for sock in self.sockets]
+            listen = [arg for fd in fds for arg in ("--listen", f"fd:{fd}")]
+            if self.hosts_pools:
+                env[POOL_HOST_ENV] = str(self.pool_host_socket(generation))
+            if settings.max_requests:
+                env[MAX_REQUESTS_ENV] = str(settings.max_requests + random.randint(0, settings.max_requests_jitter))
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", *self.worker_args, *listen],
             pass_fds=[*fds, write_end],
@@ -193,7 +222,7 @@ class Supervisor:
             preexec_fn=die_with_parent,
         )
         os.close(write_end)
-        worker = Worker(process, read_end, generation, started_because=because)
+        worker = Worker(process, read_end, generation, started_because=because, role=role)
         self.workers.append(worker)
         return worker
 
@@ -221,11 +250,17 @@ class Supervisor:
     def on_serving(self, worker: Worker) -> None:
         worker.serving = True
         self.boot_failures = 0
+        if worker.role == "pools":
+            logger.info("pool host %d (generation %d) is serving", worker.pid, worker.generation)
+            if not any(w.generation == worker.generation and w.role == "worker" for w in self.workers):
+                for _ in range(self.config.server.workers or os.cpu_count() or 1):
+                    self.spawn(worker.generation, worker.started_because)
+            return
         logger.info("worker %d (generation %d) is serving", worker.pid, worker.generation)
         # A new worker serving lets the one it replaces, or the older generation, drain.
         for other in self.workers:
-            if other is worker or other.draining:
-                continue
+            if other is worker or other.draining or other.role == "pools":
+                continue  # an old pool host drains once its workers are gone (reap)
             if other.generation < worker.generation and self.generation_serving(worker.generation):
                 self.drain(other, "reloaded")
             elif other.replaced and other.generation == worker.generation:
@@ -258,6 +293,7 @@ class Supervisor:
             self.workers.remove(worker)
             os.close(worker.pipe)
             if worker.draining or self.stopping:
+                self.drain_unused_pool_hosts()
                 continue
             if not worker.serving:
                 self.boot_failures += 1
@@ -267,15 +303,26 @@ class Supervisor:
                 self.delay = BACKOFF_FIRST
             giving_up = self.boot_failures >= BOOT_FAILURES
             then = "" if worker.replaced or giving_up else f"; restarting in {self.delay:.1f}s"
-            logger.error("worker %d exited with %s after %.1fs%s", worker.pid, exit_description(status), uptime, then)
+            name = "pool host" if worker.role == "pools" else "worker"
+            logger.error("%s %d exited with %s after %.1fs%s", name, worker.pid, exit_description(status), uptime, then)
             if worker.replaced:
                 continue  # its replacement is already starting
             if giving_up:
                 return True
             self.sleep_unless_signalled(self.delay)
             self.delay = min(self.delay * 2, BACKOFF_MAX)
-            self.spawn(self.generation, f"restart: worker {worker.pid} exited with {exit_description(status)}")
+            because = f"restart: {name} {worker.pid} exited with {exit_description(status)}"
+            generation = worker.generation if worker.role == "pools" else self.generation
+            self.spawn(generation, because, worker.role)
         return failed_at_boot
+
+    def drain_unused_pool_hosts(self) -> None:
+        """An older generation's pool host stops once none of its workers is left to send it requests."""
+        for host in self.workers:
+            if host.role != "pools" or host.draining or host.generation == self.generation:
+                continue
+            if not any(w.role == "worker" and w.generation == host.generation for w in self.workers):
+                self.drain(host, "its generation's workers are gone")
 
     def sleep_unless_signalled(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -287,7 +334,9 @@ class Supervisor:
         if not limit:
             return
         for worker in list(self.workers):
-            if worker.serving and not worker.replaced and not worker.draining and rss_of(worker.pid) > limit:
+            if worker.role != "worker" or worker.replaced or worker.draining or not worker.serving:
+                continue  # a pool host's app processes are recycled by their pool's own max_memory
+            if rss_of(worker.pid) > limit:
                 self.recycle(worker, f"uses more than max_memory ({limit} bytes)")
 
     def status(self) -> dict[str, object]:
@@ -305,6 +354,7 @@ class Supervisor:
                     "uptime": round(now - worker.started, 1),
                     "rss": rss_of(worker.pid),
                     "started_because": worker.started_because,
+                    "role": worker.role,
                 }
             )
         return {
@@ -328,25 +378,25 @@ class Supervisor:
             logger.error("the config is invalid: the current workers keep serving")
             return
         self.generation += 1
-        count = self.config.server.workers or os.cpu_count() or 1
-        for _ in range(count):
-            self.spawn(self.generation, "reload")
+        self.start_generation(self.generation, "reload")
 
     def stop_all(self) -> None:
-        timeout = self.config.server.shutdown_timeout
-        for worker in self.workers:
-            if worker.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    worker.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout + KILL_GRACE
-        for worker in self.workers:
-            remaining = max(0.0, deadline - time.monotonic())
-            try:
-                worker.process.wait(remaining)
-            except subprocess.TimeoutExpired:
-                logger.error("worker %d did not stop in time; killing it", worker.pid)
-                worker.process.kill()
-                worker.process.wait()
+        """Workers first (their requests may still need the pools), then the pool hosts."""
+        deadline = time.monotonic() + self.config.server.shutdown_timeout + KILL_GRACE
+        for role in ("worker", "pools"):
+            stopping = [w for w in self.workers if w.role == role]
+            for worker in stopping:
+                if worker.process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.process.send_signal(signal.SIGTERM)
+            for worker in stopping:
+                remaining = max(0.0, deadline - time.monotonic())
+                try:
+                    worker.process.wait(remaining)
+                except subprocess.TimeoutExpired:
+                    logger.error("%s %d did not stop in time; killing it", worker.role, worker.pid)
+                    worker.process.kill()
+                    worker.process.wait()
 
     def remove_files(self, pid_file: Path | None) -> None:
         if pid_file is not None:

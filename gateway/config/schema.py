@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gateway.pools.options import IsolationOptions
+
 MiB = 1024 * 1024
 
 
@@ -96,6 +98,7 @@ class RouteConfig:
     options: Any
     where: str  # "vhost[0].route[1]": where it stands in the config, for messages
     stages: dict[str, Any] = field(default_factory=dict)  # stage keys as written (auth, allow...), for the stages
+    isolation: IsolationOptions = field(default_factory=IsolationOptions)  # asgi/wsgi: inline or a process pool
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.config.schema import RouteConfig, VhostConfig
 from gateway.config.validate import Problems, build, did_you_mean
+from gateway.pools.options import ISOLATION_KEYS, IsolationOptions
 from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import check_name
 from gateway.routing.paths import parse_path
@@ -14,11 +15,7 @@ from gateway.stages import stage_keys
 
 VHOST_KEYS = ("names", "default", "access_log", "errors", "intercept_errors", "route")
 ROUTE_KEYS = ("path", "methods", "handler")
-# Keys of DESIGN.md that later work implements; named so a user learns it is coming, not a typo.
-LATER_KEYS = {
-    "isolation": "process isolation",
-    "pool": "process pools",
-}
+ISOLATABLE = ("asgi", "wsgi")  # handlers whose app can run in a pool of its own (gateway/pools/)
 METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ-")
 
 
@@ -43,8 +40,8 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
     for key in table:
         if key in stage_of:
             continue
-        if key in LATER_KEYS:
-            problems.add(f"{where}.{key}", f"{LATER_KEYS[key]} ('{key}') is not available in this release yet")
+        if key in ISOLATION_KEYS:
+            problems.add(f"{where}.{key}", f"'{key}' belongs on a route (an asgi or wsgi [[vhost.route]])")
         elif key not in VHOST_KEYS:
             known = [*VHOST_KEYS, *stage_of]
             problems.add(f"{where}.{key}", f"unknown key{did_you_mean(key, known)}; a vhost has {', '.join(known)}")
@@ -107,17 +104,26 @@ def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | No
     option_names = {f.name for f in dataclasses.fields(options_class)}
     stage_of = stage_keys()
     stages: dict[str, Any] = {}
+    isolation_table: dict[str, Any] = {}
     for key, value in table.items():
         if key in ROUTE_KEYS:
             continue
         if key in stage_of and key not in option_names:
             stages[key] = value
             continue
-        if key in LATER_KEYS and key not in option_names:
-            problems.add(f"{where}.{key}", f"{LATER_KEYS[key]} ('{key}') is not available in this release yet")
+        if key in ISOLATION_KEYS and handler in ISOLATABLE:
+            isolation_table[key] = value
+            continue
+        if key == "isolation":
+            problems.add(
+                f"{where}.isolation",
+                f"isolation is for asgi and wsgi routes, not {handler!r} (php, cgi and proxy already "
+                "run their work in other processes; static, redirect and health run none)",
+            )
             continue
         own[key] = value
-    known = [*ROUTE_KEYS, *stage_of, *(f.name for f in dataclasses.fields(options_class))]
+    isolatable = ISOLATION_KEYS if handler in ISOLATABLE else ()
+    known = [*ROUTE_KEYS, *stage_of, *isolatable, *(f.name for f in dataclasses.fields(options_class))]
     for key in own:
         if key not in known:
             problems.add(
@@ -126,7 +132,25 @@ def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | No
             )
     options = build(options_class, {k: v for k, v in own.items() if k in known}, where, problems)
     methods = _methods(table.get("methods"), where, problems)
-    return RouteConfig(str(path), handler, methods, options, where, stages)
+    isolation = _isolation(isolation_table, where, problems)
+    return RouteConfig(str(path), handler, methods, options, where, stages, isolation)
+
+
+def _isolation(table: dict[str, Any], where: str, problems: Problems) -> IsolationOptions:
+    """The route's isolation keys; pool, python, env and cwd mean nothing without isolation = "process"."""
+    isolation = build(IsolationOptions, table, where, problems)
+    if not isolation.isolated:
+        for key in table:
+            if key != "isolation":
+                problems.add(f"{where}.{key}", f"'{key}' applies to a process pool: add isolation = \"process\"")
+    pool = isolation.pool
+    if pool.max < 1:
+        problems.add(f"{where}.pool.max", "must be 1 or more")
+    elif pool.min > pool.max:
+        problems.add(f"{where}.pool.min", f"{pool.min} is more than pool.max ({pool.max})")
+    if not pool.start_timeout:
+        problems.add(f"{where}.pool.start_timeout", "must be more than 0")
+    return isolation
 
 
 def _methods(value: Any, where: str, problems: Problems) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ from gateway.config.loader import load
 from gateway.config.schema import Config, ServerSettings
 from gateway.dev.console import AccessConsole, Paint, console_handler, format_traceback
 from gateway.dev.plan import PYTHON_HANDLERS
+from gateway.dev.pool_watch import watch_pools
 from gateway.errors import AppLoadError, ConfigError
 from gateway.http.state import ServerState
 from gateway.runner import resolve
@@ -115,6 +116,7 @@ class DevServer(Server):
     def __init__(self, config: Config, app: ASGIApp, status: Status) -> None:
         super().__init__(config, app)
         self.status = status
+        self.pool_watchers: list[asyncio.Task[None]] = []
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -123,6 +125,10 @@ class DevServer(Server):
     def _on_stop_signal(self) -> None:
         self.status.stop_requested = True
         super()._on_stop_signal()
+
+    async def on_serving(self) -> None:
+        """Isolated routes' pools restart alone when their app's files change (pool_watch.py)."""
+        self.pool_watchers = watch_pools(self.app, self.config)
 
     async def _drain(self, state: ServerState, grace: float) -> None:
         """Let a connection accepted just before the stop deliver its request before idle ones close.
@@ -210,14 +216,14 @@ def preimport(config: Config) -> bool:
 
 
 def app_modules(config: Config) -> list[tuple[str, str, list[Path]]]:
-    """(where, module, folders to import from) for each asgi/wsgi route, or the top-level app."""
+    """(where, module, folders to import from) for each inline asgi/wsgi route, or the top-level app."""
     base = config.config_dir
     if config.app:
         return [("app", config.app.partition(":")[0], [base])]
     found = []
     for vhost in config.vhosts:
         for route in vhost.routes:
-            if route.handler in PYTHON_HANDLERS and route.options.app:
+            if route.handler in PYTHON_HANDLERS and route.options.app and not route.isolation.isolated:
                 folders = [base / f for f in route.options.pythonpath]
                 found.append((route.where, route.options.app.partition(":")[0], [*folders, base]))
     return found

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config.schema import Config
+from gateway.config.schema import Config, RouteConfig
 
 DEFAULT_IGNORES = (
     ".venv",
@@ -180,14 +180,19 @@ def python_roots(config: Config) -> tuple[list[Path], list[Path]]:
         for route in vhost.routes:
             options = route.options
             if route.handler in PYTHON_HANDLERS:
-                folders = [_resolve(base, f) for f in options.pythonpath]
-                roots += folders
-                home = import_folder(options.app.partition(":")[0].split(".")[0], [*folders, base])
-                if home is not None:
-                    roots.append(home)
+                if not route.isolation.isolated:  # a pool restarts alone: pool_watch.py watches its folders
+                    roots += route_roots(config, route)
             elif getattr(options, "root", ""):
                 quiet.append(_resolve(base, options.root))
     return list(dict.fromkeys(roots)), quiet
+
+
+def route_roots(config: Config, route: RouteConfig) -> list[Path]:
+    """The folders an asgi/wsgi route imports its app from: its pythonpath and where the app's module is."""
+    base = config.config_dir
+    folders = [_resolve(base, f) for f in route.options.pythonpath]
+    home = import_folder(route.options.app.partition(":")[0].split(".")[0], [*folders, base])
+    return folders + ([home] if home is not None else [])
 
 
 def import_folder(module: str, folders: list[Path]) -> Path | None:

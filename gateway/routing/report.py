@@ -8,6 +8,7 @@ from dataclasses import MISSING, Field, asdict, fields, is_dataclass, replace
 from typing import Any
 
 from gateway.config.schema import Config, Limits
+from gateway.pools.options import IsolationOptions, PoolOptions
 from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import normalize_host
 from gateway.routing.router import Route, Router, Vhost
@@ -126,7 +127,7 @@ def warnings(router: Router) -> list[str]:
         found.append(
             "two Django projects would share one interpreter (settings are process-global): "
             + "; ".join(f"{where} ({module})" for module, where in settings.items())
-            + ' — serve one of them with isolation = "process" when it is available'
+            + ' — serve them with isolation = "process" (each in a pool of its own)'
         )
     return found
 
@@ -192,13 +193,19 @@ def handler_reference() -> list[str]:
         except ImportError:
             continue
         lines += ["", f"### `{name}`", ""]
-        if not fields(options):
-            lines.append("No keys of its own.")
-            continue
-        lines += ["| key | default | meaning |", "|---|---|---|"]
-        for option in fields(options):
-            shown = _toml_value(_default(option))
-            lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
+        lines += _options_table(options) if fields(options) else ["No keys of its own."]
+    lines += ["", "### Isolation keys of `asgi` and `wsgi` routes", ""]
+    lines += _options_table(IsolationOptions)
+    lines += ["", "`pool` keys (with `isolation = \"process\"`):", ""]
+    lines += _options_table(PoolOptions)
+    return lines
+
+
+def _options_table(options: type[Any]) -> list[str]:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for option in fields(options):
+        shown = _toml_value(_default(option))
+        lines.append(f"| `{option.name}` | `{shown}` | {option.metadata.get('doc', '')} |")
     return lines
 
 
@@ -223,13 +230,33 @@ def status_table(document: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {worker.get('pid', '?'):>7}  {worker.get('state', '?'):<9} {worker.get('requests', '-'):>9} "
             f"{worker.get('in_flight', '-'):>9} {_mib(worker.get('rss')):>8} {_duration(worker.get('uptime')):>8}  "
-            f"{worker.get('started_because', '')}"
+            f"{'pool host; ' if worker.get('role') == 'pools' else ''}{worker.get('started_because', '')}"
         )
         for pool in worker.get("pools", []):
+            if pool.get("kind") == "app pool":
+                lines += _app_pool_lines(pool)
+                continue
             lines.append(
                 f"           {pool.get('kind')} pid {pool.get('pid')} {pool.get('state')}: "
                 f"{pool.get('children')} children, {pool.get('restarts')} restarts — {pool.get('route')}"
             )
+    return lines
+
+
+def _app_pool_lines(pool: dict[str, Any]) -> list[str]:
+    """An isolation pool under its worker: a summary line, then one line per app process."""
+    processes = pool.get("processes", [])
+    recycled = pool.get("last_recycle") or "none yet"
+    lines = [
+        f"           {pool.get('pool')}: {len(processes)} of max {pool.get('max')} processes, "
+        f"{pool.get('queued', 0)} queued; last recycle: {recycled}"
+    ]
+    for process in processes:
+        lines.append(
+            f"    {process.get('pid', '?'):>7}  {process.get('state', '?'):<9} {process.get('requests', '-'):>9} "
+            f"{process.get('in_flight', '-'):>9} {_mib(process.get('rss')):>8} {_duration(process.get('uptime')):>8}  "
+            f"{process.get('recycle_reason', '')}"
+        )
     return lines
 
 

@@ -9,6 +9,7 @@ and it runs every handler's startup/aclose from its lifespan.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from gateway.config.schema import Config, RouteConfig, VhostConfig
 from gateway.errors import StartupError
 from gateway.logs import VHOST_LOG_KEY, AccessLog, NullAccessLog
+from gateway.pools.handler import IsolatedHandler, RemotePoolHandler
+from gateway.pools.options import POOL_HOST_ENV
 from gateway.registry import handler_class
 from gateway.routing.hosts import HostTable, normalize_host
 from gateway.routing.paths import PathMatcher
@@ -247,7 +250,13 @@ def _build_route(
     where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
     context = HandlerContext(config.config_dir, where, matcher.mount, config.runtime_path)
     context.limits = config.limits
-    handler = handler_class(route.handler)(route.options, context)
+    handler: Handler
+    if route.isolation.isolated and os.environ.get(POOL_HOST_ENV):
+        handler = RemotePoolHandler(route, context, config, os.environ[POOL_HOST_ENV])
+    elif route.isolation.isolated:
+        handler = IsolatedHandler(route, context, config)
+    else:
+        handler = handler_class(route.handler)(route.options, context)
     found = handler.problems()
     problems += [(vhost.source, f"{route.where}.{key}" if key else route.where, text) for key, text in found]
     methods = frozenset(route.methods) | ({"HEAD"} if "GET" in route.methods else set()) if route.methods else None

@@ -423,3 +423,38 @@ def test_banner_names_and_the_watch_plan(tmp_path: Path) -> None:
         lines = banner_lines(config, [sock], Paint(False))
         port = sock.getsockname()[1]
     assert lines[0] == f"  http://hello.localhost:{port}/  also *.hello.localhost"
+
+
+POOLED_CONFIG = """\
+[[vhost]]
+names = ["hello.localhost"]
+  [[vhost.route]]
+  path = "/pooled"
+  handler = "asgi"
+  app = "pooled:app"
+  pythonpath = ["pooled_site"]
+  isolation = "process"
+  [[vhost.route]]
+  path = "/"
+  handler = "asgi"
+  app = "hello:app"
+  pythonpath = ["site"]
+"""
+
+
+def test_a_change_to_an_isolated_app_restarts_only_its_pool(tmp_path: Path) -> None:
+    make_site(tmp_path)
+    (tmp_path / "pooled_site").mkdir()
+    (tmp_path / "pooled_site" / "pooled.py").write_text(APP.format(version="pool v1"))
+    (tmp_path / "gateway.toml").write_text(POOLED_CONFIG)
+    with gateway_dev(tmp_path) as dev:
+        serving = dev.settled()
+        assert dev.get("/pooled") == (200, "pool v1")
+        mark = dev.edit("pooled_site/pooled.py", APP.format(version="pool v2"))
+        dev.wait_for("pooled.py changed: restarting pool vhost[0].route[0]", after=mark)
+        deadline = time.monotonic() + 10
+        while dev.get("/pooled") != (200, "pool v2"):
+            assert time.monotonic() < deadline, "the pool serves the new code"
+            time.sleep(0.05)
+        assert dev.settled() == serving, "the serving process (and its standby) were not restarted"
+        assert dev.get("/") == (200, "v1")

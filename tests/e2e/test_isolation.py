@@ -1,0 +1,362 @@
+"""isolation = "process": app pools with real app processes, reached over their Unix sockets.
+
+Every load is bounded in count and time; pool timings (idle_timeout) are short so the test is quick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.processes import alive
+from tests.support.server import ROOT, Gateway, gateway_command, run_gateway
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+ECHO_CONFIG = """
+[[vhost]]
+names = ["iso.test"]
+  [[vhost.route]]
+  path = "/app"
+  handler = "asgi"
+  app = "{app}"
+  isolation = "process"
+  pool = {pool}
+  {extra}
+  [[vhost.route]]
+  path = "/inline"
+  handler = "asgi"
+  app = "tests.support.apps:echo"
+"""
+ECHO = "tests.support.apps:echo"
+SLOW = "tests.support.apps:slow"
+HOST = {"host": "iso.test"}
+
+
+def echo_config(app: str = ECHO, pool: str = "{ min = 1, max = 2 }", extra: str = "") -> str:
+    return ECHO_CONFIG.format(app=app, pool=pool, extra=extra)
+
+
+def status_of(gateway: Gateway) -> dict[str, Any]:
+    """The first app pool in `gateway status --json`."""
+    result = gateway_command("status", str(gateway.workdir / "gateway.toml"), "--json")
+    assert result.returncode == 0, result.stderr
+    pools = [pool for worker in json.loads(result.stdout)["workers"] for pool in worker["pools"]]
+    found: dict[str, Any] = next(pool for pool in pools if pool.get("kind") == "app pool")
+    return found
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.1)
+
+
+def concurrently(gateway: Gateway, paths: list[str]) -> list[httpx.Response]:
+    """Send each path on its own connection at once; the responses in the same order."""
+    results: list[Any] = [None] * len(paths)
+
+    def one(index: int, path: str) -> None:
+        with httpx.Client(base_url=gateway.url, timeout=20) as http:
+            results[index] = http.get(path, headers=HOST)
+
+    threads = [threading.Thread(target=one, args=(i, p)) for i, p in enumerate(paths)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)  # arrival order is the queue's order
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_an_isolated_app_sees_the_request_as_an_inline_one(tmp_path: Path) -> None:
+    with run_gateway(config_text=echo_config()) as gateway, httpx.Client(base_url=gateway.url) as http:
+        isolated = http.get(
+            "/app/x?y=1", headers={**HOST, "x-custom": "1", "gateway-scope": '{"client":["6.6.6.6",1]}'}
+        )
+        inline = http.get("/inline/x?y=1", headers={**HOST, "x-custom": "1"})
+        assert isolated.status_code == 200, isolated.text
+        seen, expected = isolated.json(), inline.json()
+        assert seen["pid"] != gateway.proc.pid and expected["pid"] == gateway.proc.pid
+        for key in ("query_string", "scheme", "client", "server", "http_version", "method"):
+            assert seen[key] == expected[key], key
+        assert (seen["path"], seen["root_path"]) == ("/app/x", "/app")
+        assert seen["client"][0] == "127.0.0.1", "a client cannot forge the front's gateway-scope"
+        names = [name for name, _ in seen["headers"]]
+        assert "gateway-scope" not in names and not any(name.startswith("x-forwarded") for name in names)
+        hop_by_hop_aside = [header for header in seen["headers"] if header[0] != "connection"]
+        assert hop_by_hop_aside == [header for header in expected["headers"] if header[0] != "connection"]
+        assert dict(seen["headers"])["host"] == "iso.test"
+
+
+def test_two_django_projects_side_by_side(tmp_path: Path) -> None:
+    text = ""
+    for site in ("blog", "shop"):
+        settings = f"tests.e2e.pool_apps.{site}_project.settings"  # each pool's own, whatever the gateway's is
+        text += f"""
+[[vhost]]
+names = ["{site}.test"]
+  [[vhost.route]]
+  path = "/{site}"
+  handler = "wsgi"
+  app = "tests.e2e.pool_apps.{site}_project.wsgi:application"
+  isolation = "process"
+  pool = {{ min = 1, max = 1 }}
+  env = {{ {site.upper()}_DB = "{tmp_path / (site + ".sqlite3")}", DJANGO_SETTINGS_MODULE = "{settings}" }}
+"""
+    with run_gateway(config_text=text) as gateway, httpx.Client(base_url=gateway.url) as http:
+        pages = {}
+        for site, visits in (("blog", 1), ("shop", 1), ("blog", 2), ("blog", 3), ("shop", 2)):
+            response = http.get(f"/{site}/", headers={"host": f"{site}.test"})
+            assert response.status_code == 200, response.text
+            page = response.json()
+            assert page["site"] == site and page["settings"] == f"tests.e2e.pool_apps.{site}_project.settings"
+            assert page["database"] == str(tmp_path / f"{site}.sqlite3")
+            assert page["visits"] == visits, "each project counts in its own database"
+            assert page["script_name"] == f"/{site}" and page["remote_addr"] == "127.0.0.1"
+            pages[site] = page
+        assert pages["blog"]["pid"] != pages["shop"]["pid"]
+        config_file = str(gateway.workdir / "gateway.toml")
+        check = gateway_command("check", config_file)
+        assert check.returncode == 0 and "share one interpreter" not in check.stdout + check.stderr
+        inline = (
+            Path(config_file)
+            .read_text()
+            .replace('isolation = "process"', "")
+            .replace("pool = { min = 1, max = 1 }", "")
+        )
+        inline = "\n".join(line for line in inline.splitlines() if "_DB =" not in line)
+        Path(config_file).write_text(inline)
+        inline_env = {
+            "BLOG_DB": str(tmp_path / "b.sqlite3"),
+            "SHOP_DB": str(tmp_path / "s.sqlite3"),
+            "DJANGO_SETTINGS_MODULE": "tests.e2e.pool_apps.blog_project.settings",  # one interpreter: one settings
+        }
+        clash = gateway_command("check", config_file, env=inline_env)
+        assert "two Django projects would share one interpreter" in clash.stdout + clash.stderr
+
+
+def test_the_pool_grows_under_load_and_shrinks_when_idle(tmp_path: Path) -> None:
+    pool = "{ min = 1, max = 3, idle_timeout = 1, concurrency = 1 }"
+    with run_gateway(config_text=echo_config(SLOW, pool)) as gateway:
+        assert len(status_of(gateway)["processes"]) == 1, "min = 1 starts one with the gateway"
+        peak: list[int] = []
+        watcher = threading.Thread(
+            target=lambda: peak.extend(len(status_of(gateway)["processes"]) for _ in range(6) if not time.sleep(0.4))
+        )
+        watcher.start()
+        responses = concurrently(gateway, ["/app?s=2"] * 3)
+        watcher.join(20)
+        assert [r.status_code for r in responses] == [200, 200, 200]
+        assert max(peak) == 3, f"three slow requests at once: three processes (saw {peak})"
+        wait_until(lambda: len(status_of(gateway)["processes"]) == 1, 8, "back to min after idle_timeout")
+        assert "stopped after 1s idle" in gateway.stderr()
+
+
+def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
+    pool = "{ min = 1, max = 1, queue = 1, concurrency = 1 }"
+    with run_gateway(config_text=echo_config(SLOW, pool)) as gateway:
+        responses = concurrently(gateway, ["/app?s=1"] * 3)
+        assert sorted(r.status_code for r in responses) == [200, 200, 503]
+        refused = next(r for r in responses if r.status_code == 503)
+        assert refused.headers["retry-after"] == "1" and "busy" in refused.text
+
+
+def test_a_process_is_recycled_after_max_requests(tmp_path: Path) -> None:
+    pool = "{ min = 1, max = 1, max_requests = 3 }"
+    with run_gateway(config_text=echo_config(ECHO, pool)) as gateway, httpx.Client(base_url=gateway.url) as http:
+        pids = []
+        for _ in range(7):
+            response = http.get("/app", headers=HOST)
+            assert response.status_code == 200
+            pids.append(response.json()["pid"])
+        assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
+        wait_until(lambda: not alive(pids[0]), 10, "the recycled process stopped")
+        assert "max_requests (3) reached" in status_of(gateway)["last_recycle"]
+
+
+def test_a_request_whose_process_dies_before_answering_is_retried(tmp_path: Path) -> None:
+    pool = "{ min = 2, max = 2, concurrency = 1 }"
+    config_text = echo_config("tests.e2e.pool_apps.apps:crash_once", pool)
+    with run_gateway(config_text=config_text) as gateway, httpx.Client(base_url=gateway.url, timeout=10) as http:
+        marker = tmp_path / "crashed"
+        response = http.get(f"/app?marker={marker}", headers=HOST)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["crashed"] != answer["pid"], "another process answered"
+        assert not alive(answer["crashed"])
+        wait_until(lambda: len(status_of(gateway)["processes"]) == 2, 10, "min = 2 kept: the dead one replaced")
+        assert "exited with status 1" in gateway.stderr()
+
+
+def test_a_killed_process_is_replaced(tmp_path: Path) -> None:
+    with run_gateway(config_text=echo_config(ECHO, "{ min = 1, max = 1 }")) as gateway:
+        with httpx.Client(base_url=gateway.url) as http:
+            first = http.get("/app", headers=HOST).json()["pid"]
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: not alive(first), 5, "the process died")
+        with httpx.Client(base_url=gateway.url) as http:
+            response = http.get("/app", headers=HOST)
+        assert response.status_code == 200 and response.json()["pid"] != first
+        assert "exited with signal SIGKILL" in gateway.stderr()
+
+
+def test_app_processes_die_with_a_killed_gateway(tmp_path: Path) -> None:
+    with run_gateway(config_text=echo_config(), expect_exit=None) as gateway:
+        with httpx.Client(base_url=gateway.url) as http:
+            app_pid = http.get("/app", headers=HOST).json()["pid"]
+        gateway.proc.kill()
+        gateway.proc.wait(5)
+        wait_until(lambda: not alive(app_pid), 10, "the app process followed the gateway (parent-death signal)")
+
+
+def test_sigterm_lets_an_isolated_slow_request_finish(tmp_path: Path) -> None:
+    with run_gateway(config_text=echo_config(SLOW)) as gateway:
+        result: list[httpx.Response] = []
+        thread = threading.Thread(
+            target=lambda: result.append(httpx.get(f"{gateway.url}/app?s=1.5", headers=HOST, timeout=10))
+        )
+        thread.start()
+        time.sleep(0.5)
+        gateway.proc.send_signal(signal.SIGTERM)
+        thread.join(10)
+        assert gateway.proc.wait(10) == 0
+        assert result and result[0].status_code == 200 and result[0].text == "slept"
+
+
+def test_an_app_that_cannot_start(tmp_path: Path) -> None:
+    app = "tests.e2e.pool_apps.apps:interpreter"
+    broken = 'env = { POOL_TEST_FAIL_IMPORT = "1" }'
+    with run_gateway(config_text=echo_config(app, "{ min = 0, max = 1 }", broken)) as gateway:
+        with httpx.Client(base_url=gateway.url) as http:
+            response = http.get("/app", headers=HOST)
+            assert response.status_code == 502 and "could not be started" in response.text
+            assert http.get("/inline", headers=HOST).status_code == 200, "the rest of the gateway serves on"
+        log = gateway.wait_for_log("could not start")
+        assert "this app refuses to load" in log
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(echo_config(app, "{ min = 1, max = 1 }", broken))
+    refused = gateway_command("serve", str(config_file), "--listen", "127.0.0.1:0")
+    assert refused.returncode == 3, "a min = 1 pool that cannot start stops the gateway at startup"
+    assert "this app refuses to load" in refused.stderr and "could not start" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def other_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv that finds the gateway through a .pth file (no network needed to install it)."""
+    folder = tmp_path_factory.mktemp("venv") / "other"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=60)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(folder), "platbase": str(folder)}))
+    ours = sysconfig.get_path("purelib")
+    (site / "gateway-under-test.pth").write_text(f"{ROOT}\n{ours}\n")
+    return folder / "bin" / "python"
+
+
+def test_a_pool_runs_under_another_interpreter(tmp_path: Path, other_python: Path) -> None:
+    config_text = echo_config("tests.e2e.pool_apps.apps:interpreter", extra=f'python = "{other_python}"')
+    with run_gateway(config_text=config_text) as gateway, httpx.Client(base_url=gateway.url) as http:
+        answer = http.get("/app", headers=HOST).json()
+        assert answer["prefix"] == str(other_python.parent.parent)
+
+
+def test_an_interpreter_without_the_gateway_is_a_clear_error(tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60)
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(echo_config(extra=f'python = "{bare}/bin/python"'))
+    result = gateway_command("check", str(config_file), env={"PYTHONPATH": ""})
+    assert result.returncode == 2
+    assert "vhost[0].route[0].python" in result.stderr and "cannot import the gateway" in result.stderr
+    assert f"{bare}/bin/python -m pip install" in result.stderr
+
+
+def test_status_shows_the_pool(tmp_path: Path) -> None:
+    with run_gateway(config_text=echo_config(ECHO, "{ min = 1, max = 2 }")) as gateway:
+        with httpx.Client(base_url=gateway.url) as http:
+            app_pid = http.get("/app", headers=HOST).json()["pid"]
+        table = gateway_command("status", str(gateway.workdir / "gateway.toml"))
+        assert table.returncode == 0, table.stderr
+        assert "pool vhost[0].route[0] (asgi tests.support.apps:echo): 1 of max 2 processes, 0 queued" in table.stdout
+        assert f"{app_pid}  ready" in table.stdout
+
+
+WORKERS_CONFIG = """
+[server]
+workers = 2
+shutdown_timeout = 10
+""" + echo_config(ECHO, "{ min = 1, max = 1 }")
+
+
+def test_workers_share_one_pool_in_the_pool_host(tmp_path: Path) -> None:
+    with run_gateway(config_text=WORKERS_CONFIG) as gateway:
+        answered = set()
+        workers = set()
+        for _ in range(30):
+            with httpx.Client(base_url=gateway.url) as http:  # new connections: the kernel spreads them
+                answered.add(http.get("/app", headers=HOST).json()["pid"])
+                workers.add(http.get("/inline", headers=HOST).json()["pid"])
+        assert len(workers) == 2 and len(answered) == 1, "both workers reach the same pool of max 1"
+        time.sleep(1.2)  # status reports come once a second
+        table = gateway_command("status", str(gateway.workdir / "gateway.toml"))
+        assert "pool host; start" in table.stdout and f"{answered.pop()}  ready" in table.stdout
+
+
+def test_reload_under_load_starts_new_pools_without_failures(tmp_path: Path) -> None:
+    with run_gateway(config_text=WORKERS_CONFIG) as gateway:
+        with httpx.Client(base_url=gateway.url) as http:
+            before = http.get("/app", headers=HOST).json()["pid"]
+        failures: list[str] = []
+        seen: set[int] = set()
+        running = True
+
+        def load() -> None:
+            deadline = time.monotonic() + 20
+            while running and time.monotonic() < deadline:
+                try:
+                    with httpx.Client(base_url=gateway.url, timeout=10) as http:
+                        response = http.get("/app", headers=HOST)
+                    if response.status_code != 200:
+                        failures.append(f"{response.status_code} {response.text[:100]}")
+                    else:
+                        seen.add(response.json()["pid"])
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+        thread = threading.Thread(target=load)
+        thread.start()
+        time.sleep(0.5)
+        gateway.proc.send_signal(signal.SIGHUP)
+        gateway.wait_for_log("pool host", timeout=10)
+        wait_until(lambda: len(seen - {before}) > 0 and not alive(before), 20, "the new generation's pool serves")
+        running = False
+        thread.join(25)
+        assert failures == [], failures[:3]
+
+
+def test_a_killed_pool_host_is_restarted(tmp_path: Path) -> None:
+    with run_gateway(config_text=WORKERS_CONFIG) as gateway:
+        time.sleep(1.2)
+        document = json.loads(gateway_command("status", str(gateway.workdir / "gateway.toml"), "--json").stdout)
+        host = next(worker for worker in document["workers"] if worker["role"] == "pools")
+        os.kill(host["pid"], signal.SIGKILL)
+        gateway.wait_for_log(f"pool host {host['pid']} exited with signal SIGKILL", timeout=10)
+
+        def serves() -> bool:
+            with httpx.Client(base_url=gateway.url) as http:
+                return http.get("/app", headers=HOST).status_code == 200
+
+        wait_until(serves, 15, "a new pool host serves the route")
