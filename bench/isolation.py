@@ -48,7 +48,7 @@ def main() -> None:
         pool = 'isolation = "process"\n  pool = { min = 1, max = 1 }'
         isolated = _peer("isolated (one app process)", Path(folder), args.threads, pool)
         print(
-            f"Flask hello world, inline vs isolation = \"process\", {args.connections} connections, "
+            f'Flask hello world, inline vs isolation = "process", {args.connections} connections, '
             f"{args.seconds}s x {args.rounds} rounds",
             flush=True,
         )

@@ -128,4 +128,3 @@ async def _transport_drained(protocol: HttpProtocol) -> None:
 
 
 _MODE = os.environ.get(MODE_ENV, "sendfile")
-

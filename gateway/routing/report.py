@@ -196,7 +196,7 @@ def handler_reference() -> list[str]:
         lines += _options_table(options) if fields(options) else ["No keys of its own."]
     lines += ["", "### Isolation keys of `asgi` and `wsgi` routes", ""]
     lines += _options_table(IsolationOptions)
-    lines += ["", "`pool` keys (with `isolation = \"process\"`):", ""]
+    lines += ["", '`pool` keys (with `isolation = "process"`):', ""]
     lines += _options_table(PoolOptions)
     return lines
 
