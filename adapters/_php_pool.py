@@ -28,6 +28,7 @@ import signal
 from pathlib import Path
 
 from gateway.errors import StartupError
+from gateway.pools.options import POOL_HOST_ENV
 from gateway.processes import die_with_parent, exit_description, socket_path
 
 logger = logging.getLogger("gateway.adapters.php")
@@ -230,9 +231,15 @@ def shared(
     found = _SHARED.get(key)
     if found is None:
         digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
-        path = socket_path(runtime_dir, f"php-{digest}-{os.getpid()}.sock")  # one per worker process
+        path = socket_path(runtime_dir, f"php-{digest}-{owner_tag()}.sock")
         found = _SHARED[key] = PhpCgi(binary, path, children, max_requests, ini, env, label)
     return found
+
+
+def owner_tag() -> str:
+    """Whose php-cgi: a supervisor's pool host and its workers agree on the host's name; else this process."""
+    host = os.environ.get(POOL_HOST_ENV)
+    return Path(host).stem if host else str(os.getpid())
 
 
 def release(php: PhpCgi) -> None:

@@ -10,8 +10,12 @@ GET or HEAD answers 200 `{"status": "ready"}` when:
   is there. A php-cgi that died is restarted with backoff by its PhpCgi; until
   the new one has bound its socket the answer is 503
   `{"status": "starting", "waiting_for": [...]}`, naming the routes' pools.
-  With several `workers` each runs its own pools and answers for those: a
-  probe meets one worker, as a request does.
+  With several `workers` their pool host runs php-cgi (gateway/pools/host.py)
+  and a worker checks that its socket is there; workers start only once the
+  pool host serves, so their pools have started by then too; and
+- every app pool (isolation = "process") with `min` ≥ 1 has a process
+  serving: one whose processes all died is waiting for a replacement. A
+  worker of a supervisor checks that its pool host's socket is there.
 
 It checks no more than that, on purpose: external backends (a `fastcgi`
 address, a `proxy` upstream) are each route's 502 when they fail, and taking
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 
 from adapters._php_pool import PhpCgi
 from adapters.php import PhpHandler
+from gateway.pools.handler import IsolatedHandler, RemotePoolHandler
 from gateway.routing.router import Router
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
@@ -49,6 +54,7 @@ class HealthHandler:
         self.options = options
         self.context = context
         self.php_handlers: list[PhpHandler] = []
+        self.app_pools: list[IsolatedHandler | RemotePoolHandler] = []
 
     def problems(self) -> list[tuple[str, str]]:
         return []
@@ -74,15 +80,20 @@ class HealthHandler:
                 waiting.append(f"php-cgi of {handler.context.where} (not started)")
             elif id(php) not in seen:
                 seen.add(id(php))
-                if not _running(php):
+                if not (_running(php) if handler.runs_php else php.socket_path.exists()):
                     waiting.append(f"php-cgi of {php.label} (restarting)")
+        for pooled in self.app_pools:
+            if not pooled.serving():
+                waiting.append(f"app pool of {pooled.route.where} (no process serving)")
         return waiting
 
     async def startup(self) -> None:
         """Find the php routes of the whole config (the router is known by now; their pools may start later)."""
         router = self.context.dispatch
         if isinstance(router, Router):
-            self.php_handlers = [handler for _, handler in router.handlers() if isinstance(handler, PhpHandler)]
+            handlers = [handler for _, handler in router.handlers()]
+            self.php_handlers = [handler for handler in handlers if isinstance(handler, PhpHandler)]
+            self.app_pools = [h for h in handlers if isinstance(h, (IsolatedHandler, RemotePoolHandler))]
 
     async def aclose(self) -> None:
         pass

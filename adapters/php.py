@@ -2,7 +2,9 @@
 
 It is the fastcgi handler (same script resolution, same client) with the
 server supplied: a php-cgi per distinct (binary, root, php_ini, env, pool)
-started at startup on a Unix socket in runtime_dir (_php_pool.py). The
+started at startup on a Unix socket in runtime_dir (_php_pool.py); with
+several workers, by their pool host (gateway/pools/host.py), so that the
+workers share one php-cgi of pool.max children. The
 pool's connections are kept (FCGI_KEEP_CONN) and number pool.max, one per
 php-cgi child: a child serves one connection at a time, so a connection
 more would wait behind an idle one.
@@ -10,6 +12,7 @@ more would wait behind an idle one.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 from adapters._fastcgi_client import FastCgiPool
 from adapters._php_pool import PhpCgi, release, shared
 from adapters.fastcgi import FastCgiHandler, ScriptOptions
+from gateway.pools.options import POOL_HOST_ENV
 from gateway.types import HandlerContext
 
 PHP_PACKAGE_HINT = "Debian/Ubuntu: apt-get install php-cgi"
@@ -59,6 +63,8 @@ class PhpHandler(FastCgiHandler):
     def __init__(self, options: Any, context: HandlerContext) -> None:
         super().__init__(options, context)
         self.php: PhpCgi | None = None
+        # A supervisor's workers use the php-cgi their pool host runs (gateway/pools/host.py sets True there).
+        self.runs_php = not os.environ.get(POOL_HOST_ENV)
 
     def problems(self) -> list[tuple[str, str]]:
         options = self.options
@@ -92,15 +98,17 @@ class PhpHandler(FastCgiHandler):
             self.context.runtime_dir,
             self.context.where,
         )
-        if php.users == 0:
+        if php.users == 0 and self.runs_php:
             await php.start()
         php.users += 1
         self.php = php
         await super().startup()
 
     def status(self) -> dict[str, object]:
-        """For `gateway status`: this route's php-cgi."""
+        """For `gateway status`: this route's php-cgi (the pool host's tells, when it runs it)."""
         php = self.php
+        if not self.runs_php:
+            return {}
         if php is None:
             return {"kind": "php-cgi", "state": "stopped"}
         process = php.process
@@ -122,4 +130,5 @@ class PhpHandler(FastCgiHandler):
             php.users -= 1
             if php.users == 0:
                 release(php)
-                await php.stop()
+                if self.runs_php:
+                    await php.stop()

@@ -220,8 +220,9 @@ def handler_statuses(app: ASGIApp) -> list[dict[str, Any]]:
     found = []
     for where, handler in handlers():
         status = getattr(handler, "status", None)
-        if status is not None:
-            found.append({"route": where, **status()})
+        reported = status() if status is not None else None
+        if reported:
+            found.append({"route": where, **reported})
     return found
 
 

@@ -186,8 +186,9 @@ class Supervisor:
 
     @property
     def hosts_pools(self) -> bool:
-        """Whether the config has isolated routes, whose pools one process per generation owns."""
-        return any(route.isolation.isolated for vhost in self.config.vhosts for route in vhost.routes)
+        """Whether the config has isolated or PHP routes, whose pools one process per generation owns."""
+        routes = [route for vhost in self.config.vhosts for route in vhost.routes]
+        return any(route.isolation.isolated or route.handler == "php" for route in routes)
 
     def pool_host_socket(self, generation: int) -> Path:
         return socket_path(self.config.runtime_path, f"pools-{os.getpid()}-{generation}.sock")
@@ -205,14 +206,14 @@ class Supervisor:
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         env = {**os.environ, READY_FD_ENV: str(write_end), STATUS_ENV: "1"}
+        if self.hosts_pools:
+            env[POOL_HOST_ENV] = str(self.pool_host_socket(generation))  # the host's name: php-cgi sockets
         if role == "pools":
             fds = []
             listen = ["--pool-host", "--listen", f"unix:{self.pool_host_socket(generation)}", "--access-log", "off"]
         else:
             fds = [sock.fileno() for sock in self.sockets]
             listen = [arg for fd in fds for arg in ("--listen", f"fd:{fd}")]
-            if self.hosts_pools:
-                env[POOL_HOST_ENV] = str(self.pool_host_socket(generation))
             if settings.max_requests:
                 env[MAX_REQUESTS_ENV] = str(settings.max_requests + random.randint(0, settings.max_requests_jitter))
         process = subprocess.Popen(

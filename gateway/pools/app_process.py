@@ -21,12 +21,13 @@ import signal
 import time
 from pathlib import Path
 
+from gateway.pools.options import POOL_HOST_ENV
 from gateway.processes import die_with_parent, exit_description, rss_of
 from gateway.supervisor import MAX_REQUESTS_ENV, READY_FD_ENV, STATUS_ENV
 
 logger = logging.getLogger("gateway.pools")
 STOP_GRACE = 10.0
-WORKER_ENV = (READY_FD_ENV, MAX_REQUESTS_ENV, STATUS_ENV)
+WORKER_ENV = (READY_FD_ENV, MAX_REQUESTS_ENV, STATUS_ENV, POOL_HOST_ENV)
 
 
 class StartFailed(Exception):

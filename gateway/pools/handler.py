@@ -147,6 +147,10 @@ class IsolatedHandler:
     def status(self) -> dict[str, object]:
         return self.pool.status() if self.pool is not None else {}
 
+    def serving(self) -> bool:
+        """For the health handler: a pool that keeps processes (min ≥ 1) has one ready."""
+        return self.pool is not None and (self.isolation.pool.min == 0 or self.pool.serving())
+
 
 class RemotePoolHandler:
     """An isolated route in a worker of a supervisor: its pool lives in the generation's pool host (host.py)."""
@@ -155,6 +159,7 @@ class RemotePoolHandler:
 
     def __init__(self, route: RouteConfig, context: HandlerContext, config: Config, host_socket: str) -> None:
         self.route = route
+        self.host_socket = host_socket
         proxy = ProxyOptions(
             preserve_host=True, read_timeout=config.limits.request_timeout, keepalive=HOST_CONNECTIONS, max_fails=0
         )
@@ -163,6 +168,10 @@ class RemotePoolHandler:
 
     def problems(self) -> list[tuple[str, str]]:
         return []  # the pool host checked the route before this worker started
+
+    def serving(self) -> bool:
+        """For the health handler: the pool host is there (its pools started before this worker did)."""
+        return Path(self.host_socket).exists()
 
     def app(self) -> ASGIApp:
         return self.client.forward

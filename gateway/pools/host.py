@@ -1,4 +1,4 @@
-"""The pool host: with several workers, one process per generation owns every isolated route's pool.
+"""The pool host: with several workers, one process per generation owns every isolated route's pool and php-cgi.
 
 Workers share the pools rather than each running its own, so `pool.max`
 is the whole gateway's and the queue and least-busy choice see every
@@ -8,7 +8,9 @@ serves (gateway/supervisor.py); each worker reaches it over one Unix socket
 (GATEWAY_POOL_HOST) through RemotePoolHandler, naming the route in its
 gateway-scope field. The host restores the scope from that field and
 hands the request to the route's AppPool, which sends it on to an app
-process with a gateway-scope of its own.
+process with a gateway-scope of its own. It runs each PHP site's php-cgi
+too: the workers find its socket by the host's name (_php_pool.owner_tag)
+and speak FastCGI to it directly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from gateway.config.schema import Config
 from gateway.errors import ConfigError, StartupError
 from gateway.pools.handler import IsolatedHandler
 from gateway.pools.scope_header import apply_scope_header
+from gateway.registry import handler_class
 from gateway.routing.paths import PathMatcher
 from gateway.stages.errors import plain_response
 from gateway.types import Handler, HandlerContext, Receive, Scope, Send
@@ -29,12 +32,13 @@ logger = logging.getLogger("gateway.error")
 class PoolHost:
     """The ASGI app of a pool host: requests from workers, dispatched by route to their pools."""
 
-    def __init__(self, pools: dict[str, IsolatedHandler]) -> None:
+    def __init__(self, pools: dict[str, IsolatedHandler], php: dict[str, Handler] | None = None) -> None:
         self.pools = pools
+        self.php = php or {}
 
     def handlers(self) -> list[tuple[str, Handler]]:
-        """For `gateway status` (server.handler_statuses), as the router lists its handlers."""
-        return [(where, handler) for where, handler in self.pools.items()]
+        """Every handler this process starts: for lifespan and `gateway status` (server.handler_statuses)."""
+        return [*self.pools.items(), *self.php.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -51,9 +55,9 @@ class PoolHost:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()
-        started: list[IsolatedHandler] = []
+        started: list[Handler] = []
         try:
-            for handler in self.pools.values():
+            for _, handler in self.handlers():
                 await handler.startup()
                 started.append(handler)
         except (StartupError, OSError, RuntimeError) as exc:
@@ -67,26 +71,33 @@ class PoolHost:
                 try:
                     await handler.aclose()
                 except Exception:
-                    logger.exception("error while stopping %s", handler.route.where)
+                    logger.exception("error while stopping a pool")
             await send({"type": "lifespan.shutdown.complete"})
 
 
 def pool_host_app(config: Config) -> PoolHost:
-    """An IsolatedHandler (with its pool) for each isolated route; ConfigError for their problems."""
+    """An IsolatedHandler (with its pool) for each isolated route, a PhpHandler running php-cgi for each
+    PHP route (the workers talk FastCGI to it themselves); ConfigError for their problems."""
     pools: dict[str, IsolatedHandler] = {}
+    php: dict[str, Handler] = {}
     problems: list[tuple[str, str, str]] = []
     for vhost in config.vhosts:
         label = f"{vhost.where} ({vhost.names[0] if vhost.names else 'no name'})"
         for route in vhost.routes:
-            if not route.isolation.isolated:
+            if not route.isolation.isolated and route.handler != "php":
                 continue
             where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
             context = HandlerContext(config.config_dir, where, PathMatcher(route.path).mount, config.runtime_path)
             context.limits = config.limits
-            handler = IsolatedHandler(route, context, config)
+            handler: Handler
+            if route.handler == "php":
+                handler = handler_class("php")(route.options, context)
+                handler.runs_php = True  # type: ignore[attr-defined]
+                php[route.where] = handler
+            else:
+                handler = pools[route.where] = IsolatedHandler(route, context, config)
             problems += [(vhost.source, f"{route.where}.{key}", text) for key, text in handler.problems()]
             handler.app()
-            pools[route.where] = handler
     if problems:
         raise ConfigError(problems)
-    return PoolHost(pools)
+    return PoolHost(pools, php)

@@ -331,6 +331,9 @@ class AppPool:
             task.cancel()
         await self.client.aclose()
 
+    def serving(self) -> bool:
+        return any(process.state == "ready" for process in self.processes)
+
     def status(self) -> dict[str, object]:
         return {
             "kind": "app pool",

@@ -360,3 +360,45 @@ def test_a_killed_pool_host_is_restarted(tmp_path: Path) -> None:
                 return http.get("/app", headers=HOST).status_code == 200
 
         wait_until(serves, 15, "a new pool host serves the route")
+
+
+def test_a_process_that_dies_mid_response_cuts_that_response(tmp_path: Path) -> None:
+    with run_gateway(config_text=echo_config("tests.support.apps:stream", "{ min = 1, max = 1 }")) as gateway:
+        document = status_of(gateway)
+        app_pid = document["processes"][0]["pid"]
+        with gateway.connect() as sock:
+            sock.sendall(b"GET /app?n=50&size=100&delay=0.1 HTTP/1.1\r\nHost: iso.test\r\n\r\n")
+            sock.settimeout(5)
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200"), first
+            os.kill(app_pid, signal.SIGKILL)
+            received = first
+            while chunk := sock.recv(65536):
+                received += chunk
+        assert not received.endswith(b"0\r\n\r\n"), "a cut response never looks complete"
+        with httpx.Client(base_url=gateway.url) as http:
+            assert http.get("/app?n=1", headers=HOST).status_code == 200, "the next request gets a new process"
+
+
+def test_a_process_that_does_not_start_in_time_is_failed(tmp_path: Path) -> None:
+    app = "tests.e2e.pool_apps.apps:interpreter"
+    slow = 'env = { POOL_TEST_SLOW_IMPORT = "30" }'
+    with run_gateway(config_text=echo_config(app, "{ min = 0, max = 1, start_timeout = 1 }", slow)) as gateway:
+        with httpx.Client(base_url=gateway.url, timeout=10) as http:
+            response = http.get("/app", headers=HOST)
+        assert response.status_code == 502
+        assert "did not start serving within 1s (pool.start_timeout)" in gateway.stderr()
+
+
+def test_health_waits_for_a_pool_with_no_process_serving(tmp_path: Path) -> None:
+    marker = tmp_path / "slow-now"
+    text = echo_config("tests.e2e.pool_apps.apps:interpreter", extra=f'env = {{ POOL_TEST_SLOW_IF = "{marker}" }}')
+    text += '  [[vhost.route]]\n  path = "=/_gateway/health"\n  handler = "health"\n'
+    with run_gateway(config_text=text) as gateway, httpx.Client(base_url=gateway.url) as http:
+        assert http.get("/_gateway/health", headers=HOST).json() == {"status": "ready"}
+        marker.write_text("")
+        app_pid = http.get("/app", headers=HOST).json()["pid"]
+        os.kill(app_pid, signal.SIGKILL)
+        wait_until(lambda: http.get("/_gateway/health", headers=HOST).status_code == 503, 5, "health says waiting")
+        waiting = http.get("/_gateway/health", headers=HOST).json()["waiting_for"]
+        assert waiting == ["app pool of vhost[0].route[0] (no process serving)"]

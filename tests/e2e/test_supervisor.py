@@ -6,6 +6,7 @@ which says which pid answered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -268,3 +269,47 @@ def test_status_of_a_single_process_and_of_nothing(tmp_path: Path) -> None:
         assert reload.returncode == 2 and "single process, which does not reload" in reload.stderr
     gone = gateway_command("status", config_file)
     assert gone.returncode == 2 and "no gateway is running" in gone.stderr
+
+
+def php_masters(parent: int) -> list[int]:
+    """php-cgi processes whose parent is `parent` (masters; their children have the master as parent)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat_fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                if int(stat_fields[1]) == parent and "php-cgi" in (entry / "comm").read_text():
+                    found.append(int(entry.name))
+    return found
+
+
+def test_the_pool_host_runs_one_php_cgi_for_every_worker(tmp_path: Path) -> None:
+    site = Path(__file__).parent / "php_site"
+    text = (
+        config(tmp_path)
+        + f"""
+[[vhost]]
+names = ["php.test"]
+  [[vhost.route]]
+  path = "/_health"
+  handler = "health"
+  [[vhost.route]]
+  path = "/"
+  handler = "php"
+  root = "{site}"
+  pool = {{ max = 2 }}
+"""
+    )
+    with run_gateway(config_text=text) as gateway:
+        workers = pids_answering(gateway, 30)
+        for _ in range(10):
+            with httpx.Client(base_url=gateway.url) as http:
+                assert http.get("/pid.php", headers={"host": "php.test"}).status_code == 200
+                assert http.get("/_health", headers={"host": "php.test"}).json() == {"status": "ready"}
+        time.sleep(1.2)  # status reports come once a second
+        document = json.loads(gateway_command("status", str(gateway.workdir / "gateway.toml"), "--json").stdout)
+        host = next(worker for worker in document["workers"] if worker["role"] == "pools")
+        assert len(workers) == 2 and host["pid"] not in workers
+        assert [pool["kind"] for pool in host["pools"]] == ["php-cgi"]
+        assert php_masters(host["pid"]) == [host["pools"][0]["pid"]], "one php-cgi, the pool host's"
+        assert all(php_masters(pid) == [] for pid in workers), "the workers run none of their own"

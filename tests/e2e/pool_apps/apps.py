@@ -40,3 +40,14 @@ async def interpreter(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 if os.environ.get("POOL_TEST_FAIL_IMPORT"):
     raise ImportError("this app refuses to load (POOL_TEST_FAIL_IMPORT is set)")
+
+
+if os.environ.get("POOL_TEST_SLOW_IMPORT"):
+    import time
+
+    time.sleep(float(os.environ["POOL_TEST_SLOW_IMPORT"]))  # an app whose start outlasts pool.start_timeout
+
+if os.environ.get("POOL_TEST_SLOW_IF") and Path(os.environ["POOL_TEST_SLOW_IF"]).exists():
+    import time
+
+    time.sleep(30)  # a replacement that takes its time, for the health handler's test
