@@ -170,7 +170,13 @@ class StaticFiles:
             if not isinstance(looked, File):
                 return None
             found = looked
-        rep, inm, ims, ranges, _ = _conditions(found, scope["headers"])
+        headers = scope["headers"]
+        for name, _ in headers:
+            if name in _WANTED:
+                break
+        else:  # no validator, range or coding asked for: the usual request
+            return found.identity.whole
+        rep, inm, ims, ranges, _ = _conditions(found, headers)
         if (inm is not None or ims is not None) and not_modified(inm, ims, rep.etag, rep.last_modified, rep.mtime):
             return rep.whole_not_modified
         if ranges is not None and method == "GET":

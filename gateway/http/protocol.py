@@ -152,7 +152,6 @@ class HttpProtocol(asyncio.Protocol):
         if self.app is self.state.unavailable_app:
             keep_alive = False
         now = self.loop.time()
-        scope["state"] = self.state.lifespan_state.copy()
         cycle = RequestCycle(self, scope, keep_alive, parser.expect_continue, has_body, now)
         if parser.content_length:
             cycle.content_length = parser.content_length
@@ -252,6 +251,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _start(self, cycle: RequestCycle) -> None:
         self.cycle = cycle
+        cycle.scope["state"] = self.state.lifespan_state.copy()  # here: an answer at once needs none
         cycle.task = self.loop.create_task(cycle.run(self.app))
 
     def on_response_complete(self, cycle: RequestCycle) -> None:

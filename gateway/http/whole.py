@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.error")
 _KEEP_ALIVE_1_0 = b"connection: keep-alive\r\n\r\n"
 _CLOSE = b"connection: close\r\n\r\n"
+_OK = STATUS_LINES[200]
 
 
 def answer(protocol: HttpProtocol, cycle: RequestCycle) -> bool:
@@ -52,20 +53,21 @@ def answer(protocol: HttpProtocol, cycle: RequestCycle) -> bool:
     if found is None:
         return False
     status, fields, body = found
-    if not cycle.keep_alive:
-        end = _CLOSE
-    elif cycle.scope["http_version"] == "1.0":
-        end = _KEEP_ALIVE_1_0
-    else:
-        end = b"\r\n"
-    head = (STATUS_LINES.get(status) or status_line(status)) + protocol.common.block + fields + end
+    end = _CLOSE
+    if cycle.keep_alive:
+        end = b"\r\n" if cycle.scope["http_version"] == "1.1" else _KEEP_ALIVE_1_0
     cycle.status = status
     cycle.response_started = cycle.response_complete = True
-    if cycle.is_head or status in NO_BODY_STATUSES or status < 200:
-        protocol.transport.write(head)
-    else:
-        protocol.transport.write(head + body)
+    if status == 200 and not cycle.is_head:
+        protocol.transport.write(b"".join((_OK, protocol.common.block, fields, end, body)))
         cycle.sent = len(body)
+    else:
+        line = STATUS_LINES.get(status) or status_line(status)
+        if cycle.is_head or status in NO_BODY_STATUSES or status < 200:
+            protocol.transport.write(line + protocol.common.block + fields + end)
+        else:
+            protocol.transport.write(b"".join((line, protocol.common.block, fields, end, body)))
+            cycle.sent = len(body)
     protocol.cycle = cycle
     protocol.answered = cycle
     return True
