@@ -36,6 +36,7 @@ class IsolatedHandler:
     """A route whose app runs in a pool of processes of its own."""
 
     Options: ClassVar[type[Any]] = IsolationOptions
+    isolated = True  # for `gateway routes` and check's Django warning (reports.py)
 
     def __init__(self, route: RouteConfig, context: HandlerContext, config: Config) -> None:
         self.route = route
@@ -43,6 +44,11 @@ class IsolatedHandler:
         self.config = config
         self.isolation = route.isolation
         self.pool: AppPool | None = None
+
+    @property
+    def options(self) -> Any:
+        """The app's own options (app, pythonpath, threads...), as `gateway routes` shows them."""
+        return self.route.options
 
     @property
     def python(self) -> str:
@@ -156,9 +162,11 @@ class RemotePoolHandler:
     """An isolated route in a worker of a supervisor: its pool lives in the generation's pool host (host.py)."""
 
     Options: ClassVar[type[Any]] = IsolationOptions
+    isolated = True
 
     def __init__(self, route: RouteConfig, context: HandlerContext, config: Config, host_socket: str) -> None:
         self.route = route
+        self.options = route.options
         self.host_socket = host_socket
         proxy = ProxyOptions(
             preserve_host=True, read_timeout=config.limits.request_timeout, keepalive=HOST_CONNECTIONS, max_fails=0

@@ -28,7 +28,16 @@ def route_line(index: int, route: Route) -> str:
     kind = route.matcher.describe()
     shown = _shown_stages(route)
     stages = f" after {', '.join(shown)}" if shown else ""
-    return f"  route {index} '{route.matcher.spec}' ({kind}){methods} → {route.handler_name}{_options(route)}{stages}"
+    line = f"  route {index} '{route.matcher.spec}' ({kind}){methods} → {route.handler_name}{_options(route)}"
+    return line + _isolation(route) + stages
+
+
+def _isolation(route: Route) -> str:
+    handler: Any = route.handler
+    if not getattr(handler, "isolated", False):
+        return ""
+    pool = handler.route.isolation.pool
+    return f" in its own processes (pool min {pool.min}, max {pool.max})"
 
 
 def _options(route: Route) -> str:
@@ -164,6 +173,8 @@ def _django_projects(router: Router) -> dict[str, str]:
     """Module files that set DJANGO_SETTINGS_MODULE, by the app they belong to (read, not imported)."""
     projects: dict[str, str] = {}
     for where, handler in router.handlers():
+        if getattr(handler, "isolated", False):
+            continue  # its app runs in processes of its own
         spec_text = getattr(getattr(handler, "options", None), "app", "")
         module = str(spec_text).partition(":")[0]
         if not module:
