@@ -293,7 +293,7 @@ def test_status_shows_the_pool(tmp_path: Path) -> None:
         assert "pool vhost[0].route[0] (asgi tests.support.apps:echo): 1 of max 2 processes, 0 queued" in table.stdout
         assert f"{app_pid}  ready" in table.stdout
         routes = gateway_command("routes", str(gateway.workdir / "gateway.toml"))
-        assert "→ asgi (app = \"tests.support.apps:echo\") in its own processes (pool min 1, max 2)" in routes.stdout
+        assert '→ asgi (app = "tests.support.apps:echo") in its own processes (pool min 1, max 2)' in routes.stdout
 
 
 WORKERS_CONFIG = """
