@@ -62,6 +62,7 @@ class Vhost:
     access_log: AccessLog | NullAccessLog | None = None  # opened at startup
     rewrites: tuple[Rule, ...] = ()  # the vhost's rewrite rules, applied before its routes are matched
     error_pages: ErrorPages | None = None
+    answers_now: bool = False  # a route may answer at once (FastRouter): no rewrites or error pages in the way
 
 
 class Router:
@@ -120,33 +121,6 @@ class Router:
         else:
             await plain_response(send, 404, "404 Not Found\nNothing is served at this path.\n")
 
-    def gateway_respond_now(self, scope: Scope) -> Whole | None:
-        """The matched route's synchronous answer (gateway/http/whole.py), when nothing in between acts.
-
-        Only for a plain route of a vhost without rewrites or error pages, with
-        no trusted proxies to apply: there the scope reaches the handler as is.
-        None otherwise, leaving the scope untouched for __call__.
-        """
-        if self.forwarded is not None:
-            return None
-        vhost = self.vhost_for(scope["headers"])
-        if vhost.rewrites or vhost.error_pages is not None:
-            return None
-        path = scope["path"]
-        for route in vhost.routes:
-            found = route.matcher.match(path)
-            if not found:
-                continue
-            if found is not True or route.respond_now is None:
-                return None
-            if route.methods is not None and scope["method"] not in route.methods:
-                return None
-            answer = route.respond_now(scope)
-            if answer is not None and vhost.access_log is not None:
-                scope[VHOST_LOG_KEY] = vhost.access_log
-            return answer
-        return None
-
     def vhost_for(self, headers: list[tuple[bytes, bytes]]) -> Vhost:
         """The vhost for a request's Host header (cached by its raw bytes)."""
         raw = b""
@@ -195,6 +169,36 @@ class Router:
                 logger.exception("Error while stopping a handler")
 
 
+class FastRouter(Router):
+    """A Router with routes that can answer at once: only such configs pay for trying them first."""
+
+    def gateway_respond_now(self, scope: Scope) -> Whole | None:
+        """The matched route's synchronous answer (gateway/http/whole.py), when nothing in between acts.
+
+        Only for a plain route of a vhost without rewrites or error pages (with
+        no trusted proxies to apply, build_router makes no FastRouter): there
+        the scope reaches the handler as is. None otherwise, leaving the scope
+        untouched for __call__.
+        """
+        vhost = self.vhost_for(scope["headers"])
+        if not vhost.answers_now:
+            return None
+        path = scope["path"]
+        for route in vhost.routes:
+            found = route.matcher.match(path)
+            if not found:
+                continue
+            if found is not True or route.respond_now is None:
+                return None
+            if route.methods is not None and scope["method"] not in route.methods:
+                return None
+            answer = route.respond_now(scope)
+            if answer is not None and vhost.access_log is not None:
+                scope[VHOST_LOG_KEY] = vhost.access_log
+            return answer
+        return None
+
+
 def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
     """The router for a config, and every problem its handlers report (roots, imports)."""
     problems: list[tuple[str, str, str]] = []
@@ -207,7 +211,12 @@ def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
         for name in vhost.names:
             table.add(name, vhost)  # the first vhost keeps a name; report.warnings() says so
     forwarded = forwarded_rewriter(config.server.trusted_proxies)
-    router = Router(vhosts, table, config.server.access_log_format, forwarded)
+    for vhost in vhosts:
+        vhost.answers_now = (
+            not vhost.rewrites and vhost.error_pages is None and any(r.respond_now for r in vhost.routes)
+        )
+    fast = forwarded is None and any(vhost.answers_now for vhost in vhosts)
+    router = (FastRouter if fast else Router)(vhosts, table, config.server.access_log_format, forwarded)
     for vhost in vhosts:
         for route in vhost.routes:
             if route.context is not None:

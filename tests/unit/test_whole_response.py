@@ -17,7 +17,7 @@ from gateway.config.schema import Limits
 from gateway.http.protocol import HttpProtocol
 from gateway.http.state import ServerState
 from gateway.logs import NullAccessLog
-from gateway.routing.router import Router
+from gateway.routing.router import FastRouter, Router
 from gateway.runner import resolve
 from gateway.types import Message, Scope
 
@@ -44,14 +44,31 @@ names = ["staged"]
 
 
 @pytest.fixture
-def router(tmp_path: Path) -> Router:
+def router(tmp_path: Path) -> FastRouter:
     (tmp_path / "hello.txt").write_bytes(b"hello\n")
     (tmp_path / "big.bin").write_bytes(b"x" * (65 * 1024))
     config = tmp_path / "gateway.toml"
     config.write_text(CONFIG.format(root=tmp_path))
     app = resolve([str(config)])[1]
-    assert isinstance(app, Router)
+    assert isinstance(app, FastRouter)
     return app
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        '[server]\ntrusted_proxies = ["10.0.0.1"]\n',  # the client address is rewritten first
+        "",  # below: no static route at all
+    ],
+)
+def test_a_config_without_routes_that_answer_at_once_does_not_try(tmp_path: Path, extra: str) -> None:
+    """Every request of such a config would pay for a lookup that never answers."""
+    route = 'handler = "static"\n  root = "."' if extra else 'handler = "redirect"\n  to = "https://example.com/"'
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'{extra}[[vhost]]\nnames = ["a"]\n  [[vhost.route]]\n  path = "/"\n  {route}\n')
+    app = resolve([str(config)])[1]
+    assert type(app) is Router
+    assert getattr(app, "gateway_respond_now", None) is None
 
 
 def scope_for(host: str, path: str, method: str = "GET", headers: list[tuple[bytes, bytes]] | None = None) -> Scope:
@@ -70,7 +87,7 @@ def scope_for(host: str, path: str, method: str = "GET", headers: list[tuple[byt
     }
 
 
-def through_asgi(router: Router, scope: Scope) -> list[Message]:
+def through_asgi(router: FastRouter, scope: Scope) -> list[Message]:
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -83,7 +100,7 @@ def through_asgi(router: Router, scope: Scope) -> list[Message]:
     return sent
 
 
-def test_a_cached_small_file_of_a_plain_route_is_answered_at_once(router: Router) -> None:
+def test_a_cached_small_file_of_a_plain_route_is_answered_at_once(router: FastRouter) -> None:
     assert router.gateway_respond_now(scope_for("fast", "/hello.txt")) is None  # not cached yet
     through_asgi(router, scope_for("fast", "/hello.txt"))
     status, fields, body = router.gateway_respond_now(scope_for("fast", "/hello.txt")) or (0, b"", b"")
@@ -103,7 +120,7 @@ def test_a_cached_small_file_of_a_plain_route_is_answered_at_once(router: Router
     ],
 )
 def test_what_goes_the_asgi_way(
-    router: Router, host: str, path: str, method: str, headers: list[tuple[bytes, bytes]]
+    router: FastRouter, host: str, path: str, method: str, headers: list[tuple[bytes, bytes]]
 ) -> None:
     through_asgi(router, scope_for(host, path, "GET"))
     through_asgi(router, scope_for("fast", "/hello.txt", "GET"))
@@ -113,7 +130,7 @@ def test_what_goes_the_asgi_way(
     assert scope == before
 
 
-def test_a_conditional_request_gets_304_at_once(router: Router) -> None:
+def test_a_conditional_request_gets_304_at_once(router: FastRouter) -> None:
     messages = through_asgi(router, scope_for("fast", "/hello.txt"))
     etag = dict(messages[0]["headers"])[b"etag"]
     found = router.gateway_respond_now(scope_for("fast", "/hello.txt", headers=[(b"if-none-match", etag)]))
