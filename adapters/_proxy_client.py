@@ -21,6 +21,8 @@ A request's attempts:
   refused or timed-out connect;
 - when no upstream is left, the last failure answers: 502, 504 for a
   timeout, 503 when every upstream was at max_connections.
+A websocket scope is relayed message by message (_proxy_websocket.py), with
+the same choice of upstreams; other upgrades are refused with 501.
 Failures are logged with the upstream named; a client that leaves ends the
 request quietly.
 """
@@ -37,6 +39,7 @@ from adapters._proxy_health import HealthChecker
 from adapters._proxy_options import ProxyOptions
 from adapters._proxy_pool import ConnectionPool
 from adapters._proxy_upstreams import Balancer, Upstream, parse_address
+from adapters._proxy_websocket import relay_websocket
 from adapters._request_body import ClientGone
 from adapters._static_files import Reply
 from gateway.errors import ResponseAborted
@@ -48,7 +51,7 @@ REPLIES = {
     503: Reply(503, "Service Unavailable: the upstream servers are busy; try again.", ((b"retry-after", b"1"),)),
     504: Reply(504, "Gateway Timeout: the upstream server did not answer in time."),
 }
-UPGRADE_REFUSED = Reply(501, "Not Implemented: protocol upgrades (WebSocket) are not passed to upstreams.")
+UPGRADE_REFUSED = Reply(501, "Not Implemented: only WebSocket upgrades are passed to upstreams.")
 
 
 class ProxyClient:
@@ -104,14 +107,17 @@ class ProxyClient:
             upstream.pool.close()
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one request from an upstream (an ASGI app's signature)."""
-        if upgrade_requested(scope["headers"]):
+        """Answer one request, or relay one WebSocket, from an upstream (an ASGI app's signature)."""
+        if scope["type"] == "http" and upgrade_requested(scope["headers"]):
             await self.upgrade(scope, receive, send)
             return
         await self.forward_to(None, scope, receive, send)
 
     async def forward_to(self, first: Upstream | None, scope: Scope, receive: Receive, send: Send) -> None:
         """forward() with the first attempt on a chosen upstream (an app pool picks its process itself)."""
+        if scope["type"] == "websocket":
+            await relay_websocket(self, scope, receive, send, first)
+            return
         try:
             await self._forward(scope, receive, send, first)
         except ClientGone:
@@ -121,7 +127,7 @@ class ProxyClient:
             await REPLIES.get(exc.status, REPLIES[502]).send(send)
 
     async def upgrade(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A request to switch protocols: refused with 501, since upgraded connections are not relayed."""
+        """A request to switch to a protocol other than WebSocket (which the core turns into a websocket scope)."""
         await UPGRADE_REFUSED.send(send)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, first: Upstream | None = None) -> None:

@@ -5,7 +5,9 @@ Rules:
   HttpResponseParser, so a HEAD response (whose Content-Length the parser
   would wait for) ends at its head without leaving the parser mid-message.
 - 1xx responses are skipped (the core answers Expect itself); a 101 is a
-  malformed answer, since no Upgrade is ever sent.
+  malformed answer unless begin(upgrade=True) asked for one (a WebSocket
+  handshake): then it ends the exchange and every byte after it, in the
+  same read or later, waits in `pending` for the WebSocket relay.
 - A response with neither Content-Length nor chunked framing ends when the
   upstream closes (RFC 9112 §6.3, item 8); any other response cut by a close
   is an error.
@@ -90,6 +92,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_size = 0
         self._head_request = False
         self._skip_body = False
+        self._upgrade = False  # this exchange asked to switch protocols (a WebSocket handshake)
+        self.upgraded = False  # ... and the upstream agreed: the bytes that follow are the new protocol's
 
     # asyncio callbacks --------------------------------------------------------
 
@@ -102,6 +106,9 @@ class UpstreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         parser = self.parser
         if parser is None or self.complete:
+            if self.upgraded:
+                self._keep(data)
+                return
             self.keep_alive = False  # bytes beyond the response, or while idle: this connection is done
             if parser is None:
                 self.close()
@@ -110,10 +117,25 @@ class UpstreamConnection(asyncio.Protocol):
         self.last_active = self.loop.time()
         try:
             parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as exc:
+            if self._upgrade and self.head is not None and self.head.status == 101:
+                self.upgraded = self.complete = True
+                self._keep(data[exc.args[0] :])
+                return
             self._fail("a 101 Switching Protocols answer to a request that asked for no upgrade")
         except httptools.HttpParserError as exc:
             self._fail(str(exc.__context__ or exc))
+        if self.buffered > HIGH_WATER and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def _keep(self, data: bytes) -> None:
+        """Bytes of the upgraded protocol, for the relay's take(); reading pauses above HIGH_WATER."""
+        if data:
+            self.pending.append(data)
+            self.buffered += len(data)
+            self.last_active = self.loop.time()
         if self.buffered > HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
@@ -162,6 +184,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
+        if status == 101 and self._upgrade:
+            self.head = ResponseHead(101, self._fields, until_close=False)
+            return
         if status < 200:
             return  # 1xx: informational, skipped (a 101 raises HttpParserUpgrade right after)
         fields = self._fields
@@ -186,8 +211,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     # The exchange's side ------------------------------------------------------
 
-    def begin(self, head_request: bool) -> None:
-        """Get ready for the response to a new request."""
+    def begin(self, head_request: bool, upgrade: bool = False) -> None:
+        """Get ready for the response to a new request (one asking to switch protocols with upgrade)."""
         if self.idle_timer is not None:
             self.idle_timer.cancel()
             self.idle_timer = None
@@ -195,6 +220,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head = None
         self.complete = self.received_any = self.keep_alive = self._skip_body = False
         self._head_request = head_request
+        self._upgrade = upgrade
         self.uses += 1
         self.last_active = self.loop.time()
 
@@ -258,6 +284,10 @@ class UpstreamConnection(asyncio.Protocol):
     def _fail(self, reason: str) -> None:
         self.error = reason
         self.close()
+
+    def wake(self) -> None:
+        """Wake the reader in wait() without news from the upstream (a WebSocket's client left)."""
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self.waiter

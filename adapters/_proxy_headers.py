@@ -49,6 +49,10 @@ _REQUEST_DROPPED = HOP_BY_HOP | {
     b"via",
 }
 _RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
+# A WebSocket handshake's fields that belong to one hop: the proxy writes its own upstream.
+_WEBSOCKET_OWN = frozenset(
+    {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-accept"}
+)
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 §9.2.2
 
@@ -103,6 +107,27 @@ class RequestHeads:
         parts.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
         return b"".join(parts), RequestFraming(None if chunked else length, chunked)
 
+    def build_websocket(self, scope: Scope, upstream_host: bytes, key: bytes) -> bytes:
+        """The handshake for the upstream from a websocket scope: the client's fields and subprotocols,
+        the forwarding fields, our own key and version, no extension offered (compression is per hop)."""
+        headers: Headers = scope["headers"]
+        named = connection_named(headers)
+        host = b""
+        appended: dict[bytes, list[bytes]] = {b"x-forwarded-for": [], b"forwarded": [], b"via": []}
+        parts = [b"GET ", self.target(scope), b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            if name not in _REQUEST_DROPPED and name not in named and name not in _WEBSOCKET_OWN:
+                parts += (name, b": ", value, b"\r\n")
+            elif name == b"host":
+                host = value
+            elif name in appended:
+                appended[name].append(value)
+        as_http = {**scope, "scheme": "https" if scope.get("scheme") == "wss" else "http"}  # X-Forwarded-Proto
+        parts += self._added(as_http, host if self.preserve_host and host else upstream_host, appended, host)
+        parts += (b"connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n", b"sec-websocket-key: ")
+        parts += (key, b"\r\n\r\n")
+        return b"".join(parts)
+
     def _added(self, scope: Scope, sent_host: bytes, appended: dict[bytes, list[bytes]], host: bytes) -> list[bytes]:
         """Host and the forwarding fields; host is the client's Host ("" when it sent none)."""
         client = scope.get("client")
@@ -148,6 +173,15 @@ def response_headers(fields: Headers) -> Headers:
     """The upstream's response headers as the client gets them."""
     named = connection_named(fields)
     return [(name, value) for name, value in fields if name not in _RESPONSE_DROPPED and name not in named]
+
+
+def accept_headers(fields: Headers) -> Headers:
+    """The headers of an upstream's 101 the client's own 101 carries (the handshake's fields are the core's)."""
+    return [
+        (name, value)
+        for name, value in response_headers(fields)
+        if name not in _WEBSOCKET_OWN and name != b"sec-websocket-protocol"
+    ]
 
 
 def upgrade_requested(headers: Headers) -> bool:

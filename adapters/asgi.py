@@ -51,6 +51,7 @@ class AsgiHandler:
     """An in-process ASGI app, mounted at the route's prefix (root_path)."""
 
     Options = AsgiOptions
+    websocket = True  # its app takes websocket scopes (the router refuses handshakes elsewhere)
 
     def __init__(self, options: AsgiOptions, context: HandlerContext) -> None:
         self.options = options

@@ -24,6 +24,7 @@ class ProxyHandler:
     """A reverse proxy route."""
 
     Options: Any = ProxyOptions
+    websocket = True  # its app takes websocket scopes (the router refuses handshakes elsewhere)
 
     def __init__(self, options: ProxyOptions, context: HandlerContext) -> None:
         self.options = options

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from gateway.errors import StartupError
-from gateway.types import ASGIApp, Message
+from gateway.types import ASGIApp, Handler, Message, Receive, Send
 
 logger = logging.getLogger("gateway.error")
 
@@ -82,3 +83,44 @@ class Lifespan:
             self.shutdown_done.set()
         else:
             raise RuntimeError(f"Unexpected ASGI message type {kind!r} during lifespan.")
+
+
+# The other side: an app made of handlers (the router, a pool host, an app process) answering lifespan.
+
+STARTUP_ERRORS = (StartupError, OSError, RuntimeError)
+
+
+async def start_handlers(handlers: Iterable[Handler]) -> list[Handler]:
+    """startup() each handler in order; when one fails, those started are closed again and the error raised."""
+    started: list[Handler] = []
+    try:
+        for handler in handlers:
+            await handler.startup()
+            started.append(handler)
+    except STARTUP_ERRORS:
+        await close_handlers(started)
+        raise
+    return started
+
+
+async def close_handlers(handlers: list[Handler]) -> None:
+    """aclose() each handler in reverse order; one that fails is logged and the others still close."""
+    for handler in reversed(handlers):
+        try:
+            await handler.aclose()
+        except Exception:
+            logger.exception("Error while stopping a handler")
+
+
+async def handlers_lifespan(handlers: Iterable[Handler], receive: Receive, send: Send) -> None:
+    """The whole lifespan exchange for an app whose startup and shutdown are its handlers'."""
+    await receive()
+    try:
+        started = await start_handlers(handlers)
+    except STARTUP_ERRORS as exc:
+        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+        return
+    await send({"type": "lifespan.startup.complete"})
+    if (await receive())["type"] == "lifespan.shutdown":
+        await close_handlers(started)
+        await send({"type": "lifespan.shutdown.complete"})

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
     from gateway.http.protocol import HttpProtocol
+    from gateway.http.websocket import WebSocketConnection
 
 ERROR_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 VHOST_LOG_KEY = "gateway.access_log"  # set by the router when a vhost has its own access_log
@@ -58,7 +59,7 @@ class AccessLog:
             return cls(sys.stdout, fmt)
         return cls(open(target, "a", encoding="utf-8", buffering=65536), fmt, close=True)
 
-    def log(self, protocol: HttpProtocol, cycle: RequestCycle) -> None:
+    def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None:
         scope = cycle.scope
         own = scope.get(VHOST_LOG_KEY)
         if own is not None and own is not self:
@@ -81,7 +82,7 @@ class AccessLog:
         self._write(
             protocol,
             client[0] if client else "-",
-            scope["method"],
+            scope.get("method", "GET"),  # a websocket scope has none: its handshake was a GET
             target,
             f"HTTP/{scope['http_version']}",
             cycle.status,
@@ -156,7 +157,7 @@ class AccessLog:
 class NullAccessLog:
     """access_log = "off"."""
 
-    def log(self, protocol: HttpProtocol, cycle: RequestCycle) -> None:
+    def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None:
         own = cycle.scope.get(VHOST_LOG_KEY)
         if own is not None and own is not self:
             own.log(protocol, cycle)

@@ -23,6 +23,7 @@ from gateway.config.schema import Config
 from gateway.errors import StartupError
 from gateway.http.protocol import HttpProtocol
 from gateway.http.state import ServerState
+from gateway.http.ws_settings import WebSocketSettings
 from gateway.lifespan import Lifespan
 from gateway.listeners import bind, describe
 from gateway.logs import AccessLog
@@ -77,6 +78,7 @@ class Server:
         self._install_signal_handlers(loop)
         access_log = AccessLog.open(settings.access_log, settings.access_log_format)
         state = ServerState(self.app, self.config.limits, loop, access_log, settings.server_header)
+        state.websocket = WebSocketSettings.of(settings, self.config.limits)
         lifespan = Lifespan(self.app, state.lifespan_state)
         try:
             await lifespan.startup()

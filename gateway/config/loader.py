@@ -102,6 +102,10 @@ def _check_server(server: ServerSettings, problems: Problems) -> None:
         problems.add("server.listen", 'expected at least one address, as in ["127.0.0.1:8080"]')
     for key, message in check_trusted_proxies(server.trusted_proxies):
         problems.add(f"server.{key}", message)
+    if server.ws_max_message_size < 1:
+        problems.add("server.ws_max_message_size", 'must be at least 1 byte, as in "16MiB"')
+    if server.ws_ping_interval and not server.ws_ping_timeout:
+        problems.add("server.ws_ping_timeout", "must be more than 0 while ws_ping_interval is set (0 turns pings off)")
 
 
 def _substitute(value: Any, path: str, problems: Problems) -> Any:

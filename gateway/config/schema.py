@@ -86,6 +86,21 @@ class ServerSettings:
         default=(),
         metadata=_doc("addresses/CIDR blocks whose Forwarded and X-Forwarded-For/-Proto headers are believed"),
     )
+    ws_max_message_size: int = field(
+        default=16 * MiB, metadata=_size("bytes in one incoming WebSocket message; beyond, closed with 1009")
+    )
+    ws_ping_interval: float = field(
+        default=20.0, metadata=_secs("seconds between pings to an open WebSocket's client; 0 = none")
+    )
+    ws_ping_timeout: float = field(
+        default=20.0, metadata=_secs("seconds a client has to answer a ping; beyond, the connection is dropped")
+    )
+    ws_idle_timeout: float = field(
+        default=0.0, metadata=_secs("seconds without a message either way before a WebSocket is closed; 0 = never")
+    )
+    ws_per_message_deflate: bool = field(
+        default=True, metadata=_doc("accept a client's offer of permessage-deflate compression")
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,8 @@ class RequestSink(Protocol):
     def on_request(self, scope: Scope, parser: RequestParser) -> None: ...
     def on_body(self, chunk: bytes) -> None: ...
     def on_request_end(self) -> None: ...
+    def on_upgrade_request(self, scope: Scope, parser: RequestParser) -> None: ...
+    def on_upgrade_data(self, data: bytes) -> None: ...
 
 
 class RequestParser:
@@ -133,10 +135,10 @@ class RequestParser:
         except httptools.HttpParserCallbackError as exc:
             # httptools wraps what our callbacks raise; unwrap our refusals.
             raise _unwrap(exc) from None
-        except httptools.HttpParserUpgrade:
-            # httptools stops after a request carrying Upgrade and cannot resume:
-            # it was served as plain HTTP with keep_alive off (WebSockets come later).
-            pass
+        except httptools.HttpParserUpgrade as exc:
+            # httptools stops after a request carrying Upgrade and cannot resume: what
+            # follows is the new protocol's (a WebSocket's frames), or is ignored.
+            self.sink.on_upgrade_data(data[exc.args[0] :])
         except httptools.HttpParserError as exc:
             raise HttpError(400, _describe(exc)) from exc
         if self.in_head:
@@ -272,7 +274,8 @@ class RequestParser:
             raise HttpError(400, "Transfer-Encoding is not allowed in HTTP/1.0.")
         if self.content_length is not None and self.content_length > self._max_body:
             raise HttpError(413, "The request body is larger than this server accepts.")
-        self.keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
+        upgrade = parser.should_upgrade()
+        self.keep_alive = not upgrade and parser.should_keep_alive()
         scope = self.template.copy()
         scope["http_version"] = version
         scope["method"] = method
@@ -295,7 +298,10 @@ class RequestParser:
         scope["raw_path"] = raw_path
         scope["query_string"] = query
         scope["headers"] = self._headers
-        self.sink.on_request(scope, self)
+        if upgrade:
+            self.sink.on_upgrade_request(scope, self)
+        else:
+            self.sink.on_request(scope, self)
 
     def _other_target(self, url: bytes, method: str, scope: Scope) -> tuple[bytes, bytes]:
         """Targets other than a plain origin-form path (RFC 9112 §3.2)."""

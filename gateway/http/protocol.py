@@ -27,6 +27,8 @@ from gateway.http import whole
 from gateway.http.cycle import RequestCycle
 from gateway.http.parser import RequestParser
 from gateway.http.responses import error_response
+from gateway.http.websocket import WebSocketConnection, take_over
+from gateway.http.ws_handshake import websocket_requested
 from gateway.types import Scope
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closed = False
         self.client_ip = ""
         self.stopping = False  # the server is stopping: serve what arrives now, then close
+        self.upgraded: WebSocketConnection | None = None  # the protocol the connection was handed to
 
     # Connection lifecycle -------------------------------------------------
 
@@ -170,6 +173,25 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self.pipeline.append(cycle)
             self.pause_reading()
+
+    def on_upgrade_request(self, scope: Scope, parser: RequestParser) -> None:
+        """Parser callback: a head asking to switch protocols. WebSocket is spoken; others get plain HTTP."""
+        if not websocket_requested(scope["headers"]):
+            self.on_request(scope, parser)
+        elif self.cycle is not None or self.pipeline:
+            self.refuse(HttpError(400, "A WebSocket handshake must not follow requests still being answered."))
+        else:
+            self.requests += 1
+            self.state.requests += 1
+            self.ignore_input = True
+            self.timer = NO_TIMER
+            self.reading_cycle = None
+            self.upgraded = take_over(self, scope, parser)
+
+    def on_upgrade_data(self, data: bytes) -> None:
+        """The bytes after an upgrade request's head, in the read that carried it."""
+        if self.upgraded is not None and data:
+            self.upgraded.data_received(data)
 
     def on_body(self, chunk: bytes) -> None:
         cycle = self.reading_cycle

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config.schema import Limits
 from gateway.http.responses import CommonHeaders
+from gateway.http.ws_settings import WebSocketSettings
 from gateway.logs import flush_access_logs
 from gateway.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
+    from gateway.http.websocket import WebSocketConnection
     from gateway.logs import AccessLog, NullAccessLog
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
@@ -52,9 +54,10 @@ class ServerState:
         self.common = CommonHeaders(server_header)
         self.root_path = root_path
         self.lifespan_state: dict[str, Any] = {}
-        self.connections: set[HttpProtocol] = set()
+        self.connections: set[HttpProtocol | WebSocketConnection] = set()  # an upgraded connection moves over
         self.per_client: dict[str, int] = {}
         self.requests = 0  # served by this worker, for max_requests
+        self.websocket = WebSocketSettings()  # the [server] ws_* keys (Server sets them)
 
     def scope_template(self, transport: asyncio.BaseTransport) -> dict[str, Any]:
         """The parts of a scope that are the same for every request on a connection."""
@@ -87,7 +90,7 @@ class ServerState:
             not ip or count <= limits.max_connections_per_client
         )
 
-    def release(self, protocol: HttpProtocol) -> None:
+    def release(self, protocol: HttpProtocol | WebSocketConnection) -> None:
         if protocol in self.connections:
             self.connections.discard(protocol)
             ip = protocol.client_ip

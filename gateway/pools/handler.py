@@ -46,6 +46,11 @@ class IsolatedHandler:
         self.pool: AppPool | None = None
 
     @property
+    def websocket(self) -> bool:
+        """An isolated asgi app takes WebSockets (relayed to its process); a wsgi one does not."""
+        return self.route.handler == "asgi"
+
+    @property
     def options(self) -> Any:
         """The app's own options (app, pythonpath, threads...), as `gateway routes` shows them."""
         return self.route.options
@@ -173,6 +178,11 @@ class RemotePoolHandler:
         )
         self.client = ProxyClient([f"unix:{host_socket}"], proxy)
         self.client.heads = PoolRequestHeads(pool=route.where)
+
+    @property
+    def websocket(self) -> bool:
+        """An isolated asgi app takes WebSockets (relayed through the pool host to its process)."""
+        return self.route.handler == "asgi"
 
     def problems(self) -> list[tuple[str, str]]:
         return []  # the pool host checked the route before this worker started

@@ -15,18 +15,15 @@ and speak FastCGI to it directly.
 
 from __future__ import annotations
 
-import logging
-
 from gateway.config.schema import Config
-from gateway.errors import ConfigError, StartupError
+from gateway.errors import ConfigError
+from gateway.lifespan import handlers_lifespan
 from gateway.pools.handler import IsolatedHandler
 from gateway.pools.scope_header import apply_scope_header
 from gateway.registry import handler_class
 from gateway.routing.paths import PathMatcher
 from gateway.stages.errors import plain_response
 from gateway.types import Handler, HandlerContext, Receive, Scope, Send
-
-logger = logging.getLogger("gateway.error")
 
 
 class PoolHost:
@@ -42,7 +39,7 @@ class PoolHost:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await handlers_lifespan([handler for _, handler in self.handlers()], receive, send)
             return
         if not apply_scope_header(scope):
             await plain_response(send, 403, "403 Forbidden\nThe pool host answers the gateway's workers only.\n")
@@ -52,27 +49,6 @@ class PoolHost:
             await plain_response(send, 404, "404 Not Found\nNo such pool (a worker of another config?).\n")
             return
         await handler.pool(scope, receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        await receive()
-        started: list[Handler] = []
-        try:
-            for _, handler in self.handlers():
-                await handler.startup()
-                started.append(handler)
-        except (StartupError, OSError, RuntimeError) as exc:
-            for handler in reversed(started):
-                await handler.aclose()
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
-            return
-        await send({"type": "lifespan.startup.complete"})
-        if (await receive())["type"] == "lifespan.shutdown":
-            for handler in reversed(started):
-                try:
-                    await handler.aclose()
-                except Exception:
-                    logger.exception("error while stopping a pool")
-            await send({"type": "lifespan.shutdown.complete"})
 
 
 def pool_host_app(config: Config) -> PoolHost:

@@ -94,3 +94,18 @@ class PoolRequestHeads(RequestHeads):
             parts.append(b"content-length: %d\r\n" % length)
         parts.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
         return b"".join(parts), RequestFraming(None if chunked else length, chunked)
+
+    def build_websocket(self, scope: Scope, upstream_host: bytes, key: bytes) -> bytes:
+        """A WebSocket handshake for an app process: the client's fields, gateway-scope, the relay's own key."""
+        parts = [b"GET ", self.target(scope), b" HTTP/1.1\r\n"]
+        host = False
+        for name, value in scope["headers"]:
+            if (name not in HOP_BY_HOP and not name.startswith(b"sec-websocket-")) or name == b"sec-websocket-protocol":
+                host = host or name == b"host"
+                parts += (name, b": ", value, b"\r\n")
+        if not host:
+            parts.append(b"host: localhost\r\n")
+        parts += (SCOPE_HEADER, b": ", scope_blob(scope, host, self.pool), b"\r\n")
+        parts += (b"connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n", b"sec-websocket-key: ")
+        parts += (key, b"\r\n\r\n")
+        return b"".join(parts)

@@ -10,18 +10,17 @@ from the front's gateway-scope field (scope_header.py).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 
 from gateway.config.schema import Config, RouteConfig
-from gateway.errors import ConfigError, StartupError
+from gateway.errors import ConfigError
+from gateway.lifespan import handlers_lifespan
 from gateway.pools.scope_header import apply_scope_header
 from gateway.registry import handler_class
 from gateway.routing.paths import PathMatcher
 from gateway.stages.errors import plain_response
 from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
 
-logger = logging.getLogger("gateway.error")
 EXTRA_HEADERS = 8  # gateway-scope and a Host the front may add
 
 
@@ -58,7 +57,7 @@ class IsolatedApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await handlers_lifespan([self.handler], receive, send)
             return
         if not apply_scope_header(scope):
             await plain_response(send, 403, "403 Forbidden\nAn app process answers the gateway's workers only.\n")
@@ -66,21 +65,6 @@ class IsolatedApp:
         if self.state is not None:
             scope["state"] = self.state.copy()
         await self.app(scope, receive, send)
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        await receive()
-        try:
-            await self.handler.startup()
-        except (StartupError, OSError, RuntimeError) as exc:
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
-            return
-        await send({"type": "lifespan.startup.complete"})
-        if (await receive())["type"] == "lifespan.shutdown":
-            try:
-                await self.handler.aclose()
-            except Exception:
-                logger.exception("%s: error while stopping the app", self.where)
-            await send({"type": "lifespan.shutdown.complete"})
 
 
 def isolated_app(config: Config, where: str) -> IsolatedApp:

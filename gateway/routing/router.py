@@ -8,20 +8,20 @@ and it runs every handler's startup/aclose from its lifespan.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config.schema import Config, RouteConfig, VhostConfig
-from gateway.errors import StartupError
+from gateway.lifespan import STARTUP_ERRORS, close_handlers, start_handlers
 from gateway.logs import VHOST_LOG_KEY, AccessLog, NullAccessLog
 from gateway.pools.handler import IsolatedHandler, RemotePoolHandler
 from gateway.pools.options import POOL_HOST_ENV
 from gateway.registry import handler_class
 from gateway.routing.hosts import HostTable, normalize_host
 from gateway.routing.paths import PathMatcher
+from gateway.routing.websocket import denial_send, websocket_refusal
 from gateway.stages import available
 from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
@@ -29,7 +29,6 @@ from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
 from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
 from gateway.types import ASGIApp, Handler, HandlerContext, Receive, RespondNow, Scope, Send, Whole
 
-logger = logging.getLogger("gateway.error")
 HOST_CACHE_SIZE = 4096
 PYTHON_HANDLERS = frozenset({"asgi", "wsgi"})
 
@@ -48,6 +47,7 @@ class Route:
     state: dict[str, Any] | None = None  # the handler's lifespan state, copied into each scope
     context: HandlerContext | None = None
     stages: dict[str, Any] = field(default_factory=dict)  # the stages in force, outermost first, with their options
+    websocket_app: ASGIApp | None = None  # what answers a websocket scope: app, or a refusal (handler speaks none)
     respond_now: RespondNow | None = None  # the app's synchronous answers, when no stage wraps it
 
 
@@ -82,9 +82,12 @@ class Router:
         self.forwarded = forwarded  # trusted proxies' X-Forwarded-For/Forwarded, applied before anything else
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                await self._lifespan(receive, send)
+                return
+            send = denial_send(send)  # a websocket handshake: the gateway's refusals become denial responses
         if self.forwarded is not None:
             self.forwarded(scope)
         vhost = self.vhost_for(scope["headers"])
@@ -100,7 +103,7 @@ class Router:
             found = route.matcher.match(path)
             if not found:
                 continue
-            if route.methods is not None and scope["method"] not in route.methods:
+            if route.methods is not None and scope.get("method", "GET") not in route.methods:
                 allowed = (allowed or set()) | route.methods
                 continue
             if route.mount:
@@ -109,13 +112,13 @@ class Router:
                 scope["state"] = route.state.copy()
             if found is not True:
                 scope["gateway.route_match"] = found
-            await route.app(scope, receive, send)
+            await (route.app if kind == "http" else route.websocket_app or route.app)(scope, receive, send)
             return
         if allowed is not None:
             await plain_response(
                 send,
                 405,
-                f"405 Method Not Allowed\n{scope['method']} is not allowed here.\n",
+                f"405 Method Not Allowed\n{scope.get('method', 'GET')} is not allowed here.\n",
                 [(b"allow", ", ".join(sorted(allowed)).encode())],
             )
         else:
@@ -143,30 +146,19 @@ class Router:
         for vhost in self.vhosts:
             if vhost.access_log_spec is not None:
                 vhost.access_log = AccessLog.open(vhost.access_log_spec, self.log_format)
-        started: list[Handler] = []
         try:
-            for _, handler in self.handlers():
-                await handler.startup()
-                started.append(handler)
-        except (StartupError, OSError, RuntimeError) as exc:
-            await self._close(started)
+            started = await start_handlers(handler for _, handler in self.handlers())
+        except STARTUP_ERRORS as exc:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         if message["type"] == "lifespan.shutdown":
-            await self._close(started)
+            await close_handlers(started)
             for vhost in self.vhosts:
                 if vhost.access_log is not None:
                     vhost.access_log.close()
             await send({"type": "lifespan.shutdown.complete"})
-
-    async def _close(self, handlers: list[Handler]) -> None:
-        for handler in reversed(handlers):
-            try:
-                await handler.aclose()
-            except Exception:
-                logger.exception("Error while stopping a handler")
 
 
 class FastRouter(Router):
@@ -273,8 +265,11 @@ def _build_route(
     mount = matcher.mount if route.handler in PYTHON_HANDLERS else ""
     state = getattr(handler, "state", None)
     app, stages = _with_stages(app, vhost, route, context, hold_body, problems)
+    websocket_app = app if getattr(handler, "websocket", False) else websocket_refusal(route.handler)
     respond_now = getattr(app, "gateway_respond_now", None) if not mount and state is None else None
-    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages, respond_now)
+    return Route(
+        matcher, methods, route.handler, handler, app, where, mount, state, context, stages, websocket_app, respond_now
+    )
 
 
 def widest_body(config: Config) -> int:

@@ -106,9 +106,7 @@ class AccessControl:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" or self.allowed(scope.get("client")):
             await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-        else:
+        else:  # a WebSocket handshake too: the router sends it as the handshake's response
             await plain_response(send, 403, FORBIDDEN_BODY)
 
     def allowed(self, client: tuple[str, int] | None) -> bool:

@@ -11,8 +11,8 @@ _auth_penalty.py); a valid user `require` leaves out → 403; otherwise the app
 runs with scope["user"] (the name, which CGI, PHP and WSGI see as
 REMOTE_USER) and scope["auth_type"] ("Basic" | "Digest", CGI's AUTH_TYPE),
 and without the Authorization header unless pass_authorization = true.
-A WebSocket handshake gets the same check; a refused one is closed (code
-1008) before it is accepted, which the server answers with 403.
+A WebSocket handshake gets the same check and the same answers (the router
+sends them as the handshake's HTTP response: 401 with the challenges, 403).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ _BODIES = {
     401: b"401 Unauthorized: a valid user name and password are needed here.\n",
     403: b"403 Forbidden: this user is not allowed here.\n",
 }
-_POLICY_VIOLATION = 1008  # WebSocket close code for a refused handshake
 
 
 @dataclass(frozen=True)
@@ -107,9 +106,6 @@ class AuthApp:
             await asyncio.sleep(delay)
 
     async def _refuse(self, scope: Scope, send: Send, status: int, stale: Scheme | None = None) -> None:
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
-            return
         body = _BODIES[status]
         headers: Headers = [(b"content-length", str(len(body)).encode("ascii"))]
         if status == 401:

@@ -71,7 +71,7 @@ class ErrorPages:
             return
         headers, body = document
         kept = [(name, value) for name, value in start.get("headers", []) if name.lower() in KEPT_HEADERS]
-        await send({"type": "http.response.start", "status": status, "headers": headers + kept})
+        await send({"type": "http.response.start", "status": status, "headers": headers + kept, GATEWAY_MADE: True})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -80,6 +80,7 @@ async def fetch(scope: Scope, path: str, dispatch: ASGIApp) -> tuple[list[tuple[
     inner = dict(scope)
     inner.update(
         {
+            "type": "http",  # a refused WebSocket handshake's document is fetched as a page
             "method": "GET",
             "path": path,
             "raw_path": path.encode("utf-8"),

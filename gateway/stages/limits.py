@@ -15,6 +15,10 @@
 - `rate = { requests = 100, per = "1m", burst = 20 }`: a token bucket per
   client address (the one trusted proxies resolved); beyond it, 429 with
   Retry-After saying when the next request will be accepted.
+- A WebSocket handshake meets rate and max_concurrent like a request (429 or
+  503 as its HTTP answer), and an open WebSocket keeps its place among the
+  route's max_concurrent until it closes. Body limits are not a WebSocket's:
+  its messages have [server] ws_max_message_size.
 """
 
 from __future__ import annotations
@@ -154,11 +158,12 @@ class RouteLimits:
         self.limited = options.max_concurrent > 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         options = self.options
-        connection = scope.get(CONNECTION_KEY)
+        connection = scope.get(CONNECTION_KEY)  # http only: body limits are not a WebSocket's
         if connection is not None:
             refusal = connection.apply_limits(options.max_body_size, options.body_timeout, options.request_timeout)
             if refusal is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import subprocess
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import require_program
 from tests.support.server import ROOT, Gateway, run_gateway
@@ -109,6 +113,35 @@ def test_django_notes_admin_and_collected_static_files(example: Gateway) -> None
         assert http.get("/static/admin/css/base.css").status_code == 200
         missing = http.get("/notes/999/")
         assert missing.status_code == 404 and "DEBUG = True" not in missing.text, "DEBUG is off by default"
+
+
+def test_django_live_counter_over_a_channels_websocket(example: Gateway) -> None:
+    with site(example, "django.localhost") as http:
+        page = http.get("/live/")
+    assert page.status_code == 200 and "/ws/counter/" in page.text
+
+    async def two_pages() -> list[dict[str, int]]:
+        url = f"ws://django.localhost:{example.port}/ws/counter/"
+        origin = {"origin": f"http://django.localhost:{example.port}"}
+        where = {"host": example.host, "port": example.port}
+        async with connect(url, **where, **origin) as first, connect(url, **where, **origin) as second:
+            seen = [json.loads(await first.recv()), json.loads(await first.recv()), json.loads(await second.recv())]
+            await second.send(json.dumps({"action": "click"}))
+            seen += [json.loads(await first.recv()), json.loads(await second.recv())]
+            return seen
+
+    seen = asyncio.run(asyncio.wait_for(two_pages(), 20))
+    assert seen[1]["watching"] == 2 and seen[2]["watching"] == 2
+    assert seen[3] == seen[4] and seen[3]["clicks"] == seen[1]["clicks"] + 1, "the click reached both pages"
+
+    async def from_elsewhere() -> None:
+        url = f"ws://django.localhost:{example.port}/ws/counter/"
+        async with connect(url, host=example.host, port=example.port, origin="http://evil.example"):
+            pass
+
+    with pytest.raises(InvalidStatus) as refused:
+        asyncio.run(asyncio.wait_for(from_elsewhere(), 20))
+    assert refused.value.response.status_code == 403, "Channels' origin check refuses; the gateway answers 403"
 
 
 def test_flask_form_with_token_and_escaping(example: Gateway) -> None:

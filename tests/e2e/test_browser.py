@@ -90,3 +90,20 @@ def test_php_guestbook_form(example: Gateway, browser: Chrome) -> None:
     assert "Thank you, Grace" in shown(browser, "p.flash").text
     entry = shown(browser, "article.entry").text
     assert "Grace" in entry and "Signed by <i>Chromium</i>" in entry
+
+
+def test_django_live_counter_in_two_windows(example: Gateway, browser: Chrome) -> None:
+    """Chromium's own WebSocket to the Channels consumer: a click in one window shows in the other."""
+    page = f"http://django.localhost:{example.port}/live/"
+    browser.get(page)
+    first = browser.current_window_handle
+    WebDriverWait(browser, WAIT).until(lambda b: b.find_element(By.ID, "status").text == "connected")
+    browser.switch_to.new_window("window")
+    browser.get(page)
+    WebDriverWait(browser, WAIT).until(lambda b: b.find_element(By.ID, "watching").text == "2")
+    before = int(browser.find_element(By.ID, "clicks").text)
+    browser.find_element(By.ID, "click").click()
+    browser.close()
+    browser.switch_to.window(first)
+    WebDriverWait(browser, WAIT).until(lambda b: b.find_element(By.ID, "clicks").text == str(before + 1))
+    WebDriverWait(browser, WAIT).until(lambda b: b.find_element(By.ID, "watching").text == "1")

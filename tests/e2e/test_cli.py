@@ -136,6 +136,11 @@ def test_check_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
                 "server_header",
                 "backlog",
                 "trusted_proxies",
+                "ws_max_message_size",
+                "ws_ping_interval",
+                "ws_ping_timeout",
+                "ws_idle_timeout",
+                "ws_per_message_deflate",
             ]
         )
     )

@@ -267,10 +267,12 @@ def other_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_pool_runs_under_another_interpreter(tmp_path: Path, other_python: Path) -> None:
-    config_text = echo_config("tests.e2e.pool_apps.apps:interpreter", extra=f'python = "{other_python}"')
+    extra = f'python = "{other_python}"\n  cwd = "{tmp_path}"'
+    config_text = echo_config("tests.e2e.pool_apps.apps:interpreter", extra=extra)
     with run_gateway(config_text=config_text) as gateway, httpx.Client(base_url=gateway.url) as http:
         answer = http.get("/app", headers=HOST).json()
         assert answer["prefix"] == str(other_python.parent.parent)
+        assert answer["cwd"] == str(tmp_path)
 
 
 def test_an_interpreter_without_the_gateway_is_a_clear_error(tmp_path: Path) -> None:

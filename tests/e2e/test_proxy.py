@@ -491,10 +491,13 @@ def test_expect_continue_is_answered_by_the_gateway_not_forwarded(site: Site) ->
     assert b'"body_length": 5' in body and b"expect" not in body.lower()
 
 
-def test_an_upgrade_request_is_refused_with_501(site: Site) -> None:
+def test_an_upgrade_to_another_protocol_is_refused_with_501(site: Site) -> None:
     with client(site, "one.test") as http:
+        response = http.get("/ws", headers={"connection": "Upgrade", "upgrade": "irc/6.9"})
+    assert response.status_code == 501 and "websocket" in response.text.lower()
+    with client(site, "one.test") as http:  # a WebSocket upgrade without its handshake fields: the core's 400
         response = http.get("/ws", headers={"connection": "Upgrade", "upgrade": "websocket"})
-    assert response.status_code == 501 and "upgrade" in response.text.lower()
+    assert response.status_code == 400 and "Sec-WebSocket-Key" in response.text
 
 
 # Balancing and health -----------------------------------------------------------------------

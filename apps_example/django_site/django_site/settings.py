@@ -46,6 +46,9 @@ MIDDLEWARE = [
 ]
 ROOT_URLCONF = "django_site.urls"
 WSGI_APPLICATION = "django_site.wsgi.application"
+ASGI_APPLICATION = "django_site.asgi.application"  # the WebSocket side (Channels), on the gateway's /ws/ route
+# Channels' groups within one process; a Redis layer (channels_redis) shares them between workers and hosts.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

@@ -14,3 +14,8 @@ def note_list(request: HttpRequest) -> HttpResponse:
 
 def note_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "notes/note_detail.html", {"note": get_object_or_404(Note, pk=pk)})
+
+
+def live(request: HttpRequest) -> HttpResponse:
+    """The live counter page; its WebSocket goes to notes/consumers.py through django_site/asgi.py."""
+    return render(request, "notes/live.html")

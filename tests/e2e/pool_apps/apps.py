@@ -30,10 +30,11 @@ def _crash_unless_marked(marker: str) -> int:
 
 
 async def interpreter(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Which Python runs this process (the pool's `python`)."""
+    """Which Python runs this process (the pool's `python`), and in which folder (its `cwd`)."""
     if scope["type"] != "http":
         return
-    body = json.dumps({"executable": sys.executable, "prefix": sys.prefix, "pid": os.getpid()}).encode()
+    facts = {"executable": sys.executable, "prefix": sys.prefix, "pid": os.getpid(), "cwd": os.getcwd()}
+    body = json.dumps(facts).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 
