@@ -26,6 +26,7 @@ from gateway.routing.report import explain as explain_request
 from gateway.routing.report import handler_reference, limits_line, routes_table, status_table, warnings
 from gateway.routing.router import Router, build_router
 from gateway.supervisor import admin_socket_path, pid_file_path
+from gateway.tls.files import tls_problems
 
 cli = typer.Typer(
     add_completion=False,
@@ -149,9 +150,14 @@ def stop(config: Annotated[str, typer.Argument(help="The config file it runs.")]
 
 @cli.command()
 def reload(config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml") -> None:
-    """Reload a running gateway's config (SIGHUP; with workers ≠ 1): a bad config keeps the old one serving."""
+    """Reload a running gateway's config (SIGHUP; with workers ≠ 1): a bad config keeps the old one serving.
+
+    A single process reloads only its TLS certificates (renewed files), when it has TLS listeners."""
     document = _status_document(config)
     if document is not None and document.get("supervisor") is None:
+        if load(config).tls_listeners:
+            _signal_gateway(config, signal.SIGHUP, "reloading the certificates (not the config) of")
+            return
         _fail(
             [
                 f"the gateway running from {config} is a single process, which does not reload: set workers = 2 "
@@ -199,11 +205,15 @@ def _load_router(config_path: str) -> tuple[Config, Router | None]:
     """The config and its compiled router; exits 2 with every problem when either fails."""
     try:
         config = load(config_path)
+        unusable = tls_problems(config)  # certificate and key files: exist, readable, PEM, matching
         if not config.vhosts:
+            if unusable:
+                raise ConfigError(unusable)
             if config.app:
                 load_app(config.app, str(config.config_dir))
             return config, None
         router, problems = build_router(config)
+        problems = unusable + problems
     except ConfigError as exc:
         _fail(exc.lines(), EXIT_USAGE)
     except AppLoadError as exc:
@@ -219,14 +229,15 @@ def check(config: Annotated[str, typer.Argument(help="The config file to validat
     loaded, router = _load_router(config)
     server = loaded.server
     typer.echo(f"{config}: OK")
-    typer.echo(f"  listen: {', '.join(server.listen)}")
+    typer.echo(f"  listen: {', '.join(f'{a} (tls)' if a in loaded.tls_listeners else a for a in server.listen)}")
     typer.echo(f"  limits: {limits_line(loaded.limits)}")
     if router is None:
         typer.echo(f"  app: {loaded.app or '(none: name one on the command line)'}")
         return
-    for vhost in router.vhosts:
+    for vhost, written in zip(router.vhosts, loaded.vhosts, strict=True):
         kinds = ", ".join(f"{route.matcher.spec} → {route.handler_name}" for route in vhost.routes)
-        typer.echo(f"  {vhost.where} {', '.join(vhost.names)}: {kinds}")
+        certificate = f" (tls: {written.tls.cert})" if written.tls is not None else ""
+        typer.echo(f"  {vhost.where} {', '.join(vhost.names)}{certificate}: {kinds}")
     for warning in warnings(router):
         typer.echo(f"warning: {warning}", err=True)
 

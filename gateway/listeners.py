@@ -103,10 +103,10 @@ def _hint(exc: OSError) -> str:
     return ""
 
 
-def describe(sock: socket.socket) -> str:
+def describe(sock: socket.socket, scheme: str = "http") -> str:
     """A URL-ish name for the log line that says where we listen."""
     address = sock.getsockname()
     if sock.family == socket.AF_UNIX:
-        return f"unix:{address}"
+        return f"unix:{address}" if scheme == "http" else f"{scheme}+unix:{address}"
     host, port = address[0], address[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

@@ -17,6 +17,7 @@ from gateway.routing.report import warnings
 from gateway.routing.router import build_router, widest_body
 from gateway.server import Server
 from gateway.supervisor import READY_FD_ENV, Supervisor, check_in_child
+from gateway.tls.files import tls_problems
 from gateway.types import ASGIApp
 
 logger = logging.getLogger("gateway.error")
@@ -34,6 +35,9 @@ def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> 
         else:
             app = load_app(target, app_dir)
     config = with_overrides(config, **server)
+    unusable = tls_problems(config)  # certificate files: before any app is imported
+    if unusable:
+        raise ConfigError(unusable)
     if app is None and config.vhosts:
         router, problems = build_router(config)
         if problems:

@@ -36,6 +36,8 @@ from gateway.supervisor import (
     open_admin_socket,
     write_pid_file,
 )
+from gateway.tls.acceptor import TlsAcceptor
+from gateway.tls.serving import TlsService
 from gateway.types import ASGIApp
 
 logger = logging.getLogger("gateway.server")
@@ -63,6 +65,7 @@ class Server:
         self.app = app
         self.stop_requested: asyncio.Event | None = None
         self.force_stop = False
+        self.tls = TlsService(config)
 
     def run(self) -> int:
         """Serve until stopped; returns the process exit code."""
@@ -71,6 +74,7 @@ class Server:
 
     async def serve(self) -> int:
         settings = self.config.server
+        self.tls.load()
         sockets = [bind(spec, settings.backlog) for spec in settings.listen]
         unix_paths = [spec[5:] for spec in settings.listen if spec.startswith("unix:")]
         loop = asyncio.get_running_loop()
@@ -86,11 +90,11 @@ class Server:
             logger.error("%s", exc)
             _close_sockets(sockets, unix_paths)
             return EXIT_STARTUP_FAILED
-        servers = [
-            await loop.create_server(lambda: HttpProtocol(state), sock=sock, backlog=settings.backlog)
-            for sock in sockets
-        ]
-        logger.info("gateway serving on %s (pid %d)", ", ".join(describe(s) for s in sockets), os.getpid())
+        servers, where = [], []
+        for sock, spec in zip(sockets, settings.listen, strict=True):
+            servers.append(await self._listen(sock, spec, state))
+            where.append(describe(sock, "https" if self.tls.is_tls(spec) else "http"))
+        logger.info("gateway serving on %s (pid %d)", ", ".join(where), os.getpid())
         await self.on_serving()
         _tell_supervisor(b"R")
         alone = not os.environ.get(READY_FD_ENV)  # not a worker of a supervisor (which answers for us)
@@ -103,6 +107,7 @@ class Server:
             server.close()
         await self._drain(state, settings.shutdown_timeout)
         ticker.cancel()
+        self.tls.close()
         await lifespan.shutdown(settings.shutdown_timeout)
         access_log.close()
         _remove_unix_sockets(unix_paths)
@@ -115,6 +120,13 @@ class Server:
                 admin_socket_path(self.config).unlink()
         logger.info("gateway stopped")
         return EXIT_OK
+
+    async def _listen(self, sock: socket.socket, spec: str, state: ServerState) -> asyncio.AbstractServer | TlsAcceptor:
+        """Serve one bound listener: the HTTP core directly, or through TLS when the config gives it a certificate."""
+        if self.tls.is_tls(spec):
+            return self.tls.serve(sock, spec, state)
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: HttpProtocol(state), sock=sock, backlog=self.config.server.backlog)
 
     async def on_serving(self) -> None:
         """Called once the listeners accept, before readiness is reported: for a subclass's own tasks."""
@@ -159,7 +171,12 @@ class Server:
             loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
 
     def _on_reload_signal(self) -> None:
-        """One process cannot swap itself for a new one: reloading is the supervisor's (workers ≠ 1)."""
+        """One process cannot swap itself for a new one (that is the supervisor's, workers ≠ 1); it can
+        read its certificate files again, which is what renewing them (certbot, acme.sh) needs."""
+        if self.tls:
+            logger.info("SIGHUP: reloading the certificates (a single process does not reload its config)")
+            self.tls.reload()
+            return
         logger.warning(
             "SIGHUP ignored: a single process does not reload; set workers = 2 or more (or use `gateway dev`)"
         )

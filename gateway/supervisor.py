@@ -55,6 +55,7 @@ logger = logging.getLogger("gateway.supervisor")
 READY_FD_ENV = "GATEWAY_READY_FD"  # a worker writes to this fd: R = serving, M = max_requests reached
 MAX_REQUESTS_ENV = "GATEWAY_MAX_REQUESTS"  # this worker's max_requests, jitter applied
 STATUS_ENV = "GATEWAY_STATUS_REPORTS"  # set: the worker writes S{json} once a second (for `gateway status`)
+LISTEN_AS_ENV = "GATEWAY_LISTEN_AS"  # {"fd:N": "the config's address"}: which listener a worker's fd is (for TLS)
 ADMIN_SOCKET = "admin.sock"
 STABLE = 30.0
 BACKOFF_FIRST = 0.1
@@ -119,7 +120,10 @@ class Supervisor:
         logger.info(
             "gateway supervisor (pid %d) on %s: starting %d workers",
             os.getpid(),
-            ", ".join(describe(s) for s in self.sockets),
+            ", ".join(
+                describe(s, "https" if spec in self.config.tls_listeners else "http")
+                for s, spec in zip(self.sockets, settings.listen, strict=True)
+            ),
             count,
         )
         self.start_generation(self.generation, "start")
@@ -214,6 +218,7 @@ class Supervisor:
         else:
             fds = [sock.fileno() for sock in self.sockets]
             listen = [arg for fd in fds for arg in ("--listen", f"fd:{fd}")]
+            env[LISTEN_AS_ENV] = listen_as(self)
             if settings.max_requests:
                 env[MAX_REQUESTS_ENV] = str(settings.max_requests + random.randint(0, settings.max_requests_jitter))
         process = subprocess.Popen(
@@ -407,6 +412,12 @@ class Supervisor:
             if spec.startswith("unix:"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(spec[5:])
+
+
+def listen_as(supervisor: Supervisor) -> str:
+    """LISTEN_AS_ENV: each inherited fd:N and the listen address it was bound for (the worker finds its TLS)."""
+    specs = supervisor.config.server.listen
+    return json.dumps({f"fd:{sock.fileno()}": spec for spec, sock in zip(specs, supervisor.sockets, strict=True)})
 
 
 def write_pid_file(config: Config) -> Path | None:

@@ -21,6 +21,7 @@ from gateway.config.vhosts import parse_vhosts
 from gateway.errors import ConfigError
 from gateway.listeners import parse_address
 from gateway.stages.access import check_trusted_proxies
+from gateway.tls.settings import split_listen
 
 TOP_LEVEL_KEYS = ("server", "limits", "vhost", "include", "app")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -77,7 +78,8 @@ def from_mapping(data: dict[str, Any], source: str, problems: Problems, config_d
         if key not in TOP_LEVEL_KEYS:
             hint = did_you_mean(key, TOP_LEVEL_KEYS)
             problems.add(key, f"unknown key{hint}; known keys: {', '.join(TOP_LEVEL_KEYS)}")
-    server = build(ServerSettings, data.get("server", {}), "server", problems)
+    server_table, tls_listeners = split_listen(data.get("server", {}), source, problems)
+    server = build(ServerSettings, server_table, "server", problems)
     limits = build(Limits, data.get("limits", {}), "limits", problems)
     _check_server(server, problems)
     app = data.get("app")
@@ -88,7 +90,13 @@ def from_mapping(data: dict[str, Any], source: str, problems: Problems, config_d
     if app is not None and (vhosts or "include" in data):
         problems.add("app", "use either app (one app on every host) or [[vhost]] tables, not both")
     return Config(
-        source=source, server=server, limits=limits, app=app, vhosts=tuple(vhosts), config_dir=config_dir or Path.cwd()
+        source=source,
+        server=server,
+        limits=limits,
+        app=app,
+        vhosts=tuple(vhosts),
+        config_dir=config_dir or Path.cwd(),
+        tls_listeners=tls_listeners,
     )
 
 

@@ -62,7 +62,11 @@ class ServerSettings:
     """The [server] table."""
 
     listen: tuple[str, ...] = field(
-        default=("127.0.0.1:8080",), metadata=_doc('"host:port", "[::1]:8080", "unix:/path.sock" or "fd:N"')
+        default=("127.0.0.1:8080",),
+        metadata=_doc(
+            '"host:port", "[::1]:8080", "unix:/path.sock" or "fd:N"; '
+            'a TLS listener is { address = "0.0.0.0:8443", tls = { cert = "...", key = "..." } }'
+        ),
     )
     workers: int = field(
         default=1, metadata=_doc("front processes; 1 serves in this process, 0 = one per CPU, more run a supervisor")
@@ -104,6 +108,16 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A certificate chain and its private key (`tls = { cert, key }` on a listener or a vhost); gateway/tls/."""
+
+    cert: str  # as written: relative paths are the config folder's, like every path in the config
+    key: str | None  # None: the key is in the cert file
+    where: str  # "server.listen[1].tls" or "vhost[0].tls": for messages
+    source: str  # the file that says so
+
+
+@dataclass(frozen=True, slots=True)
 class RouteConfig:
     """One [[vhost.route]]: the common keys, and the handler's own options."""
 
@@ -129,6 +143,7 @@ class VhostConfig:
     stages: dict[str, Any] = field(default_factory=dict)  # stage keys every route inherits unless it sets its own
     errors: Any = None  # `errors` and `intercept_errors` as written; stages/errors.py reads them
     intercept_errors: Any = None
+    tls: TlsFiles | None = None  # the certificate SNI picks for these names on TLS listeners
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +156,7 @@ class Config:
     app: str | None = None
     vhosts: tuple[VhostConfig, ...] = ()
     config_dir: Path = field(default_factory=Path.cwd)
+    tls_listeners: dict[str, TlsFiles] = field(default_factory=dict)  # listen address as written → its default cert
 
     @property
     def runtime_path(self) -> Path:

@@ -12,8 +12,9 @@ from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import check_name
 from gateway.routing.paths import parse_path
 from gateway.stages import stage_keys
+from gateway.tls.settings import parse_tls
 
-VHOST_KEYS = ("names", "default", "access_log", "errors", "intercept_errors", "route")
+VHOST_KEYS = ("names", "default", "access_log", "errors", "intercept_errors", "tls", "route")
 ROUTE_KEYS = ("path", "methods", "handler")
 ISOLATABLE = ("asgi", "wsgi")  # handlers whose app can run in a pool of its own (gateway/pools/)
 METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ-")
@@ -73,7 +74,8 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
         access_log = None
     kept = tuple(r for r in parsed if r is not None)
     errors, intercept = table.get("errors"), table.get("intercept_errors")
-    return VhostConfig(tuple(names), default, kept, where, source, access_log, stages, errors, intercept)
+    tls = parse_tls(table["tls"], f"{where}.tls", source, problems) if "tls" in table else None
+    return VhostConfig(tuple(names), default, kept, where, source, access_log, stages, errors, intercept, tls)
 
 
 def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | None:

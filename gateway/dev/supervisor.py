@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -46,6 +47,7 @@ from gateway.dev.plan import Verdict, WatchPlan, build_plan
 from gateway.dev.process import STOP_WAIT, ServingProcess
 from gateway.errors import ConfigError, StartupError
 from gateway.listeners import bind
+from gateway.supervisor import LISTEN_AS_ENV
 
 logger = logging.getLogger("gateway.dev")
 DEBOUNCE_MS, STEP_MS = 400, 50  # a save is seen within ~50 ms of quiet; a burst is cut at 400 ms
@@ -201,6 +203,8 @@ class DevSupervisor:
 
     async def _spawn(self) -> ServingProcess:
         fds = [sock.fileno() for sock in self.listeners.values()]
+        # Which listener each inherited fd is, so the child serves TLS where the config says (gateway/tls/).
+        os.environ[LISTEN_AS_ENV] = json.dumps({f"fd:{s.fileno()}": spec for spec, s in self.listeners.items()})
         return await ServingProcess.spawn(
             self.config_path, fds, self.log_level, self.generation, self._on_status, self._on_exit
         )

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import trustme
 
 from gateway.config.loader import load
 from gateway.errors import ConfigError
@@ -55,12 +56,22 @@ def check(folder: Path, name: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, stderr
 
 
+def write_certificates(folder: Path) -> None:
+    """tls-site.crt and tls-site.key, a pair, and tls-other.key, the key of another certificate (the tls_ cases)."""
+    ca = trustme.CA()
+    site, other = ca.issue_cert("site.test"), ca.issue_cert("other.test")
+    site.cert_chain_pems[0].write_to_path(str(folder / "tls-site.crt"))
+    site.private_key_pem.write_to_path(str(folder / "tls-site.key"))
+    other.private_key_pem.write_to_path(str(folder / "tls-other.key"))
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, str]]:
     """Every case checked at once (a few subprocesses in parallel): name → (exit code, stdout, stderr)."""
     folder = tmp_path_factory.mktemp("config_cases")
     for name in CASES:
         shutil.copy(CASES_DIR / f"{name}.toml", folder / f"{name}.toml")
+    write_certificates(folder)
     with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 1) * 2)) as pool:
         return dict(zip(CASES, pool.map(lambda name: check(folder, name), CASES), strict=True))
 
