@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.php
 	$(BIN)/python -m bench.workers
 	$(BIN)/python -m bench.isolation
+	$(BIN)/python -m bench.metrics
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

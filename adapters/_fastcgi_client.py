@@ -146,11 +146,18 @@ class FastCgiPool:
         self.connect_timeout = connect_timeout
         self.slots = asyncio.Semaphore(size) if size else None
         self.idle: list[FastCgiConnection] = []
+        self.busy = 0  # connections handed out: requests the server is serving (for the metrics)
+        self.queued = 0  # requests waiting for a connection
 
     async def acquire(self) -> FastCgiConnection:
         """A connection for one request: an idle one still open, else a new one."""
         if self.slots is not None:
-            await self.slots.acquire()
+            self.queued += 1
+            try:
+                await self.slots.acquire()
+            finally:
+                self.queued -= 1
+        self.busy += 1
         try:
             while self.idle:
                 connection = self.idle.pop()
@@ -161,6 +168,7 @@ class FastCgiPool:
             connection.uses = 1
             return connection
         except BaseException:
+            self.busy -= 1
             if self.slots is not None:
                 self.slots.release()
             raise
@@ -171,6 +179,7 @@ class FastCgiPool:
             self.idle.append(connection)
         else:
             connection.close()
+        self.busy -= 1
         if self.slots is not None:
             self.slots.release()
 

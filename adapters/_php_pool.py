@@ -25,8 +25,10 @@ import hashlib
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
+from adapters._fastcgi_client import FastCgiPool
 from gateway.errors import StartupError
 from gateway.pools.options import POOL_HOST_ENV
 from gateway.processes import die_with_parent, exit_description, socket_path
@@ -65,6 +67,17 @@ class PhpCgi:
         self.stopping = False
         self.users = 0
         self.restarts = 0
+        self.clients: list[FastCgiPool] = []  # the connection pools of the routes it serves, for metrics()
+        self.unregister_metrics: Callable[[], None] | None = None
+
+    def metrics(self) -> dict[str, int]:
+        """For the metrics handler's pool gauges: its children while it runs, and its routes' requests."""
+        running = self.process is not None and self.process.returncode is None
+        return {
+            "processes": self.children if running else 0,
+            "busy": sum(client.busy for client in self.clients),
+            "queued": sum(client.queued for client in self.clients),
+        }
 
     @property
     def address(self) -> str:

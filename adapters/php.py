@@ -20,6 +20,7 @@ from typing import Any
 from adapters._fastcgi_client import FastCgiPool
 from adapters._php_pool import PhpCgi, release, shared
 from adapters.fastcgi import FastCgiHandler, ScriptOptions
+from gateway.metrics import register_pool
 from gateway.pools.options import POOL_HOST_ENV
 from gateway.types import HandlerContext
 
@@ -98,11 +99,17 @@ class PhpHandler(FastCgiHandler):
             self.context.runtime_dir,
             self.context.where,
         )
-        if php.users == 0 and self.runs_php:
-            await php.start()
+        if php.users == 0:
+            if self.runs_php:
+                await php.start()
+            # A worker whose pool host runs php-cgi reports its own busy and queued, the host its children:
+            # the metrics add them up.
+            php.unregister_metrics = register_pool(php.label, "php-cgi", php.metrics)
         php.users += 1
         self.php = php
         await super().startup()
+        if self.pool is not None:
+            php.clients.append(self.pool)
 
     def status(self) -> dict[str, object]:
         """For `gateway status`: this route's php-cgi (the pool host's tells, when it runs it)."""
@@ -127,8 +134,12 @@ class PhpHandler(FastCgiHandler):
         await super().aclose()
         php, self.php = self.php, None
         if php is not None:
+            if self.pool in php.clients:
+                php.clients.remove(self.pool)
             php.users -= 1
             if php.users == 0:
+                if php.unregister_metrics is not None:
+                    php.unregister_metrics()
                 release(php)
                 if self.runs_php:
                     await php.stop()

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from time import perf_counter
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
@@ -39,6 +39,15 @@ def configure_logging(level: str = "info") -> None:
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(level.upper())
+
+
+class RequestLog(Protocol):
+    """What the core calls once per request: an AccessLog, NullAccessLog, or metrics' RecordingAccessLog."""
+
+    def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None: ...
+    def log_refused(self, protocol: HttpProtocol, status: int) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class AccessLog:

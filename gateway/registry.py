@@ -17,6 +17,7 @@ HANDLERS: dict[str, str] = {
     "cgi": "adapters.cgi:CgiHandler",
     "proxy": "adapters.proxy:ProxyHandler",
     "health": "adapters.health:HealthHandler",
+    "metrics": "adapters.metrics:MetricsHandler",
 }
 
 

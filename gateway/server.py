@@ -27,6 +27,7 @@ from gateway.http.ws_settings import WebSocketSettings
 from gateway.lifespan import Lifespan
 from gateway.listeners import bind, describe
 from gateway.logs import AccessLog
+from gateway.metrics.requests import instrument
 from gateway.processes import rss_of
 from gateway.supervisor import (
     MAX_REQUESTS_ENV,
@@ -83,6 +84,7 @@ class Server:
         access_log = AccessLog.open(settings.access_log, settings.access_log_format)
         state = ServerState(self.app, self.config.limits, loop, access_log, settings.server_header)
         state.websocket = WebSocketSettings.of(settings, self.config.limits)
+        instrument(state, self.app)  # counts requests when a route mounts the metrics handler; else nothing
         lifespan = Lifespan(self.app, state.lifespan_state)
         try:
             await lifespan.startup()

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from gateway.config.schema import Config
 from gateway.listeners import bind, describe
+from gateway.metrics import multiprocess as metrics_files
 from gateway.pools.options import POOL_HOST_ENV
 from gateway.processes import die_with_parent, exit_description, rss_of, socket_path
 
@@ -105,6 +106,7 @@ class Supervisor:
         self.admin: socket.socket | None = None
         self.stopping = False
         self.started = time.time()
+        self.metrics_dir: Path | None = None  # the workers' shared metrics files, when a route mounts metrics
 
     # The main loop -------------------------------------------------------------
 
@@ -114,6 +116,7 @@ class Supervisor:
         for sock in self.sockets:
             sock.set_inheritable(True)
         pid_file = write_pid_file(self.config)
+        self.metrics_dir = metrics_files.prepare(self.config)
         self.admin = open_admin_socket(self.config)
         self.install_signals()
         count = settings.workers or os.cpu_count() or 1
@@ -298,6 +301,8 @@ class Supervisor:
                 continue
             self.workers.remove(worker)
             os.close(worker.pipe)
+            if self.metrics_dir is not None:
+                metrics_files.forget_process(self.metrics_dir, worker.pid)
             if worker.draining or self.stopping:
                 self.drain_unused_pool_hosts()
                 continue
@@ -384,6 +389,8 @@ class Supervisor:
             logger.error("the config is invalid: the current workers keep serving")
             return
         self.generation += 1
+        if self.metrics_dir is None:
+            self.metrics_dir = metrics_files.enable_on_reload(source)
         self.start_generation(self.generation, "reload")
 
     def stop_all(self) -> None:

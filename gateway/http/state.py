@@ -14,7 +14,7 @@ from gateway.types import ASGIApp, Receive, Scope, Send
 if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
     from gateway.http.websocket import WebSocketConnection
-    from gateway.logs import AccessLog, NullAccessLog
+    from gateway.logs import RequestLog
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
@@ -41,7 +41,7 @@ class ServerState:
         app: ASGIApp,
         limits: Limits,
         loop: asyncio.AbstractEventLoop,
-        access_log: AccessLog | NullAccessLog,
+        access_log: RequestLog,
         server_header: str = "gateway",
         root_path: str = "",
     ) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from gateway.config.schema import Config
 from gateway.errors import ConfigError
 from gateway.lifespan import handlers_lifespan
+from gateway.metrics import start_publishing
+from gateway.metrics.multiprocess import wanted as metrics_wanted
 from gateway.pools.handler import IsolatedHandler
 from gateway.pools.scope_header import apply_scope_header
 from gateway.registry import handler_class
@@ -29,9 +31,12 @@ from gateway.types import Handler, HandlerContext, Receive, Scope, Send
 class PoolHost:
     """The ASGI app of a pool host: requests from workers, dispatched by route to their pools."""
 
-    def __init__(self, pools: dict[str, IsolatedHandler], php: dict[str, Handler] | None = None) -> None:
+    def __init__(
+        self, pools: dict[str, IsolatedHandler], php: dict[str, Handler] | None = None, metrics: bool = False
+    ) -> None:
         self.pools = pools
         self.php = php or {}
+        self.metrics = metrics  # a metrics route in the config: publish the pools' gauges for the workers' scrapes
 
     def handlers(self) -> list[tuple[str, Handler]]:
         """Every handler this process starts: for lifespan and `gateway status` (server.handler_statuses)."""
@@ -39,7 +44,12 @@ class PoolHost:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await handlers_lifespan([handler for _, handler in self.handlers()], receive, send)
+            publisher = start_publishing() if self.metrics else None  # for the lifespan's length: the pools' life
+            try:
+                await handlers_lifespan([handler for _, handler in self.handlers()], receive, send)
+            finally:
+                if publisher is not None:
+                    publisher.cancel()
             return
         if not apply_scope_header(scope):
             await plain_response(send, 403, "403 Forbidden\nThe pool host answers the gateway's workers only.\n")
@@ -76,4 +86,4 @@ def pool_host_app(config: Config) -> PoolHost:
             handler.app()
     if problems:
         raise ConfigError(problems)
-    return PoolHost(pools, php)
+    return PoolHost(pools, php, metrics_wanted(config))

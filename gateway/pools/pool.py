@@ -36,6 +36,7 @@ from adapters._proxy_client import ProxyClient
 from adapters._proxy_options import ProxyOptions
 from adapters._proxy_upstreams import Upstream
 from adapters._static_files import Reply
+from gateway.metrics import register_pool
 from gateway.pools.app_process import AppProcess, StartFailed
 from gateway.pools.options import PoolOptions
 from gateway.pools.scope_header import PoolRequestHeads
@@ -95,6 +96,7 @@ class AppPool:
         self.reloaded_at = 0.0  # a process started before this runs old code: recycled once it serves
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ticker: asyncio.Task[None] | None = None
+        self.unregister_metrics: Callable[[], None] | None = None
 
     # The request path.
 
@@ -317,9 +319,12 @@ class AppPool:
             await self.aclose()
             raise RuntimeError(f"{self.label}: the app processes could not start (the reason is logged above)")
         self.ticker = asyncio.ensure_future(self.tick())
+        self.unregister_metrics = register_pool(self.label, "app", self.metrics)
 
     async def aclose(self) -> None:
         self.closing = True
+        if self.unregister_metrics is not None:
+            self.unregister_metrics()
         if self.ticker is not None:
             self.ticker.cancel()
         self.fail_waiters(STOPPING)
@@ -330,6 +335,14 @@ class AppPool:
         for task in list(self.tasks):
             task.cancel()
         await self.client.aclose()
+
+    def metrics(self) -> dict[str, int]:
+        """For the metrics handler's pool gauges: processes running (draining ones too), their requests, the queue."""
+        return {
+            "processes": len(self.processes),
+            "busy": sum(process.busy for process in self.processes),
+            "queued": len(self.waiters),
+        }
 
     def serving(self) -> bool:
         return any(process.state == "ready" for process in self.processes)
