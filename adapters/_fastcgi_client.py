@@ -53,9 +53,12 @@ class FastCgiConnection(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.writing_paused = False
         self.uses = 0
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by connection_made
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        # Kept for the waits: asyncio.get_running_loop() makes a getpid() system call each time on 3.11.
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -104,7 +107,7 @@ class FastCgiConnection(asyncio.Protocol):
     async def drain(self) -> None:
         """Wait while the socket's send buffer is full (the server is not reading STDIN yet)."""
         while self.writing_paused and not self.closed:
-            self.drain_waiter = asyncio.get_running_loop().create_future()
+            self.drain_waiter = self.loop.create_future()
             await self.drain_waiter
         if self.closed:
             raise BackendError("the FastCGI server closed the connection while the request body was being sent")
@@ -116,7 +119,7 @@ class FastCgiConnection(asyncio.Protocol):
                 raise BackendError(f"malformed FastCGI from the server: {self.error}")
             if self.closed:
                 return []
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = self.loop.create_future()
             await self.waiter
         records = list(self.pending)
         self.pending.clear()

@@ -31,7 +31,7 @@ from urllib.parse import unquote_to_bytes
 
 from adapters._static_http import content_type_of, http_date
 from gateway.stages.errors import GATEWAY_MADE
-from gateway.types import Headers, Send
+from gateway.types import Headers, Send, Whole
 
 SMALL_FILE = 64 * 1024
 CACHE_BYTES = 32 * 1024 * 1024
@@ -110,6 +110,8 @@ class Representation:
         "not_modified",
         "path",
         "size",
+        "whole",
+        "whole_not_modified",
     )
 
     def __init__(
@@ -130,6 +132,14 @@ class Representation:
         # A body in memory goes out in one message: the core counts its Content-Length (also for HEAD).
         length = [] if body is not None else [(b"content-length", b"%d" % self.size)]
         self.full: Headers = [(b"content-type", content_type), *length, *self.meta]
+        # The same answers for the core's gateway_respond_now (gateway/http/whole.py), byte for byte.
+        full_fields = _fields([*self.full, (b"content-length", b"%d" % self.size)] if body is not None else self.full)
+        self.whole: Whole | None = (200, full_fields, body) if body is not None else None
+        self.whole_not_modified: Whole = (304, _fields(self.not_modified), b"")
+
+
+def _fields(headers: Headers) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
 class File:

@@ -29,6 +29,7 @@ from adapters._static_files import (
     OPEN_FLAGS,
     REVALIDATE,
     AddSlash,
+    File,
     FileTable,
     Listing,
     Reply,
@@ -36,7 +37,7 @@ from adapters._static_files import (
 )
 from adapters._static_http import if_range_holds, multipart_plan, not_modified, parse_ranges, preferred_coding
 from adapters._static_listing import render_listing
-from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
+from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send, Whole
 
 CHUNK = 256 * 1024
 _WANTED = frozenset({b"accept-encoding", b"if-none-match", b"if-modified-since", b"range", b"if-range"})
@@ -134,24 +135,7 @@ class StaticFiles:
                 await self.answer_other(looked, scope, send)
                 return
             found = looked
-        rep = found.identity
-        inm = ims = ranges = if_range = accept = None
-        for name, value in scope["headers"]:
-            if name in _WANTED:
-                if name == b"accept-encoding":
-                    accept = value
-                elif name == b"if-none-match":
-                    inm = value
-                elif name == b"if-modified-since":
-                    ims = value
-                elif name == b"range":
-                    ranges = value
-                else:
-                    if_range = value
-        if accept is not None and found.codings:
-            coding = preferred_coding(accept, found.codings)
-            if coding is not None:
-                rep = found.variants[coding]
+        rep, inm, ims, ranges, if_range = _conditions(found, scope["headers"])
         if (inm is not None or ims is not None) and not_modified(inm, ims, rep.etag, rep.last_modified, rep.mtime):
             await send({"type": "http.response.start", "status": 304, "headers": rep.not_modified[:]})
             await send({"type": "http.response.body", "body": b""})
@@ -166,6 +150,38 @@ class StaticFiles:
             await send({"type": "http.response.body", "body": rep.body})
         else:
             await send({"type": "http.response.pathsend", "path": rep.path})
+
+    def gateway_respond_now(self, scope: Scope) -> Whole | None:
+        """The whole answer for a fresh cache hit the core can write at once (gateway/http/whole.py).
+
+        Only 200s from memory and 304s of files already cached; anything else (a
+        file not cached yet or gone, a Range on GET, a large file) is None and
+        goes through __call__ as usual.
+        """
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
+            return None
+        raw_path = scope["raw_path"]
+        found = self.cache.get(raw_path)
+        if found is None:
+            return None
+        if monotonic() - found.checked >= REVALIDATE:
+            looked = self.table.lookup(raw_path)  # a stat per second: as __call__ would, without the task
+            if not isinstance(looked, File):
+                return None
+            found = looked
+        headers = scope["headers"]
+        for name, _ in headers:
+            if name in _WANTED:
+                break
+        else:  # no validator, range or coding asked for: the usual request
+            return found.identity.whole
+        rep, inm, ims, ranges, _ = _conditions(found, headers)
+        if (inm is not None or ims is not None) and not_modified(inm, ims, rep.etag, rep.last_modified, rep.mtime):
+            return rep.whole_not_modified
+        if ranges is not None and method == "GET":
+            return None
+        return rep.whole
 
     async def answer_other(self, found: Reply | AddSlash | Listing, scope: Scope, send: Send) -> None:
         if isinstance(found, Reply):
@@ -188,6 +204,32 @@ class StaticFiles:
         headers = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": page})
+
+
+Conditions = tuple[Representation, bytes | None, bytes | None, bytes | None, bytes | None]
+
+
+def _conditions(found: File, headers: list[tuple[bytes, bytes]]) -> Conditions:
+    """The representation the client accepts, and its If-None-Match, If-Modified-Since, Range, If-Range."""
+    rep = found.identity
+    inm = ims = ranges = if_range = accept = None
+    for name, value in headers:
+        if name in _WANTED:
+            if name == b"accept-encoding":
+                accept = value
+            elif name == b"if-none-match":
+                inm = value
+            elif name == b"if-modified-since":
+                ims = value
+            elif name == b"range":
+                ranges = value
+            else:
+                if_range = value
+    if accept is not None and found.codings:
+        coding = preferred_coding(accept, found.codings)
+        if coding is not None:
+            rep = found.variants[coding]
+    return rep, inm, ims, ranges, if_range
 
 
 def _wanted_ranges(header: bytes, if_range: bytes | None, rep: Representation) -> list[tuple[int, int]] | None:

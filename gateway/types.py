@@ -15,6 +15,17 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
+# The core's one extension to ASGI, for speed (gateway/http/whole.py): an app
+# may carry a `gateway_respond_now(scope)` attribute, a plain function the core
+# calls for a request without a body before it starts a task. It returns a
+# Whole (status, header lines as bytes each ending in CRLF and holding
+# Content-Length, body), which the core writes at once, or None to be called
+# the usual ASGI way with the scope untouched. The static handler answers its
+# cached small files this way; the router passes it on for routes no stage
+# wraps (a stage must see every response, so it hides the attribute).
+Whole = tuple[int, bytes, bytes]
+RespondNow = Callable[[Scope], Whole | None]
+
 
 class HandlerContext:
     """What a handler knows of where it sits: for paths in its options and for its messages."""

@@ -312,10 +312,11 @@ class RequestCycle:
             if not any(name.lower() == b"content-length" for name, _ in self.headers):
                 self.headers = [*self.headers, (b"content-length", b"%d" % size)]
             head = self._head(size, True)
-            self.protocol.transport.write(head)
             if not self.is_head and self.status not in NO_BODY_STATUSES:
                 count = min(size, self.length if self.length is not None else size)
-                self.sent = await pathsend.send_file(self.protocol, file, count)
+                self.sent = await pathsend.send_file(self.protocol, head, file, count)
+            else:
+                self.protocol.transport.write(head)
         self._complete()
 
 

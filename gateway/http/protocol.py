@@ -23,6 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from gateway.errors import HttpError
+from gateway.http import whole
 from gateway.http.cycle import RequestCycle
 from gateway.http.parser import RequestParser
 from gateway.http.responses import error_response
@@ -49,6 +50,9 @@ class HttpProtocol(asyncio.Protocol):
         self.loop = state.loop
         self.uses_uvloop = state.uses_uvloop
         self.app = state.app
+        # The app's synchronous answers (gateway/http/whole.py), tried before a task is made.
+        self.respond_now = getattr(state.app, "gateway_respond_now", None)
+        self.answered: RequestCycle | None = None  # answered at once, completed once the parser returns
         self.common = state.common
         self.log = state.access_log.log
         limits = state.limits
@@ -87,6 +91,7 @@ class HttpProtocol(asyncio.Protocol):
         self.client_ip = client[0] if client else ""
         if not self.state.admit(self):
             self.app = self.state.unavailable_app
+            self.respond_now = None
         self.parser = RequestParser(self, self.state.limits, template)
         self._set_timer(HEAD_TIMER, self.header_timeout)
 
@@ -135,6 +140,10 @@ class HttpProtocol(asyncio.Protocol):
         except Exception:
             logger.exception("Internal error while handling a request from %s", self.client_ip or "a unix socket")
             self.refuse(HttpError(500, "The server failed while reading this request."))
+        answered = self.answered
+        if answered is not None:
+            self.answered = None
+            self.on_response_complete(answered)
 
     def on_request(self, scope: Scope, parser: RequestParser) -> None:
         """Parser callback: a request head is complete."""
@@ -146,7 +155,6 @@ class HttpProtocol(asyncio.Protocol):
         if self.app is self.state.unavailable_app:
             keep_alive = False
         now = self.loop.time()
-        scope["state"] = self.state.lifespan_state.copy()
         cycle = RequestCycle(self, scope, keep_alive, parser.expect_continue, has_body, now)
         if parser.content_length:
             cycle.content_length = parser.content_length
@@ -159,6 +167,8 @@ class HttpProtocol(asyncio.Protocol):
             self.ignore_input = not has_body
         self.reading_cycle = cycle
         if self.cycle is None:
+            if self.respond_now is not None and not has_body and whole.answer(self, cycle):
+                return
             self._start(cycle)
         else:
             self.pipeline.append(cycle)
@@ -263,6 +273,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _start(self, cycle: RequestCycle) -> None:
         self.cycle = cycle
+        cycle.scope["state"] = self.state.lifespan_state.copy()  # here: an answer at once needs none
         cycle.task = self.loop.create_task(cycle.run(self.app))
 
     def on_response_complete(self, cycle: RequestCycle) -> None:

@@ -27,7 +27,7 @@ from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
 from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
 from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
-from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
+from gateway.types import ASGIApp, Handler, HandlerContext, Receive, RespondNow, Scope, Send, Whole
 
 HOST_CACHE_SIZE = 4096
 PYTHON_HANDLERS = frozenset({"asgi", "wsgi"})
@@ -48,6 +48,7 @@ class Route:
     context: HandlerContext | None = None
     stages: dict[str, Any] = field(default_factory=dict)  # the stages in force, outermost first, with their options
     websocket_app: ASGIApp | None = None  # what answers a websocket scope: app, or a refusal (handler speaks none)
+    respond_now: RespondNow | None = None  # the app's synchronous answers, when no stage wraps it
 
 
 @dataclass(slots=True)
@@ -61,6 +62,7 @@ class Vhost:
     access_log: AccessLog | NullAccessLog | None = None  # opened at startup
     rewrites: tuple[Rule, ...] = ()  # the vhost's rewrite rules, applied before its routes are matched
     error_pages: ErrorPages | None = None
+    answers_now: bool = False  # a route may answer at once (FastRouter): no rewrites or error pages in the way
 
 
 class Router:
@@ -159,6 +161,36 @@ class Router:
             await send({"type": "lifespan.shutdown.complete"})
 
 
+class FastRouter(Router):
+    """A Router with routes that can answer at once: only such configs pay for trying them first."""
+
+    def gateway_respond_now(self, scope: Scope) -> Whole | None:
+        """The matched route's synchronous answer (gateway/http/whole.py), when nothing in between acts.
+
+        Only for a plain route of a vhost without rewrites or error pages (with
+        no trusted proxies to apply, build_router makes no FastRouter): there
+        the scope reaches the handler as is. None otherwise, leaving the scope
+        untouched for __call__.
+        """
+        vhost = self.vhost_for(scope["headers"])
+        if not vhost.answers_now:
+            return None
+        path = scope["path"]
+        for route in vhost.routes:
+            found = route.matcher.match(path)
+            if not found:
+                continue
+            if found is not True or route.respond_now is None:
+                return None
+            if route.methods is not None and scope["method"] not in route.methods:
+                return None
+            answer = route.respond_now(scope)
+            if answer is not None and vhost.access_log is not None:
+                scope[VHOST_LOG_KEY] = vhost.access_log
+            return answer
+        return None
+
+
 def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
     """The router for a config, and every problem its handlers report (roots, imports)."""
     problems: list[tuple[str, str, str]] = []
@@ -171,7 +203,12 @@ def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
         for name in vhost.names:
             table.add(name, vhost)  # the first vhost keeps a name; report.warnings() says so
     forwarded = forwarded_rewriter(config.server.trusted_proxies)
-    router = Router(vhosts, table, config.server.access_log_format, forwarded)
+    for vhost in vhosts:
+        vhost.answers_now = (
+            not vhost.rewrites and vhost.error_pages is None and any(r.respond_now for r in vhost.routes)
+        )
+    fast = forwarded is None and any(vhost.answers_now for vhost in vhosts)
+    router = (FastRouter if fast else Router)(vhosts, table, config.server.access_log_format, forwarded)
     for vhost in vhosts:
         for route in vhost.routes:
             if route.context is not None:
@@ -229,7 +266,10 @@ def _build_route(
     state = getattr(handler, "state", None)
     app, stages = _with_stages(app, vhost, route, context, hold_body, problems)
     websocket_app = app if getattr(handler, "websocket", False) else websocket_refusal(route.handler)
-    return Route(matcher, methods, route.handler, handler, app, where, mount, state, context, stages, websocket_app)
+    respond_now = getattr(app, "gateway_respond_now", None) if not mount and state is None else None
+    return Route(
+        matcher, methods, route.handler, handler, app, where, mount, state, context, stages, websocket_app, respond_now
+    )
 
 
 def widest_body(config: Config) -> int:

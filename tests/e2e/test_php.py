@@ -507,3 +507,14 @@ names = ["php.test"]
             assert http.get("/hello.php").text == "Hello from PHP"
         assert http.get("/env.php/x").json()["PATH_INFO"] == "/x"
         assert http.get("/static.txt").text == "static file\n"
+
+
+def test_php_cgi_runs_as_a_batch_process(php: Gateway) -> None:
+    """SCHED_BATCH (no wakeup preemption of the gateway), for the master and the children it forks."""
+    with client(php) as http:
+        pids = {int(http.get("/pid.php").text) for _ in range(8)}
+    masters = php_children(php)
+    assert masters
+    for pid in [*masters, *pids]:
+        with contextlib.suppress(ProcessLookupError):  # a child replaced meanwhile
+            assert os.sched_getscheduler(pid) == os.SCHED_BATCH, f"php-cgi {pid}"

@@ -1,0 +1,73 @@
+"""Whole responses an app answers at once, without a task (the core's `gateway_respond_now` extension).
+
+Why: for a small file served from memory, the ASGI round trip (a task, a
+coroutine, two message dicts, the head assembled from a header list) costs
+more than everything else the request needs; bench/static.py runs beside
+nginx. An app that can answer some requests synchronously carries
+`gateway_respond_now(scope)` (see gateway/types.py): the core calls it for a
+request without a body when no other response is in progress, and writes
+what it returns in one transport.write.
+
+Rules:
+- The answer is (status, fields, body): fields are the header lines, each
+  ending in CRLF and holding Content-Length, built by the app from values it
+  trusts (no CR or LF inside). The core adds the status line, Date and
+  Server, and Connection as keep-alive decides, as for any response.
+- HEAD, 1xx, 204 and 304 send no body; everything else sends body whole.
+- None means "not this one": the request goes the usual ASGI way, and the
+  app must not have changed the scope.
+- The response completes once the parser has returned (the protocol calls
+  complete()), so the rest of the bytes just read are parsed first, exactly
+  as if a task had answered: the next request waits in the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from gateway.http.cycle import NO_BODY_STATUSES
+from gateway.http.responses import STATUS_LINES, status_line
+
+if TYPE_CHECKING:
+    from gateway.http.cycle import RequestCycle
+    from gateway.http.protocol import HttpProtocol
+
+logger = logging.getLogger("gateway.error")
+_KEEP_ALIVE_1_0 = b"connection: keep-alive\r\n\r\n"
+_CLOSE = b"connection: close\r\n\r\n"
+_OK = STATUS_LINES[200]
+
+
+def answer(protocol: HttpProtocol, cycle: RequestCycle) -> bool:
+    """Write the app's whole response to cycle's request if it has one; False to run the app as usual."""
+    try:
+        found = protocol.respond_now(cycle.scope)  # type: ignore[misc]
+    except Exception:
+        scope = cycle.scope
+        logger.exception("Exception in app while serving %s %s", scope["method"], scope["path"])
+        protocol.cycle = cycle
+        cycle.response_complete = True
+        protocol.close_with_error(cycle, 500, "The application raised an error; the traceback is in the server's log.")
+        return True
+    if found is None:
+        return False
+    status, fields, body = found
+    end = _CLOSE
+    if cycle.keep_alive:
+        end = b"\r\n" if cycle.scope["http_version"] == "1.1" else _KEEP_ALIVE_1_0
+    cycle.status = status
+    cycle.response_started = cycle.response_complete = True
+    if status == 200 and not cycle.is_head:
+        protocol.transport.write(b"".join((_OK, protocol.common.block, fields, end, body)))
+        cycle.sent = len(body)
+    else:
+        line = STATUS_LINES.get(status) or status_line(status)
+        if cycle.is_head or status in NO_BODY_STATUSES or status < 200:
+            protocol.transport.write(line + protocol.common.block + fields + end)
+        else:
+            protocol.transport.write(b"".join((line, protocol.common.block, fields, end, body)))
+            cycle.sent = len(body)
+    protocol.cycle = cycle
+    protocol.answered = cycle
+    return True
