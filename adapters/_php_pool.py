@@ -31,7 +31,7 @@ from pathlib import Path
 from adapters._fastcgi_client import FastCgiPool
 from gateway.errors import StartupError
 from gateway.pools.options import POOL_HOST_ENV
-from gateway.processes import die_with_parent, exit_description, socket_path
+from gateway.processes import die_with_parent_as_batch, exit_description, socket_path
 
 logger = logging.getLogger("gateway.adapters.php")
 STABLE = 30.0
@@ -115,7 +115,7 @@ class PhpCgi:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=None,  # php-cgi's own startup errors go where ours go
                 start_new_session=True,
-                preexec_fn=_php_preexec,
+                preexec_fn=die_with_parent_as_batch,
             )
         except FileNotFoundError:
             raise StartupError(
@@ -205,20 +205,6 @@ class PhpCgi:
 
 
 _SHARED: dict[tuple[object, ...], PhpCgi] = {}
-
-
-def _php_preexec() -> None:
-    """In php-cgi before exec: die with the gateway, and run as a batch process.
-
-    SCHED_BATCH keeps the policy's fair share but drops wakeup preemption:
-    a PHP child handed a request no longer interrupts the gateway at once, so
-    the gateway finishes its loop iteration (more requests handed out, more
-    responses relayed) before the children run. bench/php.py, paired rounds
-    against nginx + php-fpm: 0.82x with it, 0.78x without.
-    """
-    die_with_parent()
-    with contextlib.suppress(OSError, AttributeError):  # not on every platform; only a speed-up
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
 def shared(

@@ -92,6 +92,7 @@ def test_an_isolated_app_sees_the_request_as_an_inline_one(tmp_path: Path) -> No
         assert isolated.status_code == 200, isolated.text
         seen, expected = isolated.json(), inline.json()
         assert seen["pid"] != gateway.proc.pid and expected["pid"] == gateway.proc.pid
+        assert os.sched_getscheduler(seen["pid"]) == os.SCHED_BATCH, "it does not preempt the front"
         for key in ("query_string", "scheme", "client", "server", "http_version", "method"):
             assert seen[key] == expected[key], key
         assert (seen["path"], seen["root_path"]) == ("/app/x", "/app")
