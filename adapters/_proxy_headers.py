@@ -100,12 +100,7 @@ class RequestHeads:
             elif name in appended:
                 appended[name].append(value)
         parts += self._added(scope, host if self.preserve_host and host else upstream_host, appended, host)
-        if chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        elif length is not None:
-            parts.append(b"content-length: %d\r\n" % length)
-        parts.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
-        return b"".join(parts), RequestFraming(None if chunked else length, chunked)
+        return finish_head(parts, length, chunked, keep_alive)
 
     def build_websocket(self, scope: Scope, upstream_host: bytes, key: bytes) -> bytes:
         """The handshake for the upstream from a websocket scope: the client's fields and subprotocols,
@@ -157,6 +152,18 @@ class RequestHeads:
             raw = b"/" + rest[self.strip_depth + 1] if len(rest) > self.strip_depth + 1 else b"/"
         query: bytes = scope.get("query_string", b"")
         return raw + b"?" + query if query else raw
+
+
+def finish_head(
+    parts: list[bytes], length: int | None, chunked: bool, keep_alive: bool
+) -> tuple[bytes, RequestFraming]:
+    """The head's framing fields and blank line added to its parts, joined; and the body's framing."""
+    if chunked:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    elif length is not None:
+        parts.append(b"content-length: %d\r\n" % length)
+    parts.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+    return b"".join(parts), RequestFraming(None if chunked else length, chunked)
 
 
 def connection_named(headers: Headers) -> frozenset[bytes]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from adapters._proxy_headers import HOP_BY_HOP, RequestFraming, RequestHeads
+from adapters._proxy_headers import HOP_BY_HOP, RequestFraming, RequestHeads, finish_head
 from gateway.types import Scope
 
 SCOPE_HEADER = b"gateway-scope"
@@ -88,12 +88,7 @@ class PoolRequestHeads(RequestHeads):
         if not host:
             parts.append(b"host: localhost\r\n")  # HTTP/1.1 needs one; the app process removes it again
         parts += (SCOPE_HEADER, b": ", scope_blob(scope, host, self.pool), b"\r\n")
-        if chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        elif length is not None:
-            parts.append(b"content-length: %d\r\n" % length)
-        parts.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
-        return b"".join(parts), RequestFraming(None if chunked else length, chunked)
+        return finish_head(parts, length, chunked, keep_alive)
 
     def build_websocket(self, scope: Scope, upstream_host: bytes, key: bytes) -> bytes:
         """A WebSocket handshake for an app process: the client's fields, gateway-scope, the relay's own key."""
