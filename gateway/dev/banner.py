@@ -19,10 +19,13 @@ from gateway.listeners import describe
 WILDCARD_EXAMPLE = "www"
 
 
-def banner_lines(config: Config | None, listeners: list[socket.socket], paint: Paint) -> list[str]:
-    """The lines under "ready": one per vhost, then where it listens."""
+def banner_lines(
+    config: Config | None, listeners: list[socket.socket], paint: Paint, tls: frozenset[socket.socket] = frozenset()
+) -> list[str]:
+    """The lines under "ready": one per vhost, then where it listens; `tls`: the listeners that serve TLS."""
     tcp = [s for s in listeners if s.family in (socket.AF_INET, socket.AF_INET6)]
     port = tcp[0].getsockname()[1] if tcp else None
+    scheme = "https" if tcp and tcp[0] in tls else "http"
     lines, far = [], []
     vhosts = config.vhosts if config is not None else ()
     default = next((v for v in vhosts if v.default), vhosts[0] if vhosts else None)
@@ -32,12 +35,12 @@ def banner_lines(config: Config | None, listeners: list[socket.socket], paint: P
         others = [name for name in vhost.names if name != host]
         if others:
             notes.append("also " + ", ".join(others))
-        url = site_url(host, port)
+        url = site_url(host, port, scheme)
         lines.append(f"  {paint(url, 'cyan', 'bold')}" + (f"  {paint(' · '.join(notes), 'dim')}" if notes else ""))
         if not reaches_loopback(host):
             far.append(host)
     if not vhosts and tcp:
-        lines.append(f"  {paint(site_url(_listen_host(tcp[0]), port), 'cyan', 'bold')}")
+        lines.append(f"  {paint(site_url(_listen_host(tcp[0]), port, scheme), 'cyan', 'bold')}")
     lines.append(f"  listening on {', '.join(describe(s) for s in listeners)}")
     if far and tcp:
         address = describe(tcp[0])
@@ -62,10 +65,10 @@ def shown_name(names: tuple[str, ...]) -> str:
     return f"{WILDCARD_EXAMPLE}.{names[0][2:]}" if names else "localhost"
 
 
-def site_url(host: str, port: int | None) -> str:
-    if port is None or port == 80:
-        return f"http://{host}/"
-    return f"http://{host}:{port}/"
+def site_url(host: str, port: int | None, scheme: str = "http") -> str:
+    if port is None or port == {"http": 80, "https": 443}[scheme]:
+        return f"{scheme}://{host}/"
+    return f"{scheme}://{host}:{port}/"
 
 
 def reaches_loopback(host: str) -> bool:

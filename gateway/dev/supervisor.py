@@ -252,7 +252,9 @@ class DevSupervisor:
             return
         took = time.monotonic() - (self.changed_at or child.started)
         if self.banner_due:
-            lines = banner_lines(self.config, list(self.listeners.values()), self.paint)
+            tls_addresses = self.config.tls_listeners if self.config is not None else {}
+            tls = frozenset(sock for address, sock in self.listeners.items() if address in tls_addresses)
+            lines = banner_lines(self.config, list(self.listeners.values()), self.paint, tls)
             logger.info("serving %s in %.2f s\n%s", self.config_path, took, "\n".join(lines), extra={"label": "ready"})
             self.banner_due = False
         else:

@@ -421,8 +421,10 @@ def test_banner_names_and_the_watch_plan(tmp_path: Path) -> None:
     assert not {site / "static", site / ".venv", site / "__pycache__", site / "node_modules"} & plan.python_dirs
     with socket.create_server(("127.0.0.1", 0)) as sock:
         lines = banner_lines(config, [sock], Paint(False))
+        tls_lines = banner_lines(config, [sock], Paint(False), frozenset({sock}))
         port = sock.getsockname()[1]
     assert lines[0] == f"  http://hello.localhost:{port}/  also *.hello.localhost"
+    assert tls_lines[0] == f"  https://hello.localhost:{port}/  also *.hello.localhost", "a TLS listener's URL"
 
 
 POOLED_CONFIG = """\
