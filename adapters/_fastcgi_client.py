@@ -26,6 +26,7 @@ import socket
 from collections import deque
 from typing import Any
 
+from adapters._backend_writes import WriteFlow
 from adapters._fastcgi_records import ProtocolError, Record, RecordReader
 
 HIGH_WATER = 256 * 1024
@@ -38,8 +39,11 @@ class BackendError(Exception):
     """The FastCGI server broke the exchange (a malformed record, a closed connection); the message is for the log."""
 
 
-class FastCgiConnection(asyncio.Protocol):
+class FastCgiConnection(WriteFlow):
     """One socket to a FastCGI server; records arrive in `pending`, a reader awaits them."""
+
+    peer = "the FastCGI server"
+    failure = BackendError
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -81,36 +85,12 @@ class FastCgiConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._wake()
-        waiter, self.drain_waiter = self.drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        waiter, self.drain_waiter = self.drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.release_drain()
 
     def _wake(self) -> None:
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None:
-            raise BackendError("the FastCGI server closed the connection while the request was being sent")
-        self.transport.write(data)
-
-    async def drain(self) -> None:
-        """Wait while the socket's send buffer is full (the server is not reading STDIN yet)."""
-        while self.writing_paused and not self.closed:
-            self.drain_waiter = self.loop.create_future()
-            await self.drain_waiter
-        if self.closed:
-            raise BackendError("the FastCGI server closed the connection while the request body was being sent")
 
     async def records(self) -> list[Record]:
         """The records that arrived since the last call, waiting for one; [] once the connection is closed."""

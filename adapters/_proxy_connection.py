@@ -30,6 +30,7 @@ from typing import Any
 
 import httptools
 
+from adapters._backend_writes import WriteFlow
 from gateway.types import Headers
 
 HIGH_WATER = 256 * 1024
@@ -66,8 +67,11 @@ class ResponseHead:
         self.until_close = until_close
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(WriteFlow):
     """A socket to an upstream; the response's head and body pieces arrive here, one reader awaits them."""
+
+    peer = "the upstream"
+    failure = UpstreamError
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -154,19 +158,11 @@ class UpstreamConnection(asyncio.Protocol):
             else:
                 self.error = f"the connection broke: {exc}"
         self._wake()
-        waiter, self.drain_waiter = self.drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
+        self.release_drain()
 
     def resume_writing(self) -> None:
-        self.writing_paused = False
-        self.last_active = self.loop.time()
-        waiter, self.drain_waiter = self.drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.last_active = self.loop.time()  # the upstream took body bytes: it is not silent
+        super().resume_writing()
 
     # httptools callbacks ------------------------------------------------------
 
@@ -235,19 +231,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.resume_reading()
             self.reading_paused = False
         return reusable
-
-    def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None:
-            raise UpstreamError("the upstream closed the connection while the request was being sent")
-        self.transport.write(data)
-
-    async def drain(self) -> None:
-        """Wait while the socket's send buffer is full (the upstream is not reading the body yet)."""
-        while self.writing_paused and not self.closed:
-            self.drain_waiter = self.loop.create_future()
-            await self.drain_waiter
-        if self.closed:
-            raise UpstreamError("the upstream closed the connection while the request body was being sent")
 
     def take(self) -> bytes:
         """The body bytes that arrived since the last call; reading resumes."""
