@@ -24,8 +24,9 @@ from gateway.pools.handler import IsolatedHandler
 from gateway.pools.scope_header import apply_scope_header
 from gateway.registry import handler_class
 from gateway.routing.paths import PathMatcher
+from gateway.routing.router import handler_context
 from gateway.stages.errors import plain_response
-from gateway.types import Handler, HandlerContext, Receive, Scope, Send
+from gateway.types import Handler, Receive, Scope, Send
 
 
 class PoolHost:
@@ -68,13 +69,10 @@ def pool_host_app(config: Config) -> PoolHost:
     php: dict[str, Handler] = {}
     problems: list[tuple[str, str, str]] = []
     for vhost in config.vhosts:
-        label = f"{vhost.where} ({vhost.names[0] if vhost.names else 'no name'})"
         for route in vhost.routes:
             if not route.isolation.isolated and route.handler != "php":
                 continue
-            where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
-            context = HandlerContext(config.config_dir, where, PathMatcher(route.path).mount, config.runtime_path)
-            context.limits = config.limits
+            context = handler_context(config, vhost, route, PathMatcher(route.path).mount)
             handler: Handler
             if route.handler == "php":
                 handler = handler_class("php")(route.options, context)

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters._proxy_client import ProxyClient
 from adapters._proxy_options import ProxyOptions
@@ -44,6 +44,7 @@ from gateway.processes import exit_description
 from gateway.types import Receive, Scope, Send
 
 logger = logging.getLogger("gateway.pools")
+T = TypeVar("T")
 TICK = 1.0
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
@@ -201,15 +202,14 @@ class AppPool:
         socket = self.new_socket(number)
         process = AppProcess(self.command(socket), self.env, self.cwd, socket, f"{self.label} process {number}")
         self.processes.append(process)
-        task = asyncio.ensure_future(self.start_process(process))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+        return self.background(self.start_process(process))
 
-    def background(self, coroutine: Coroutine[Any, Any, object]) -> None:
+    def background(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run it as a task the pool keeps (so it is not collected) and cancels on aclose()."""
         task = asyncio.ensure_future(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     async def start_process(self, process: AppProcess) -> AppProcess | None:
         """Wait until a spawned process serves; on failure log it, back off, fail waiters nothing else will serve."""

@@ -12,24 +12,25 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.config.schema import Config, RouteConfig
+from gateway.config.schema import Config, RouteConfig, VhostConfig
 from gateway.errors import ConfigError
 from gateway.lifespan import handlers_lifespan
 from gateway.pools.scope_header import apply_scope_header
 from gateway.registry import handler_class
 from gateway.routing.paths import PathMatcher
+from gateway.routing.router import handler_context
 from gateway.stages.errors import plain_response
-from gateway.types import ASGIApp, Handler, HandlerContext, Receive, Scope, Send
+from gateway.types import ASGIApp, Handler, Receive, Scope, Send
 
 EXTRA_HEADERS = 8  # gateway-scope and a Host the front may add
 
 
-def find_route(config: Config, where: str) -> tuple[str, RouteConfig]:
-    """The route at a config position ("vhost[0].route[1]"), with its vhost's label for messages."""
+def find_route(config: Config, where: str) -> tuple[VhostConfig, RouteConfig]:
+    """The route at a config position ("vhost[0].route[1]"), with its vhost."""
     for vhost in config.vhosts:
         for route in vhost.routes:
             if route.where == where:
-                return f"{vhost.where} ({vhost.names[0] if vhost.names else 'no name'})", route
+                return vhost, route
     raise ConfigError([(config.source, where, "no such route in the config (was it changed since the pool started?)")])
 
 
@@ -49,10 +50,9 @@ def app_process_config(config: Config, widest_body: int) -> Config:
 class IsolatedApp:
     """The ASGI app an app process serves: one handler, its lifespan, scopes from the front."""
 
-    def __init__(self, handler: Handler, app: ASGIApp, where: str) -> None:
+    def __init__(self, handler: Handler, app: ASGIApp) -> None:
         self.handler = handler
         self.app = app
-        self.where = where
         self.state: dict[str, object] | None = getattr(handler, "state", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,12 +69,10 @@ class IsolatedApp:
 
 def isolated_app(config: Config, where: str) -> IsolatedApp:
     """The app of the route at `where`, built as an inline handler; ConfigError for its problems."""
-    label, route = find_route(config, where)
-    mount = PathMatcher(route.path).mount
-    context = HandlerContext(config.config_dir, f"{label} {where.rpartition('.')[2]} {route.path!r}", mount)
-    context.limits = config.limits
+    vhost, route = find_route(config, where)
+    context = handler_context(config, vhost, route, PathMatcher(route.path).mount)
     handler = handler_class(route.handler)(route.options, context)
     found = handler.problems()
     if found:
         raise ConfigError([(config.source, f"{where}.{key}" if key else where, text) for key, text in found])
-    return IsolatedApp(handler, handler.app(), context.where)
+    return IsolatedApp(handler, handler.app())

@@ -217,8 +217,7 @@ def build_router(config: Config) -> tuple[Router, list[tuple[str, str, str]]]:
 
 
 def _build_vhost(config: Config, vhost: VhostConfig, hold_body: bool, problems: list[tuple[str, str, str]]) -> Vhost:
-    label = f"{vhost.where} ({vhost.names[0] if vhost.names else 'no name'})"
-    routes = [_build_route(config, vhost, label, route, hold_body, problems) for route in vhost.routes]
+    routes = [_build_route(config, vhost, route, hold_body, problems) for route in vhost.routes]
     log = vhost.access_log
     if log is not None and log not in ("-", "off"):
         log = str(config.config_dir / log)  # relative to the config file, like every path in it
@@ -239,18 +238,28 @@ def _vhost_reporter(vhost: VhostConfig, problems: list[tuple[str, str, str]]) ->
     return report
 
 
+def handler_context(config: Config, vhost: VhostConfig, route: RouteConfig, mount: str) -> HandlerContext:
+    """Where a route's handler sits: its label for messages, its mount, the config's folders and limits.
+
+    The router, a pool host and an app process each build a route's handler with one.
+    """
+    label = f"{vhost.where} ({vhost.names[0] if vhost.names else 'no name'})"
+    where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
+    context = HandlerContext(config.config_dir, where, mount, config.runtime_path)
+    context.limits = config.limits
+    return context
+
+
 def _build_route(
     config: Config,
     vhost: VhostConfig,
-    label: str,
     route: RouteConfig,
     hold_body: bool,
     problems: list[tuple[str, str, str]],
 ) -> Route:
     matcher = PathMatcher(route.path)
-    where = f"{label} {route.where.rpartition('.')[2]} {route.path!r}"
-    context = HandlerContext(config.config_dir, where, matcher.mount, config.runtime_path)
-    context.limits = config.limits
+    context = handler_context(config, vhost, route, matcher.mount)
+    where = context.where
     handler: Handler
     if route.isolation.isolated and os.environ.get(POOL_HOST_ENV):
         handler = RemotePoolHandler(route, context, config, os.environ[POOL_HOST_ENV])
