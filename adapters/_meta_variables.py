@@ -31,6 +31,7 @@ _HEADER_KEYS: dict[bytes, str] = {
 }
 _HEADER_CACHE_MAX = 512  # names seen beyond this many are converted each time, not remembered
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+_PERCENT, _UNDERSCORE = ord("%"), ord("_")  # ints: `b"%" in raw` costs a caught TypeError in CPython 3.11
 
 
 def add_request_variables(variables: dict[str, Any], scope: Scope) -> None:
@@ -100,7 +101,7 @@ def decoded_path(scope: Scope) -> str:
     raw: bytes | None = scope.get("raw_path")
     if raw is None:
         return str(scope["path"]).encode("utf-8").decode("latin-1")
-    return unquote_to_bytes(raw).decode("latin-1") if b"%" in raw else raw.decode("latin-1")
+    return unquote_to_bytes(raw).decode("latin-1") if _PERCENT in raw else raw.decode("latin-1")
 
 
 def request_uri(scope: Scope) -> str:
@@ -140,7 +141,7 @@ def header_key(name: bytes) -> str:
     lower = name.lower()
     if lower in _HEADER_KEYS:
         key = _HEADER_KEYS[lower]
-    elif b"_" in lower:
+    elif _UNDERSCORE in lower:
         key = ""
     else:
         key = "HTTP_" + lower.decode("latin-1").upper().replace("-", "_")

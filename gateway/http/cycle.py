@@ -63,23 +63,14 @@ class RequestCycle:
     last_body_delivered = False  # the http.request with more_body=False went out
     expect_continue = False
     client_eof = False
+    more_body = False  # more of the request body is to come
 
-    def __init__(
-        self,
-        protocol: HttpProtocol,
-        scope: Scope,
-        keep_alive: bool,
-        expect_continue: bool,
-        has_body: bool,
-        started: float,
-    ) -> None:
+    def __init__(self, protocol: HttpProtocol, scope: Scope, keep_alive: bool, started: float) -> None:
+        """A request without a body; HttpProtocol sets more_body, content_length and expect_continue for one with."""
         self.protocol = protocol
         self.scope = scope
         self.keep_alive = keep_alive
-        if expect_continue and has_body:
-            self.expect_continue = True
         self.body: list[bytes] = []
-        self.more_body = has_body
         self.is_head = scope["method"] == "HEAD"
         self.started = perf_counter()  # for the access log's duration (loop.time() is in whole ms on uvloop)
         self.begun = started  # loop time, for the request_timeout deadline

@@ -59,6 +59,7 @@ class HttpProtocol(asyncio.Protocol):
         self.header_timeout = limits.header_timeout
         self.body_timeout = limits.body_timeout
         self.keepalive_timeout = limits.keepalive_timeout
+        self.default_body_timeout = limits.body_timeout
         self.keepalive_requests = limits.keepalive_requests
         self.request_timeout = limits.request_timeout
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
@@ -92,6 +93,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self.state.admit(self):
             self.app = self.state.unavailable_app
             self.respond_now = None
+            self.keepalive_requests = 0  # the unavailable answer closes the connection
         self.parser = RequestParser(self, self.state.limits, template)
         self._set_timer(HEAD_TIMER, self.header_timeout)
 
@@ -143,28 +145,23 @@ class HttpProtocol(asyncio.Protocol):
         answered = self.answered
         if answered is not None:
             self.answered = None
-            self.on_response_complete(answered)
+            self.on_response_complete(answered, answered.begun)  # answered within this call: its time is now
 
     def on_request(self, scope: Scope, parser: RequestParser) -> None:
         """Parser callback: a request head is complete."""
         self.requests += 1
         self.state.requests += 1
-        self.body_timeout = self.state.limits.body_timeout  # a route's limits may change it for this request
-        has_body = bool(parser.content_length) or parser.chunked
+        self.body_timeout = self.default_body_timeout  # a route's limits may change it for this request
+        has_body = parser.chunked or (parser.content_length or 0) > 0
         keep_alive = parser.keep_alive and self.requests < self.keepalive_requests and not self.stopping
-        if self.app is self.state.unavailable_app:
-            keep_alive = False
         now = self.loop.time()
-        cycle = RequestCycle(self, scope, keep_alive, parser.expect_continue, has_body, now)
-        if parser.content_length:
-            cycle.content_length = parser.content_length
-        if has_body and not parser.expect_continue:
-            self.timer, self.deadline = BODY_TIMER, now + self.body_timeout
-        else:
-            self.timer = NO_TIMER
-        if not keep_alive:
+        cycle = RequestCycle(self, scope, keep_alive, now)
+        self.timer = NO_TIMER
+        if has_body:
+            self._expect_body(cycle, parser, now)
+        elif not keep_alive:
             # Whatever follows a last request is not read (httptools cannot resume after an Upgrade).
-            self.ignore_input = not has_body
+            self.ignore_input = True
         self.reading_cycle = cycle
         if self.cycle is None:
             if self.respond_now is not None and not has_body and whole.answer(self, cycle):
@@ -173,6 +170,18 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self.pipeline.append(cycle)
             self.pause_reading()
+
+    def _expect_body(self, cycle: RequestCycle, parser: RequestParser, now: float) -> None:
+        """A request with a body: what the cycle must know of it, and the body timer."""
+        cycle.more_body = True
+        if parser.content_length:
+            cycle.content_length = parser.content_length
+        if parser.expect_continue:
+            cycle.expect_continue = True
+        else:
+            self.timer, self.deadline = BODY_TIMER, now + self.body_timeout
+        if not cycle.keep_alive:
+            self.ignore_input = False  # the body is still to be read
 
     def on_upgrade_request(self, scope: Scope, parser: RequestParser) -> None:
         """Parser callback: a head asking to switch protocols. WebSocket is spoken; others get plain HTTP."""
@@ -202,7 +211,10 @@ class HttpProtocol(asyncio.Protocol):
         cycle = self.reading_cycle
         if cycle is None:
             return
-        cycle.end_body()
+        if cycle.more_body or cycle.waiter is not None:
+            cycle.end_body()
+        else:
+            cycle.request_complete = True  # no body, nobody waiting for one: end_body() without the calls
         if self.timer == BODY_TIMER:
             self.timer = NO_TIMER
         if not cycle.keep_alive:
@@ -276,8 +288,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle.scope["state"] = self.state.lifespan_state.copy()  # here: an answer at once needs none
         cycle.task = self.loop.create_task(cycle.run(self.app))
 
-    def on_response_complete(self, cycle: RequestCycle) -> None:
-        """The cycle's response is written: log it, then next request or close."""
+    def on_response_complete(self, cycle: RequestCycle, now: float = 0.0) -> None:
+        """The cycle's response is written: log it, then next request or close (now: the loop's time, if known)."""
         self.log(self, cycle)
         if self.closed:
             return
@@ -296,10 +308,11 @@ class HttpProtocol(asyncio.Protocol):
         else:
             if self.read_paused:
                 self.resume_reading()
+            now = now or self.loop.time()
             if self.parser.in_head:
-                self.timer, self.deadline = HEAD_TIMER, self.loop.time() + self.header_timeout
+                self.timer, self.deadline = HEAD_TIMER, now + self.header_timeout
             else:
-                self.timer, self.deadline = IDLE_TIMER, self.loop.time() + self.keepalive_timeout
+                self.timer, self.deadline = IDLE_TIMER, now + self.keepalive_timeout
 
     # Errors and closing -------------------------------------------------------
 

@@ -28,7 +28,7 @@ def parse_path(spec: str) -> tuple[str, str]:
 class PathMatcher:
     """Matches request paths for one route; `mount` is the prefix a mounted app sits under."""
 
-    __slots__ = ("kind", "mount", "pattern", "prefix", "regex", "spec")
+    __slots__ = ("everything", "kind", "mount", "pattern", "prefix", "regex", "spec")
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -36,6 +36,7 @@ class PathMatcher:
         self.prefix = self.pattern.rstrip("/") if self.kind == PREFIX else ""
         self.mount = self.prefix
         self.regex = re.compile(self.pattern) if self.kind == REGEX else None
+        self.everything = self.kind == PREFIX and not self.prefix  # "/": the hot path skips calling match()
 
     def match(self, path: str) -> Any:
         """Truthy when the path is this route's: True, or the re.Match of a regex route."""

@@ -172,19 +172,30 @@ class FastRouter(Router):
         the scope reaches the handler as is. None otherwise, leaving the scope
         untouched for __call__.
         """
-        vhost = self.vhost_for(scope["headers"])
+        headers = scope["headers"]
+        raw = b""
+        for name, value in headers:  # vhost_for's lookup, inlined: this runs for every request
+            if name == b"host":
+                raw = value
+                break
+        vhost = self.cache.get(raw) or self.vhost_for(headers)
         if not vhost.answers_now:
             return None
         path = scope["path"]
         for route in vhost.routes:
-            found = route.matcher.match(path)
-            if not found:
-                continue
-            if found is not True or route.respond_now is None:
+            matcher = route.matcher
+            if not matcher.everything:
+                found = matcher.match(path)
+                if not found:
+                    continue
+                if found is not True:
+                    return None
+            respond_now = route.respond_now
+            if respond_now is None:
                 return None
             if route.methods is not None and scope["method"] not in route.methods:
                 return None
-            answer = route.respond_now(scope)
+            answer = respond_now(scope)
             if answer is not None and vhost.access_log is not None:
                 scope[VHOST_LOG_KEY] = vhost.access_log
             return answer
