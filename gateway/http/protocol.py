@@ -53,6 +53,7 @@ class HttpProtocol(asyncio.Protocol):
         # The app's synchronous answers (gateway/http/whole.py), tried before a task is made.
         self.respond_now = getattr(state.app, "gateway_respond_now", None)
         self.answered: RequestCycle | None = None  # answered at once, completed once the parser returns
+        self.answered_cycle: RequestCycle | None = None  # reused by every request answered at once (whole.py)
         self.common = state.common
         self.log = state.access_log.log
         limits = state.limits
@@ -152,20 +153,21 @@ class HttpProtocol(asyncio.Protocol):
         self.requests += 1
         self.state.requests += 1
         self.body_timeout = self.default_body_timeout  # a route's limits may change it for this request
-        has_body = parser.chunked or (parser.content_length or 0) > 0
         keep_alive = parser.keep_alive and self.requests < self.keepalive_requests and not self.stopping
         now = self.loop.time()
-        cycle = RequestCycle(self, scope, keep_alive, now)
         self.timer = NO_TIMER
-        if has_body:
+        if parser.chunked or (parser.content_length or 0) > 0:
+            cycle = RequestCycle(self, scope, keep_alive, now)
             self._expect_body(cycle, parser, now)
-        elif not keep_alive:
-            # Whatever follows a last request is not read (httptools cannot resume after an Upgrade).
-            self.ignore_input = True
+        else:
+            if not keep_alive:
+                # Whatever follows a last request is not read (httptools cannot resume after an Upgrade).
+                self.ignore_input = True
+            if self.cycle is None and self.respond_now is not None and whole.answer(self, scope, keep_alive, now):
+                return
+            cycle = RequestCycle(self, scope, keep_alive, now)
         self.reading_cycle = cycle
         if self.cycle is None:
-            if self.respond_now is not None and not has_body and whole.answer(self, cycle):
-                return
             self._start(cycle)
         else:
             self.pipeline.append(cycle)

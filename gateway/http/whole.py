@@ -24,13 +24,14 @@ Rules:
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING
 
-from gateway.http.cycle import NO_BODY_STATUSES
+from gateway.http.cycle import NO_BODY_STATUSES, RequestCycle
 from gateway.http.responses import STATUS_LINES, status_line
+from gateway.types import Scope
 
 if TYPE_CHECKING:
-    from gateway.http.cycle import RequestCycle
     from gateway.http.protocol import HttpProtocol
 
 logger = logging.getLogger("gateway.error")
@@ -39,35 +40,51 @@ _CLOSE = b"connection: close\r\n\r\n"
 _OK = STATUS_LINES[200]
 
 
-def answer(protocol: HttpProtocol, cycle: RequestCycle) -> bool:
-    """Write the app's whole response to cycle's request if it has one; False to run the app as usual."""
+def answer(protocol: HttpProtocol, scope: Scope, keep_alive: bool, now: float) -> bool:
+    """Write the app's whole response to a bodyless request if it has one; False to run the app as usual.
+
+    The request is recorded on the connection's own cycle for answers at once,
+    reused from one such request to the next: it never reaches a task, and
+    making and freeing a RequestCycle per request cost more than the rest of
+    this function.
+    """
     try:
-        found = protocol.respond_now(cycle.scope)  # type: ignore[misc]
+        found = protocol.respond_now(scope)  # type: ignore[misc]
     except Exception:
-        scope = cycle.scope
         logger.exception("Exception in app while serving %s %s", scope["method"], scope["path"])
-        protocol.cycle = cycle
+        cycle = RequestCycle(protocol, scope, keep_alive, now)
+        protocol.cycle = protocol.reading_cycle = cycle
         cycle.response_complete = True
         protocol.close_with_error(cycle, 500, "The application raised an error; the traceback is in the server's log.")
         return True
     if found is None:
         return False
     status, fields, body = found
-    end = _CLOSE
-    if cycle.keep_alive:
-        end = b"\r\n" if cycle.scope["http_version"] == "1.1" else _KEEP_ALIVE_1_0
+    cycle = protocol.answered_cycle
+    if cycle is None:
+        cycle = protocol.answered_cycle = RequestCycle(protocol, scope, keep_alive, now)
+        cycle.deadline = 0.0  # answered before any timer could fire
+        cycle.response_started = cycle.response_complete = True
+    cycle.scope = scope
+    cycle.keep_alive = keep_alive
+    cycle.started = perf_counter()
+    cycle.begun = now
+    cycle.request_complete = False
     cycle.status = status
-    cycle.response_started = cycle.response_complete = True
-    if status == 200 and not cycle.is_head:
+    end = _CLOSE
+    if keep_alive:
+        end = b"\r\n" if scope["http_version"] == "1.1" else _KEEP_ALIVE_1_0
+    is_head = cycle.is_head = scope["method"] == "HEAD"
+    if status == 200 and not is_head:
         protocol.transport.write(b"".join((_OK, protocol.common.block, fields, end, body)))
         cycle.sent = len(body)
     else:
         line = STATUS_LINES.get(status) or status_line(status)
-        if cycle.is_head or status in NO_BODY_STATUSES or status < 200:
+        if is_head or status in NO_BODY_STATUSES or status < 200:
             protocol.transport.write(line + protocol.common.block + fields + end)
+            cycle.sent = 0
         else:
             protocol.transport.write(b"".join((line, protocol.common.block, fields, end, body)))
             cycle.sent = len(body)
-    protocol.cycle = cycle
-    protocol.answered = cycle
+    protocol.cycle = protocol.reading_cycle = protocol.answered = cycle
     return True
