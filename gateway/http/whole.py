@@ -60,11 +60,12 @@ def answer(protocol: HttpProtocol, scope: Scope, keep_alive: bool, now: float) -
     if found is None:
         return False
     status, fields, body = found
-    cycle = protocol.answered_cycle
-    if cycle is None:
-        cycle = protocol.answered_cycle = RequestCycle(protocol, scope, keep_alive, now)
-        cycle.deadline = 0.0  # answered before any timer could fire
-        cycle.response_started = cycle.response_complete = True
+    reused = protocol.answered_cycle
+    if reused is None:
+        reused = protocol.answered_cycle = RequestCycle(protocol, scope, keep_alive, now)
+        reused.deadline = 0.0  # answered before any timer could fire
+        reused.response_started = reused.response_complete = True
+    cycle = reused
     cycle.scope = scope
     cycle.keep_alive = keep_alive
     cycle.started = perf_counter()
