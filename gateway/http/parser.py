@@ -68,6 +68,12 @@ _VALID_HOST_CACHE_SIZE = 512
 # catching a TypeError first, 17x slower than `35 in data`.
 _HASH, _UNDERSCORE, _LF = ord("#"), ord("_"), ord("\n")
 _VERSIONS = {b" HTTP/1.1\r": "1.1", b" HTTP/1.0\r": "1.0"}  # a request line's end, before its LF
+# Request lines seen before → (version, method, raw_path, query_string, path): a
+# dict lookup instead of decoding the target again. Bounded; filled, never evicted.
+RequestLine = tuple[str, str, bytes, bytes, str]
+_LINE_CACHE_SIZE = 1024
+_LINE_CACHE_LENGTH = 512
+_lines: dict[bytes, RequestLine] = {}
 # The scope keys the parser sets for each request (placeholders in the template).
 _PER_REQUEST: dict[str, Any] = {
     "http_version": "1.1",
@@ -97,6 +103,8 @@ class RequestParser:
         "_dirty",
         "_headers",
         "_in_trailers",
+        "_known",
+        "_line",
         "_line_len",
         "_max_body",
         "_max_field",
@@ -109,7 +117,6 @@ class RequestParser:
         "_seen",
         "_trailer_count",
         "_url",
-        "_version",
         "body_seen",
         "chunked",
         "content_length",
@@ -142,20 +149,23 @@ class RequestParser:
         self._message_done = False
         self._in_trailers = False
         self._dirty = True
-        self._between = True  # the next byte fed begins a request (or the CRLFs before one)
-        self._version: str | None = None
+        self._line: bytes | None = None  # the request line data began with, when it did
+        self._known: RequestLine | None = None  # its values, when it is in the cache
         self.on_message_begin()
         self.in_head = False
+        self._between = True  # the next byte fed begins a request (or the CRLFs before one)
 
     def feed(self, data: bytes) -> None:
         """Parse bytes from the client; raises HttpError for a request we refuse."""
         self._message_done = False
         if self._between:
-            # The request line is what data begins with: its version costs a slice here
-            # and is exact (llhttp allows no LF inside the line), where httptools'
+            # The request line is what data begins with (or CRLFs before it; llhttp
+            # allows no LF inside the line). Seen before, its values are cached; if
+            # not, its version is read off its end, where httptools'
             # get_http_version() formats a string for 0.5 µs.
             end = data.find(_LF)
-            self._version = _VERSIONS.get(data[end - 10 : end]) if end > 0 else None
+            line = self._line = data[:end] if end > 0 else None
+            self._known = _lines.get(line) if line is not None else None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -296,27 +306,54 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         self.in_head = False
         self._in_trailers = True
+        known = self._known
+        if known is None:
+            version, method, raw_path, query, path = self._read_request_line()
+        else:
+            # A request line seen before: the same bytes parse to the same values.
+            self._known = self._line = None
+            version, method, raw_path, query, path = known
+            if self._dirty:
+                self._check_framing(version)
+            host = self.host
+            if host is None:
+                if version == "1.1":
+                    raise HttpError(400, "HTTP/1.1 requests must carry a Host header.")
+            elif host not in _valid_hosts:
+                _check_host(host)
         parser = self._parser
-        version = self._version or parser.get_http_version()
-        self._version = None
-        if version != "1.1" and version != "1.0":
-            raise HttpError(505, f"HTTP/{version} is not supported; use HTTP/1.1.")
-        raw_method = parser.get_method()
-        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
-        if self.chunked and version == "1.0":
-            raise HttpError(400, "Transfer-Encoding is not allowed in HTTP/1.0.")
-        if self.content_length is not None and self.content_length > self._max_body:
-            raise HttpError(413, "The request body is larger than this server accepts.")
         upgrade = parser.should_upgrade()
         self.keep_alive = not upgrade and parser.should_keep_alive()
         scope = self.template.copy()
         scope["http_version"] = version
         scope["method"] = method
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        scope["headers"] = self._headers
+        if upgrade:
+            self.sink.on_upgrade_request(scope, self)
+        else:
+            self.sink.on_request(scope, self)
+
+    def _read_request_line(self) -> RequestLine:
+        """The version, method and target of a request line not in the cache, checked in order."""
+        parser = self._parser
+        line = self._line
+        self._line = None
+        version = (line is not None and _VERSIONS.get(line[-10:])) or parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise HttpError(505, f"HTTP/{version} is not supported; use HTTP/1.1.")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        if self._dirty:
+            self._check_framing(version)
         url = self._url
-        if url[:1] == b"/" and _HASH not in url:
+        plain = url[:1] == b"/" and _HASH not in url
+        if plain:
             raw_path, _, query = url.partition(b"?")
         else:
-            raw_path, query = self._other_target(url, method, scope)
+            raw_path, query = self._other_target(url, method)
         if self.host is not None:
             if self.host not in _valid_hosts:
                 _check_host(self.host)
@@ -327,16 +364,20 @@ class RequestParser:
             path = unquote(path)
         if "/." in path:
             path = remove_dot_segments(path)
-        scope["path"] = path
-        scope["raw_path"] = raw_path
-        scope["query_string"] = query
-        scope["headers"] = self._headers
-        if upgrade:
-            self.sink.on_upgrade_request(scope, self)
-        else:
-            self.sink.on_request(scope, self)
+        parsed = (version, method, raw_path, query, path)
+        if plain and line is not None and len(line) <= _LINE_CACHE_LENGTH and len(_lines) < _LINE_CACHE_SIZE:
+            # Only the exact line llhttp parsed (not CRLFs before it) is a key.
+            if line == b"%s %s HTTP/%s\r" % (raw_method, url, version.encode("ascii")):
+                _lines[line] = parsed
+        return parsed
 
-    def _other_target(self, url: bytes, method: str, scope: Scope) -> tuple[bytes, bytes]:
+    def _check_framing(self, version: str) -> None:
+        if self.chunked and version == "1.0":
+            raise HttpError(400, "Transfer-Encoding is not allowed in HTTP/1.0.")
+        if self.content_length is not None and self.content_length > self._max_body:
+            raise HttpError(413, "The request body is larger than this server accepts.")
+
+    def _other_target(self, url: bytes, method: str) -> tuple[bytes, bytes]:
         """Targets other than a plain origin-form path (RFC 9112 §3.2)."""
         if url[:1] == b"/":
             raw_path, _, query = url.partition(b"#")[0].partition(b"?")

@@ -126,6 +126,36 @@ def test_template_is_copied_not_changed() -> None:
     assert recorder.scopes[0] is not template
 
 
+REPEATED = [
+    # A request line seen before is answered from the parser's cache: every case is fed twice.
+    b"GET /same/line?q=%20 HTTP/1.1\r\nHost: a\r\n\r\nGET /same/line?q=%20 HTTP/1.0\r\n\r\n",
+    b"GET /v HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /v HTTP/1.1\r\nHost: b\r\n\r\n"
+    b"GET /v HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"\r\nGET /after-crlf HTTP/1.1\r\nHost: c\r\n\r\n",
+    b"GET http://d.example/abs?x HTTP/1.1\r\nHost: ignored\r\n\r\n",
+    b"GET /x/%2e%2e/y/./z HTTP/1.1\r\nHost: e\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("data", REPEATED)
+@pytest.mark.parametrize("size", SPLITS, ids=SPLIT_IDS)
+def test_a_request_line_seen_before_parses_as_the_first_time(data: bytes, size: int | None) -> None:
+    first = feed(data, size=size).events
+    assert feed(data, size=size).events == first == feed(data, size=1).events
+    versions = [event[5] for event in first if event[0] == "request"]
+    assert versions == [line.rsplit(b"/", 1)[1][:3].decode() for line in _request_lines(data)]
+
+
+def test_an_absolute_target_seen_before_still_replaces_the_host() -> None:
+    for _ in range(2):
+        (event, _end) = feed(b"GET http://h.example:81/p HTTP/1.1\r\nHost: other\r\n\r\n").events
+        assert event[2] == "/p" and dict(event[6])[b"host"] == b"h.example:81"
+
+
+def _request_lines(data: bytes) -> list[bytes]:
+    return [line for line in data.split(b"\r\n") if line.endswith((b" HTTP/1.1", b" HTTP/1.0"))]
+
+
 def test_content_length_body_is_delivered_then_the_end() -> None:
     recorder = feed(b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")
     assert merged(recorder.events)[1:] == [("body", b"hello world"), ("end",)]
