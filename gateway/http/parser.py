@@ -366,10 +366,14 @@ class RequestParser:
             path = remove_dot_segments(path)
         parsed = (version, method, raw_path, query, path)
         if plain and line is not None and len(line) <= _LINE_CACHE_LENGTH and len(_lines) < _LINE_CACHE_SIZE:
-            # Only the exact line llhttp parsed (not CRLFs before it) is a key.
-            if line == b"%s %s HTTP/%s\r" % (raw_method, url, version.encode("ascii")):
-                _lines[line] = parsed
+            self._remember_line(line, raw_method, url, parsed)
         return parsed
+
+    @staticmethod
+    def _remember_line(line: bytes, raw_method: bytes, url: bytes, parsed: RequestLine) -> None:
+        """Cache a request line's values, if line is exactly the line llhttp parsed (not CRLFs before one)."""
+        if line == b"%s %s HTTP/%s\r" % (raw_method, url, parsed[0].encode("ascii")):
+            _lines[line] = parsed
 
     def _check_framing(self, version: str) -> None:
         if self.chunked and version == "1.0":
