@@ -64,13 +64,14 @@ def answer(protocol: HttpProtocol, scope: Scope, keep_alive: bool, now: float) -
     if reused is None:
         reused = protocol.answered_cycle = RequestCycle(protocol, scope, keep_alive, now)
         reused.deadline = 0.0  # answered before any timer could fire
-        reused.response_started = reused.response_complete = True
+        # A bodyless request is complete once llhttp reports its end, in the same
+        # feed, before the protocol completes the response: no reset needed.
+        reused.response_started = reused.response_complete = reused.request_complete = True
     cycle = reused
     cycle.scope = scope
     cycle.keep_alive = keep_alive
     cycle.started = perf_counter()
     cycle.begun = now
-    cycle.request_complete = False
     cycle.status = status
     end = _CLOSE
     if keep_alive:
