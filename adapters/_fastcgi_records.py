@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 VERSION = 1
 
@@ -86,9 +86,12 @@ class ProtocolError(Exception):
     """The backend sent bytes that are not FastCGI; the message says what, for the error log."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One record as received: its padding is already dropped."""
+class Record(NamedTuple):
+    """One record as received: its padding is already dropped.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and made in half
+    the time (a frozen dataclass sets each field through object.__setattr__).
+    """
 
     type: int
     request_id: int
