@@ -135,13 +135,27 @@ def parse_head(block: bytes, nph: bool = False) -> CgiHead:
 
 
 def _field(line: bytes) -> tuple[bytes, bytes]:
+    """(lower-case name, value) of a header line; lines a program repeats are parsed once."""
+    known = _fields.get(line)
+    if known is not None:
+        return known
     name, colon, value = line.partition(b":")
     if not colon or not _TOKEN.match(name):
         raise CgiResponseError(f"not a header line: {_shown(line)}")
     value = value.strip(b" \t")
     if _BAD_VALUE.search(value):
         raise CgiResponseError(f"control characters in the {name.decode()} header")
-    return name.lower(), value
+    field = name.lower(), value
+    if len(_fields) < _FIELD_CACHE_SIZE and len(line) <= _FIELD_CACHE_LENGTH and field[0] != b"set-cookie":
+        _fields[line] = field
+    return field
+
+
+# Header lines seen before (X-Powered-By, Content-Type, ...) → (name, value): two regex
+# searches saved per line. Bounded, filled and never evicted; cookies (unique) stay out.
+_FIELD_CACHE_SIZE = 1024
+_FIELD_CACHE_LENGTH = 256
+_fields: dict[bytes, tuple[bytes, bytes]] = {}
 
 
 def _status_code(text: bytes) -> int:

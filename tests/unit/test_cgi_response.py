@@ -91,3 +91,18 @@ def test_endless_headers_are_refused_at_the_limit() -> None:
 def test_nph_without_status_line() -> None:
     with pytest.raises(CgiResponseError, match="status line"):
         read(b"Content-Type: text/plain\n\n", nph=True)
+
+
+def test_a_head_seen_before_parses_the_same_and_bad_lines_still_fail() -> None:
+    block = b"X-Powered-By: PHP/8.2\r\nContent-type: text/html\r\nSet-Cookie: id=1\r\nSet-Cookie: id=2"
+    first, second = parse_head(block), parse_head(block)
+    assert first == second and first.headers is not second.headers
+    assert second.headers == [
+        (b"x-powered-by", b"PHP/8.2"),
+        (b"content-type", b"text/html"),
+        (b"set-cookie", b"id=1"),
+        (b"set-cookie", b"id=2"),
+    ]
+    for _ in range(2):
+        with pytest.raises(CgiResponseError, match="control characters"):
+            parse_head(b"Content-type: text/html\r\nX-Bad: a\x01b")
