@@ -28,6 +28,7 @@ back only until the first body message shows whether the size is known):
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,7 @@ DEFAULT_TYPES = (
 )
 _TABLE_KEYS = ("algorithms", "min_size", "types", "level")
 _NO_BODY = frozenset({204, 206, 304})
+_NO_TRANSFORM = re.compile(rb"no-transform", re.IGNORECASE)  # not `b"..." in value`: see gateway/http/parser.py
 _CACHE_SIZE = 256  # distinct Accept-Encoding values remembered per route
 
 
@@ -243,7 +245,7 @@ class _Response:
             lname = name.lower()
             if lname == b"content-type":
                 content_type = value
-            elif lname == b"content-encoding" or (lname == b"cache-control" and b"no-transform" in value.lower()):
+            elif lname == b"content-encoding" or (lname == b"cache-control" and _NO_TRANSFORM.search(value)):
                 return False
             elif lname == b"content-length":
                 self.known_size = int(value) if value.isdigit() and len(value) <= 18 else None
@@ -336,7 +338,7 @@ def _with_vary(headers: Any) -> Headers:
     for index, (name, value) in enumerate(edited):
         if name.lower() == b"vary":
             lowered = value.lower()
-            if b"accept-encoding" in lowered or value.strip() == b"*":
+            if lowered.find(b"accept-encoding") >= 0 or value.strip() == b"*":
                 return edited
             last = index
     if last < 0:

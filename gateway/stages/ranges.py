@@ -54,7 +54,7 @@ def parse(values: dict[str, Any], context: HandlerContext, report: Report) -> Op
 def parse_range(value: bytes, length: int) -> tuple[int, int] | None:
     """(first, end) with end exclusive; NOT_SATISFIABLE; or None to ignore the header and send it all."""
     unit, equals, spec = value.partition(b"=")
-    if not equals or unit.strip(b" \t").lower() != b"bytes" or b"," in spec or length == 0:
+    if not equals or unit.strip(b" \t").lower() != b"bytes" or spec.find(b",") >= 0 or length == 0:
         return None
     first, dash, last = spec.strip(b" \t").partition(b"-")
     if not dash or not (first or last) or (first and not first.isdigit()) or (last and not last.isdigit()):
