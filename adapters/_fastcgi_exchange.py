@@ -80,7 +80,7 @@ class Exchange:
         self.started = False  # the response head went to the client
         self.reusable = False
         self.stdin_done = False
-        self.stderr = StderrLog(script, logger)
+        self.stderr: StderrLog | None = None  # made when php-cgi writes to stderr: most requests never do
 
     async def run(self, head: bytes, length: int, body: AsyncIterator[bytes]) -> None:
         connection = self.connection
@@ -139,6 +139,8 @@ class Exchange:
                     if record.content:
                         out.append(record.content)
                 elif record.type == STDERR:
+                    if self.stderr is None:
+                        self.stderr = StderrLog(self.script, logger)
                     self.stderr.feed(record.content)
                 elif record.type == END_REQUEST:
                     self.check_end(record.content)
@@ -147,7 +149,8 @@ class Exchange:
             if out or ended:
                 await self.forward(b"".join(out) if len(out) != 1 else out[0], more=not ended)
             if ended:
-                self.stderr.flush()
+                if self.stderr is not None:
+                    self.stderr.flush()
                 return
 
     async def forward(self, data: bytes, more: bool) -> None:
