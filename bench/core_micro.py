@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.apps import hello
+from bench.static import CONFIG as STATIC_CONFIG
 from gateway.config.loader import load
 from gateway.config.schema import Limits
 from gateway.http.protocol import HttpProtocol
@@ -56,19 +57,10 @@ class FakeTransport:
 
 
 STATIC_REQUEST = b"GET /small.bin HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
-STATIC_CONFIG = """
-[[vhost]]
-names = ["127.0.0.1"]
-
-[[vhost.route]]
-path = "/"
-handler = "static"
-root = "{root}"
-"""
 
 
 def static_router(folder: Path) -> ASGIApp:
-    """A router for a config with one static route, over a folder with a 1 KiB file."""
+    """A router for bench.static's config (one static route), over a folder with a 1 KiB file."""
     (folder / "small.bin").write_bytes(os.urandom(1024))
     (folder / "gateway.toml").write_text(STATIC_CONFIG.format(root=folder))
     router, problems = build_router(load(folder / "gateway.toml"))
