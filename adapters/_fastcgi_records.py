@@ -65,6 +65,7 @@ _LONG_LENGTH = struct.Struct("!I")
 _LONG_MARK = 0x80000000
 _PADDINGS = tuple(bytes(n) for n in range(8))
 _MANAGEMENT_TYPES = frozenset({GET_VALUES, GET_VALUES_RESULT, UNKNOWN_TYPE})
+_RESPONSE_TYPES = frozenset({STDOUT, STDERR, END_REQUEST})  # what a response is made of, checked inline
 _TYPE_NAMES = {
     BEGIN_REQUEST: "BEGIN_REQUEST",
     ABORT_REQUEST: "ABORT_REQUEST",
@@ -293,7 +294,8 @@ def _parse(view: memoryview) -> tuple[list[Record], int]:
     offset = 0
     while len(view) - offset >= _HEADER_SIZE:
         version, record_type, request_id, length, padding = _HEADER.unpack_from(view, offset)
-        _check_header(version, record_type, request_id)
+        if version != VERSION or record_type not in _RESPONSE_TYPES or not request_id:
+            _check_header(version, record_type, request_id)  # says what is wrong, or allows a management record
         start = offset + _HEADER_SIZE
         end = start + length
         if end + padding > len(view):
