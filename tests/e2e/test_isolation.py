@@ -407,3 +407,39 @@ def test_health_waits_for_a_pool_with_no_process_serving(tmp_path: Path) -> None
         wait_until(lambda: http.get("/_gateway/health", headers=HOST).status_code == 503, 5, "health says waiting")
         waiting = http.get("/_gateway/health", headers=HOST).json()["waiting_for"]
         assert waiting == ["app pool of vhost[0].route[0] (no process serving)"]
+
+
+WSGI_ROUTE = """
+  [[vhost.route]]
+  path = "/{prefix}"
+  handler = "wsgi"
+  app = "tests.e2e.wsgi_apps.apps:env"
+  bridge = "{bridge}"
+  {isolation}
+"""
+WSGI_CONFIG = '[[vhost]]\nnames = ["iso.test"]\n' + "".join(
+    WSGI_ROUTE.format(prefix=prefix, bridge=bridge, isolation=isolation)
+    for prefix, bridge, isolation in [
+        ("ours", "gateway", 'isolation = "process"\n  pool = { min = 1, max = 1 }'),
+        ("a2wsgi", "a2wsgi", 'isolation = "process"\n  pool = { min = 1, max = 1 }'),
+        ("inline-ours", "gateway", ""),
+        ("inline-a2wsgi", "a2wsgi", ""),
+    ]
+)
+
+
+def test_an_isolated_wsgi_app_gets_the_inline_environ_through_either_bridge(tmp_path: Path) -> None:
+    with run_gateway(config_text=WSGI_CONFIG) as gateway, httpx.Client(base_url=gateway.url) as http:
+        seen = {
+            prefix: http.post(f"/{prefix}/x?y=1", headers={**HOST, "x-custom": "1"}, content=b"posted")
+            for prefix in ("ours", "a2wsgi", "inline-ours", "inline-a2wsgi")
+        }
+        assert all(response.status_code == 200 for response in seen.values()), {p: r.text for p, r in seen.items()}
+        environs = {prefix: response.json() for prefix, response in seen.items()}
+        keys = ("PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "SERVER_NAME", "SERVER_PORT", "REQUEST_METHOD")
+        keys += ("HTTP_X_CUSTOM", "CONTENT_LENGTH", "wsgi.url_scheme", "body")
+        for prefix in ("ours", "a2wsgi"):
+            isolated, inline = environs[prefix], environs[f"inline-{prefix}"]
+            assert isolated["SCRIPT_NAME"] == f"/{prefix}"
+            assert {key: isolated.get(key) for key in keys} == {key: inline.get(key) for key in keys}, prefix
+        assert environs["a2wsgi"]["body"] == "posted" and environs["a2wsgi"]["REMOTE_ADDR"] == "127.0.0.1"
