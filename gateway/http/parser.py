@@ -315,12 +315,8 @@ class RequestParser:
             version, method, raw_path, query, path = known
             if self._dirty:
                 self._check_framing(version)
-            host = self.host
-            if host is None:
-                if version == "1.1":
-                    raise HttpError(400, "HTTP/1.1 requests must carry a Host header.")
-            elif host not in _valid_hosts:
-                _check_host(host)
+            if self.host not in _valid_hosts:
+                _check_host(self.host, version)
         parser = self._parser
         upgrade = parser.should_upgrade()
         self.keep_alive = not upgrade and parser.should_keep_alive()
@@ -354,11 +350,8 @@ class RequestParser:
             raw_path, _, query = url.partition(b"?")
         else:
             raw_path, query = self._other_target(url, method)
-        if self.host is not None:
-            if self.host not in _valid_hosts:
-                _check_host(self.host)
-        elif version == "1.1":
-            raise HttpError(400, "HTTP/1.1 requests must carry a Host header.")
+        if self.host not in _valid_hosts:
+            _check_host(self.host, version)
         path = raw_path.decode("latin-1")
         if "%" in path:
             path = unquote(path)
@@ -425,7 +418,12 @@ class RequestParser:
         self.sink.on_request_end()
 
 
-def _check_host(host: bytes) -> None:
+def _check_host(host: bytes | None, version: str) -> None:
+    """A Host not seen before (or none): HTTP/1.1 needs one, and it must be a host and optional port."""
+    if host is None:
+        if version == "1.1":
+            raise HttpError(400, "HTTP/1.1 requests must carry a Host header.")
+        return
     if _HOST.fullmatch(host) is None:
         raise HttpError(400, "The Host header is not a valid host name.")
     if len(_valid_hosts) < _VALID_HOST_CACHE_SIZE:
