@@ -162,7 +162,8 @@ class Supervisor:
         """Sleep until a signal, a worker's message, or the timeout."""
         pipes = [w.pipe for w in self.workers]
         admin = [self.admin.fileno()] if self.admin is not None else []
-        readable, _, _ = select.select([self.wake_r, *pipes, *admin], [], [], timeout)
+        # max(): a deadline computed a moment ago may have passed already, and select() refuses < 0.
+        readable, _, _ = select.select([self.wake_r, *pipes, *admin], [], [], max(timeout, 0.0))
         if self.wake_r in readable:
             with contextlib.suppress(BlockingIOError):
                 os.read(self.wake_r, 512)
