@@ -74,6 +74,19 @@ RequestLine = tuple[str, str, bytes, bytes, str]
 _LINE_CACHE_SIZE = 1024
 _LINE_CACHE_LENGTH = 512
 _lines: dict[bytes, RequestLine] = {}
+# Whole request heads seen before, byte for byte, → what parsing them gave: the
+# request line's values, the header list, the Host and keep-alive. A read that is
+# exactly such a head is answered without httptools or the callbacks, where
+# half the core's time per request goes; load balancers' health checks,
+# polling clients and benchmarks repeat their heads. Only keep-alive heads
+# without a body or special fields are kept (llhttp ends them in the same
+# state it starts in), one table per Limits (the checks skipped depend on
+# them). Bounded; filled, never evicted.
+Head = tuple[str, str, bytes, bytes, str, tuple[tuple[bytes, bytes], ...], bytes | None]
+_HEAD_CACHE_SIZE = 1024
+_HEAD_CACHE_LENGTH = 2048
+_HEAD_END = b"\r\n\r\n"
+_heads: dict[Limits, dict[bytes, Head]] = {}
 # The scope keys the parser sets for each request (placeholders in the template).
 _PER_REQUEST: dict[str, Any] = {
     "http_version": "1.1",
@@ -102,6 +115,7 @@ class RequestParser:
         "_between",
         "_dirty",
         "_headers",
+        "_heads",
         "_in_trailers",
         "_known",
         "_line",
@@ -113,6 +127,8 @@ class RequestParser:
         "_max_pair",
         "_message_done",
         "_parser",
+        "_recorded",
+        "_recording",
         "_saw_newline",
         "_seen",
         "_trailer_count",
@@ -151,6 +167,9 @@ class RequestParser:
         self._dirty = True
         self._line: bytes | None = None  # the request line data began with, when it did
         self._known: RequestLine | None = None  # its values, when it is in the cache
+        self._heads = _heads.setdefault(limits, {})
+        self._recording = False  # the head being parsed may go into _heads
+        self._recorded: Head | None = None
         self.on_message_begin()
         self.in_head = False
         self._between = True  # the next byte fed begins a request (or the CRLFs before one)
@@ -158,7 +177,15 @@ class RequestParser:
     def feed(self, data: bytes) -> None:
         """Parse bytes from the client; raises HttpError for a request we refuse."""
         self._message_done = False
+        recording = False
         if self._between:
+            if len(data) <= _HEAD_CACHE_LENGTH:
+                head = self._heads.get(data)
+                if head is not None:
+                    self._replay(head)
+                    return
+                recording = len(self._heads) < _HEAD_CACHE_SIZE
+            self._recording = recording
             # The request line is what data begins with (or CRLFs before it; llhttp
             # allows no LF inside the line). Seen before, its values are cached; if
             # not, its version is read off its end, where httptools'
@@ -179,6 +206,8 @@ class RequestParser:
             raise HttpError(400, _describe(exc)) from exc
         if self.in_head:
             self._check_partial_line(data)
+        elif recording:
+            self._remember_head(data)
 
     def _check_partial_line(self, data: bytes) -> None:
         """Bound a field line that is still arriving (httptools buffers it whole)."""
@@ -320,6 +349,10 @@ class RequestParser:
         parser = self._parser
         upgrade = parser.should_upgrade()
         self.keep_alive = not upgrade and parser.should_keep_alive()
+        if self._recording:
+            self._recording = False
+            if self.keep_alive and not self._dirty:
+                self._recorded = (version, method, raw_path, query, path, tuple(self._headers), self.host)
         scope = self.template.copy()
         scope["http_version"] = version
         scope["method"] = method
@@ -415,6 +448,34 @@ class RequestParser:
         self._message_done = True
         self._between = True
         self._in_trailers = False
+        self.sink.on_request_end()
+
+    def _remember_head(self, data: bytes) -> None:
+        """Keep data's parse if data was one whole bodyless keep-alive head and nothing more."""
+        recorded = self._recorded
+        self._recorded = None
+        if recorded is not None and self._between and data.find(_HEAD_END) == len(data) - 4:
+            self._heads[data] = recorded
+
+    def _replay(self, head: Head) -> None:
+        """A head parsed before (see _heads): the callbacks httptools would make, from its values."""
+        version, method, raw_path, query, path, headers, host = head
+        if self._dirty:
+            self.on_message_begin()  # the last request changed the per-request state
+        self._headers = list(headers)  # the app's own: it may change the list
+        self.host = host
+        self.keep_alive = True
+        scope = self.template.copy()
+        scope["http_version"] = version
+        scope["method"] = method
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = query
+        scope["headers"] = self._headers
+        self._message_done = True
+        self.in_head = False
+        self.sink.on_request(scope, self)
+        self._between = True
         self.sink.on_request_end()
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.config.schema import Limits
 from gateway.errors import HttpError
+from gateway.http import parser as parser_module
 from gateway.http.parser import RequestParser
 
 TEMPLATE: dict[str, Any] = {
@@ -150,6 +151,61 @@ def test_an_absolute_target_seen_before_still_replaces_the_host() -> None:
     for _ in range(2):
         (event, _end) = feed(b"GET http://h.example:81/p HTTP/1.1\r\nHost: other\r\n\r\n").events
         assert event[2] == "/p" and dict(event[6])[b"host"] == b"h.example:81"
+
+
+HEADS = [
+    # (one read, whether the head cache keeps it): the second parser to read it may answer from the cache.
+    (b"GET /head?q=%20 HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\n\r\n", True),
+    (b"GET /v HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", True),
+    (b"\r\nGET /after-crlf HTTP/1.1\r\nHost: c\r\n\r\n", True),
+    (b"GET http://d.example/abs?x HTTP/1.1\r\nHost: ignored\r\n\r\n", True),
+    (b"GET /closing HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", False),
+    (b"GET /old HTTP/1.0\r\n\r\n", False),
+    (b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", False),
+    (b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n", False),
+]
+
+
+@pytest.mark.parametrize(("data", "kept"), HEADS)
+def test_a_head_read_before_gives_the_same_request_and_keep_alive(data: bytes, kept: bool) -> None:
+    first, *again = [feed(data) for _ in range(3)]
+    assert all(r.events == first.events and r.parsers == first.parsers for r in again)
+    assert (data in parser_module._heads[Limits()]) == kept
+    if kept:  # and on one connection, one request after another
+        recorder = Recorder()
+        parser = RequestParser(recorder, Limits(), dict(TEMPLATE))
+        for _ in range(3):
+            parser.feed(data)
+        assert recorder.events == first.events * 3 and recorder.parsers == first.parsers * 3
+
+
+def test_each_request_from_a_head_read_before_gets_its_own_header_list() -> None:
+    recorder = Recorder()
+    parser = RequestParser(recorder, Limits(), dict(TEMPLATE))
+    data = b"GET /own HTTP/1.1\r\nHost: h\r\n\r\n"
+    parser.feed(data)
+    recorder.scopes[0]["headers"].append((b"x-added", b"by an app"))
+    parser.feed(data)
+    assert recorder.scopes[1]["headers"] == [(b"host", b"h")]
+    assert recorder.scopes[1] is not recorder.scopes[0]
+
+
+def test_a_head_read_before_under_wider_limits_is_still_refused_under_narrow_ones() -> None:
+    data = b"GET /limits HTTP/1.1\r\nHost: h\r\nX-One: 1\r\nX-Two: 2\r\n\r\n"
+    for _ in range(2):
+        feed(data)
+    assert refusal(data, Limits(max_header_count=2))[0] == 431
+
+
+def test_a_partial_head_after_one_read_before_is_still_completed() -> None:
+    recorder = Recorder()
+    parser = RequestParser(recorder, Limits(), dict(TEMPLATE))
+    data = b"GET /part HTTP/1.1\r\nHost: h\r\n\r\n"
+    parser.feed(data)
+    parser.feed(data[:10])
+    parser.feed(data[10:])
+    parser.feed(data)
+    assert [e[2] for e in recorder.events if e[0] == "request"] == ["/part"] * 3
 
 
 def _request_lines(data: bytes) -> list[bytes]:
