@@ -82,7 +82,7 @@ _lines: dict[bytes, RequestLine] = {}
 # without a body or special fields are kept (llhttp ends them in the same
 # state it starts in), one table per Limits (the checks skipped depend on
 # them). Bounded; filled, never evicted.
-Head = tuple[str, str, bytes, bytes, str, tuple[tuple[bytes, bytes], ...], bytes | None]
+Head = tuple[dict[str, Any], tuple[tuple[bytes, bytes], ...]]  # the scope's request-line keys, the headers
 _HEAD_CACHE_SIZE = 1024
 _HEAD_CACHE_LENGTH = 2048
 _HEAD_END = b"\r\n\r\n"
@@ -176,7 +176,6 @@ class RequestParser:
 
     def feed(self, data: bytes) -> None:
         """Parse bytes from the client; raises HttpError for a request we refuse."""
-        self._message_done = False
         recording = False
         if self._between:
             if len(data) <= _HEAD_CACHE_LENGTH:
@@ -193,6 +192,7 @@ class RequestParser:
             end = data.find(_LF)
             line = self._line = data[:end] if end > 0 else None
             self._known = _lines.get(line) if line is not None else None
+        self._message_done = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -352,7 +352,9 @@ class RequestParser:
         if self._recording:
             self._recording = False
             if self.keep_alive and not self._dirty:
-                self._recorded = (version, method, raw_path, query, path, tuple(self._headers), self.host)
+                line = {"http_version": version, "method": method, "path": path, "raw_path": raw_path}
+                line["query_string"] = query
+                self._recorded = (line, tuple(self._headers))
         scope = self.template.copy()
         scope["http_version"] = version
         scope["method"] = method
@@ -458,24 +460,21 @@ class RequestParser:
             self._heads[data] = recorded
 
     def _replay(self, head: Head) -> None:
-        """A head parsed before (see _heads): the callbacks httptools would make, from its values."""
-        version, method, raw_path, query, path, headers, host = head
-        if self._dirty:
-            self.on_message_begin()  # the last request changed the per-request state
-        self._headers = list(headers)  # the app's own: it may change the list
-        self.host = host
+        """A head parsed before (see _heads): the callbacks httptools would make, from its values.
+
+        Only what the sink reads is set: the parser's own per-message state
+        (host, header list, URL) is reset by the next on_message_begin.
+        """
+        line, headers = head
+        if self._dirty:  # the last request changed the per-request state
+            self.on_message_begin()
+            self.in_head = False
+            self._between = True
         self.keep_alive = True
         scope = self.template.copy()
-        scope["http_version"] = version
-        scope["method"] = method
-        scope["path"] = path
-        scope["raw_path"] = raw_path
-        scope["query_string"] = query
-        scope["headers"] = self._headers
-        self._message_done = True
-        self.in_head = False
+        scope.update(line)
+        scope["headers"] = list(headers)  # the app's own: it may change the list
         self.sink.on_request(scope, self)
-        self._between = True
         self.sink.on_request_end()
 
 

@@ -70,6 +70,7 @@ class HttpProtocol(asyncio.Protocol):
         self.pipeline: deque[RequestCycle] = deque()
         self.pending_error: HttpError | None = None
         self.requests = 0
+        self.read_at = 0.0  # the loop's time at the last read (data_received)
         self.timer = NO_TIMER
         self.deadline = 0.0
         self.read_paused = False
@@ -131,11 +132,13 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.ignore_input:
             return
+        # The loop's time once a read: on_request takes it from here.
+        self.read_at = now = self.loop.time()
         timer = self.timer
         if timer == IDLE_TIMER:
-            self.timer, self.deadline = HEAD_TIMER, self.loop.time() + self.header_timeout
+            self.timer, self.deadline = HEAD_TIMER, now + self.header_timeout
         elif timer == BODY_TIMER:
-            self.deadline = self.loop.time() + self.body_timeout
+            self.deadline = now + self.body_timeout
         try:
             self.parser.feed(data)
         except HttpError as exc:
@@ -154,7 +157,7 @@ class HttpProtocol(asyncio.Protocol):
         self.state.requests += 1
         self.body_timeout = self.default_body_timeout  # a route's limits may change it for this request
         keep_alive = parser.keep_alive and self.requests < self.keepalive_requests and not self.stopping
-        now = self.loop.time()
+        now = self.read_at
         self.timer = NO_TIMER
         if parser.chunked or (parser.content_length or 0) > 0:
             cycle = RequestCycle(self, scope, keep_alive, now)
@@ -211,8 +214,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_request_end(self) -> None:
         cycle = self.reading_cycle
-        if cycle is None:
-            return
+        if cycle is None or cycle is self.answered:
+            return  # an answer at once (whole.py) is for a request complete already
         if cycle.more_body or cycle.waiter is not None:
             cycle.end_body()
         else:
