@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import sys
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from adapters._backend_writes import WriteFlow
 from adapters._fastcgi_records import ProtocolError, Record, RecordReader
@@ -37,6 +38,12 @@ RETRYABLE_CONNECT = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN})
 
 class BackendError(Exception):
     """The FastCGI server broke the exchange (a malformed record, a closed connection); the message is for the log."""
+
+
+class RecordWaiter(Protocol):
+    """A taskless request on a connection (_fastcgi_later.py): told of records, or of the end, as they come."""
+
+    def records_arrived(self) -> None: ...
 
 
 class FastCgiConnection(WriteFlow):
@@ -57,6 +64,7 @@ class FastCgiConnection(WriteFlow):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.writing_paused = False
         self.uses = 0
+        self.later: RecordWaiter | None = None  # a taskless request's, called as records arrive (_fastcgi_later.py)
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by connection_made
 
     def connection_made(self, transport: Any) -> None:
@@ -77,13 +85,18 @@ class FastCgiConnection(WriteFlow):
         if self.buffered > HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self.reading_paused = True
-        self._wake()
+        if self.later is not None:
+            self.later.records_arrived()
+        else:
+            self._wake()
 
     def eof_received(self) -> bool:
         return False  # close our side too: a FastCGI server that stops sending is done with us
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.later is not None:
+            self.later.records_arrived()
         self._wake()
         self.release_drain()
 
@@ -102,12 +115,16 @@ class FastCgiConnection(WriteFlow):
             self.waiter = self.loop.create_future()
             await self.waiter
         records = list(self.pending)
+        self.consumed()
+        return records
+
+    def consumed(self) -> None:
+        """The pending records are taken: read on."""
         self.pending.clear()
         self.buffered = 0
         if self.reading_paused and self.transport is not None and not self.closed:
             self.transport.resume_reading()
             self.reading_paused = False
-        return records
 
     def close(self) -> None:
         if self.transport is not None:
@@ -115,8 +132,20 @@ class FastCgiConnection(WriteFlow):
         self.closed = True
 
 
+class SlotWaiter(Protocol):
+    """A request queued for a connection without a task of its own (_fastcgi_later.py)."""
+
+    def slot_given(self) -> None: ...
+
+
 class FastCgiPool:
-    """At most `size` connections to one address, reused when keep_conn is on."""
+    """At most `size` connections to one address, reused when keep_conn is on.
+
+    A request holds one of `size` slots from acquire (or take_slot) to
+    release. Requests beyond that queue in order: a task's as a future it
+    awaits, a taskless one's (a Later) as a SlotWaiter called when its turn
+    comes; release hands the slot straight to the first of them.
+    """
 
     def __init__(self, address: str, size: int, keep_conn: bool, connect_timeout: float, max_uses: int = 0) -> None:
         self.address = address
@@ -124,34 +153,84 @@ class FastCgiPool:
         self.size = size
         self.keep_conn = keep_conn
         self.connect_timeout = connect_timeout
-        self.slots = asyncio.Semaphore(size) if size else None
+        self.free = size or sys.maxsize  # slots not held
+        self.waiting: deque[asyncio.Future[None] | SlotWaiter] = deque()
         self.idle: list[FastCgiConnection] = []
         self.busy = 0  # connections handed out: requests the server is serving (for the metrics)
         self.queued = 0  # requests waiting for a connection
 
-    async def acquire(self) -> FastCgiConnection:
-        """A connection for one request: an idle one still open, else a new one."""
-        if self.slots is not None:
-            self.queued += 1
-            try:
-                await self.slots.acquire()
-            finally:
-                self.queued -= 1
-        self.busy += 1
+    async def acquire(self, held: bool = False) -> FastCgiConnection:
+        """A connection for one request: an idle one still open, else a new one (held: the slot is ours already)."""
+        if not held and not self.take_slot():
+            await self._wait_slot()
         try:
-            while self.idle:
-                connection = self.idle.pop()
-                if not connection.closed:
-                    connection.uses += 1
-                    return connection
-            connection = await self.connect()
-            connection.uses = 1
+            connection = self.take_idle()
+            if connection is None:
+                self.busy += 1
+                connection = await self.connect()
+                connection.uses = 1
             return connection
         except BaseException:
             self.busy -= 1
-            if self.slots is not None:
-                self.slots.release()
+            self.give_slot()
             raise
+
+    def take_slot(self) -> bool:
+        """A slot now, if one is free and nobody is queued before us."""
+        if self.free and not self.waiting:
+            self.free -= 1
+            return True
+        return False
+
+    def take_idle(self) -> FastCgiConnection | None:
+        """An idle connection still open, counted busy, for a request that holds a slot; None when there is none."""
+        idle = self.idle
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                connection.uses += 1
+                self.busy += 1
+                return connection
+        return None
+
+    def queue(self, waiter: SlotWaiter) -> None:
+        self.queued += 1
+        self.waiting.append(waiter)
+
+    def unqueue(self, waiter: SlotWaiter) -> None:
+        """A queued request gone (timed out, shut down) before its turn."""
+        if waiter in self.waiting:
+            self.waiting.remove(waiter)
+            self.queued -= 1
+
+    async def _wait_slot(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queued += 1
+        self.waiting.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.give_slot()  # given as we were cancelled: pass it on
+            elif future in self.waiting:
+                self.waiting.remove(future)
+                self.queued -= 1
+            raise
+
+    def give_slot(self) -> None:
+        """A slot is released: to the first request queued, else back to the free ones."""
+        waiting = self.waiting
+        while waiting:
+            waiter = waiting.popleft()
+            self.queued -= 1
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+            else:
+                waiter.slot_given()
+                return
+        self.free += 1
 
     def release(self, connection: FastCgiConnection, reusable: bool) -> None:
         worn = self.max_uses and connection.uses >= self.max_uses
@@ -160,8 +239,7 @@ class FastCgiPool:
         else:
             connection.close()
         self.busy -= 1
-        if self.slots is not None:
-            self.slots.release()
+        self.give_slot()
 
     async def connect(self) -> FastCgiConnection:
         """A new connection; a server that is (re)starting gets until connect_timeout to accept."""

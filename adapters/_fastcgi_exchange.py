@@ -58,13 +58,24 @@ async def run_request(
     body: AsyncIterator[bytes],
     send: Send,
     script: str,
+    held: bool = False,
 ) -> None:
-    """Send one request through the pool and relay its response to send."""
+    """Send one request through the pool and relay its response to send (held: its slot is taken already)."""
     head = BEGIN[pool.keep_conn] + params
-    connection = await pool.acquire()
+    connection = await pool.acquire(held)
     exchange = Exchange(connection, send, script)
     try:
         await exchange.run(head, length, body)
+    finally:
+        pool.release(connection, exchange.reusable)
+
+
+async def finish_request(pool: FastCgiPool, connection: FastCgiConnection, send: Send, script: str) -> None:
+    """Relay the response to a request sent already, whole (a Later whose answer did not come whole)."""
+    exchange = Exchange(connection, send, script)
+    exchange.stdin_done = True
+    try:
+        await exchange.answer()
     finally:
         pool.release(connection, exchange.reusable)
 
@@ -92,18 +103,24 @@ class Exchange:
             connection.write(head + END_STDIN)
             self.stdin_done = True
         try:
+            await self.answer()
+        finally:
+            if pump is not None and not pump.done():
+                pump.cancel()
+                self.stdin_done = False
+                self.reusable = False
+            elif pump is not None:
+                pump.result()  # a client that left while sending its body: ClientGone reaches the handler
+
+    async def answer(self) -> None:
+        """The response relayed; reusable once both streams ended."""
+        try:
             await self.relay()
         except BackendError as exc:
             if not self.started:
                 raise
             logger.error("%s: %s; the response was cut short", self.script, exc)
             raise ResponseAborted(str(exc)) from exc
-        finally:
-            if pump is not None and not pump.done():
-                pump.cancel()
-                self.stdin_done = False
-            elif pump is not None:
-                pump.result()  # a client that left while sending its body: ClientGone reaches the handler
         self.reusable = self.stdin_done
 
     async def pump(self, body: AsyncIterator[bytes]) -> None:

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from adapters._fastcgi_client import BackendError, FastCgiPool, check_address
 from adapters._fastcgi_exchange import REQUEST_ID, Overloaded, run_request
+from adapters._fastcgi_later import FastCgiLater
 from adapters._fastcgi_params import ParamsBuilder
 from adapters._fastcgi_scripts import STATIC, Script, ScriptTable
 from adapters._request_body import ClientGone, request_body
 from adapters._static_files import Reply
 from adapters.static import StaticHandler, StaticOptions
-from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
+from gateway.types import ASGIApp, HandlerContext, Later, Receive, RespondNow, Scope, Send, Whole
 
 logger = logging.getLogger("gateway.adapters.fastcgi")
 BAD_GATEWAY = Reply(502, "Bad Gateway: the script's server failed; the reason is in the gateway's error log.")
@@ -151,6 +153,7 @@ class FastCgiApp:
         self.static = static
         self.root = root
         self.params = ParamsBuilder(root, handler.options.params)
+        self.static_now: RespondNow | None = getattr(static, "gateway_respond_now", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         resolved = self.table.resolve(scope["raw_path"])
@@ -161,19 +164,48 @@ class FastCgiApp:
         elif isinstance(resolved, Reply):
             await resolved.send(send)
 
+    def gateway_respond_now(self, scope: Scope) -> Whole | Later | None:
+        """A GET without a body taken without a task (_fastcgi_later.py), or a static file's answer at once.
+
+        Only with kept connections, which the taskless path needs; the core
+        asks only for bodyless requests, the ranges stage passes on only GETs
+        without Range. None sends the request the usual way.
+        """
+        pool = self.handler.pool
+        if pool is None or not pool.keep_conn or scope["method"] != "GET":
+            return None
+        resolved = self.table.resolve(scope["raw_path"])
+        if resolved.__class__ is Script:
+            script: Script = resolved
+            params = self.params.build(REQUEST_ID, scope, script.params, 0)
+            return FastCgiLater(pool, params, script.filename, self.relay, logger)
+        if resolved is STATIC and self.static_now is not None:
+            return self.static_now(scope)
+        return None
+
     async def run(self, script: Script, scope: Scope, receive: Receive, send: Send) -> None:
         pool = self.handler.pool
         if pool is None:
             raise RuntimeError("the fastcgi route was not started (its lifespan startup did not run)")
+        await self.relay(self._send_request(pool, script, scope, receive, send), script.filename, send)
+
+    async def _send_request(
+        self, pool: FastCgiPool, script: Script, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        length, body = await request_body(scope, receive)
+        params = self.params.build(REQUEST_ID, scope, script.params, length)
+        await run_request(pool, params, length, body, send, script.filename)
+
+    @staticmethod
+    async def relay(work: Coroutine[Any, Any, None], filename: str, send: Send) -> None:
+        """Run a request's exchange; the server's failures become the client's 502 or 503."""
         try:
-            length, body = await request_body(scope, receive)
-            params = self.params.build(REQUEST_ID, scope, script.params, length)
-            await run_request(pool, params, length, body, send, script.filename)
+            await work
         except ClientGone:
             return
         except Overloaded as exc:
-            logger.error("%s: %s", script.filename, exc)
+            logger.error("%s: %s", filename, exc)
             await UNAVAILABLE.send(send)
         except BackendError as exc:
-            logger.error("%s: %s", script.filename, exc)
+            logger.error("%s: %s", filename, exc)
             await BAD_GATEWAY.send(send)

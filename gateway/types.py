@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from gateway.config.schema import Limits
+
+if TYPE_CHECKING:
+    from gateway.http.cycle import RequestCycle
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,8 +26,24 @@ Headers = list[tuple[bytes, bytes]]
 # the usual ASGI way with the scope untouched. The static handler answers its
 # cached small files this way; the router passes it on for routes no stage
 # wraps (a stage must see every response, so it hides the attribute).
+#
+# An app whose answer comes from another callback (a FastCGI server's reply)
+# may return a Later instead: the core makes the request's cycle, hands it to
+# begin(), and the app finishes it with cycle.respond(status, headers, body)
+# or carries on as an ASGI app in a task with cycle.hand_over(app). cancel()
+# is what a request_timeout or a shutdown calls, as they cancel a task.
 Whole = tuple[int, bytes, bytes]
-RespondNow = Callable[[Scope], Whole | None]
+
+
+class Later(Protocol):
+    """A request an app has taken to answer from a callback, without a task (see above)."""
+
+    def begin(self, cycle: RequestCycle) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+RespondNow = Callable[[Scope], "Whole | Later | None"]
 
 
 class HandlerContext:

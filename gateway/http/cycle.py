@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from gateway.errors import ResponseAborted
 from gateway.http import pathsend
 from gateway.http.responses import CONTINUE, STATUS_LINES, status_line
-from gateway.types import ASGIApp, Headers, Message, Scope
+from gateway.types import ASGIApp, Headers, Later, Message, Scope
 
 if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
@@ -46,7 +46,7 @@ class RequestCycle:
     """
 
     waiter: asyncio.Future[None] | None = None
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[None] | Later | None = None  # what a timeout or shutdown cancels
     status = 0
     headers: Headers | tuple[()] = ()
     chunked = False
@@ -103,6 +103,30 @@ class RequestCycle:
                 "App returned without completing its response to %s %s", self.scope["method"], self.scope["path"]
             )
             self._fail("The application did not send a complete response.")
+
+    # Answering from a callback (an app's Later, gateway/types.py) ---------
+
+    def respond(self, status: int, headers: Headers, body: bytes) -> None:
+        """The whole response at once, head and body in one write, as the two ASGI messages would send it."""
+        if self.response_started or self.response_complete:
+            raise RuntimeError("respond() on a request whose response has begun.")
+        if self.disconnected:
+            self.response_complete = True  # nobody to answer; the connection is gone
+            return
+        self.response_started = self.head_pending = True
+        self.status = status
+        self.headers = headers
+        try:
+            self._write_body(body, False)
+        except RuntimeError:
+            logger.exception("Bad response to %s %s", self.scope["method"], self.scope["path"])
+            self._fail("The application sent a response the server cannot send.")
+            return
+        self._complete()
+
+    def hand_over(self, app: ASGIApp) -> None:
+        """Carry on as any request does, app in a task with receive and send: an answer that is not whole."""
+        self.task = self.protocol.loop.create_task(self.run(app))
 
     def _fail(self, detail: str) -> None:
         if self.response_started:

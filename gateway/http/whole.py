@@ -19,6 +19,9 @@ Rules:
 - The response completes once the parser has returned (the protocol calls
   complete()), so the rest of the bytes just read are parsed first, exactly
   as if a task had answered: the next request waits in the pipeline.
+- An app may instead return a Later (gateway/types.py): the request gets a
+  cycle of its own, as a task's request would, and the app answers it from
+  another callback (the php handler: when php-cgi's records arrive).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from gateway.http.cycle import NO_BODY_STATUSES, RequestCycle
 from gateway.http.responses import STATUS_LINES, status_line
-from gateway.types import Scope
+from gateway.types import Later, Scope
 
 if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
@@ -59,6 +62,9 @@ def answer(protocol: HttpProtocol, scope: Scope, keep_alive: bool, now: float) -
         return True
     if found is None:
         return False
+    if found.__class__ is not tuple:
+        _begin_later(protocol, scope, keep_alive, now, found)
+        return True
     status, fields, body = found
     reused = protocol.answered_cycle
     if reused is None:
@@ -90,3 +96,21 @@ def answer(protocol: HttpProtocol, scope: Scope, keep_alive: bool, now: float) -
             cycle.sent = len(body)
     protocol.cycle = protocol.reading_cycle = protocol.answered = cycle
     return True
+
+
+def _begin_later(protocol: HttpProtocol, scope: Scope, keep_alive: bool, now: float, later: Later) -> None:
+    """A request the app answers from a callback: a cycle of its own, with later in a task's place.
+
+    What cancels a task (request_timeout, shutdown) cancels later; the
+    response completes when the app calls cycle.respond() or its task,
+    started by cycle.hand_over(), ends.
+    """
+    cycle = RequestCycle(protocol, scope, keep_alive, now)
+    cycle.task = later
+    protocol.cycle = protocol.reading_cycle = cycle
+    try:
+        later.begin(cycle)
+    except Exception:
+        logger.exception("Exception in app while serving %s %s", scope["method"], scope["path"])
+        cycle.response_complete = True
+        protocol.close_with_error(cycle, 500, "The application raised an error; the traceback is in the server's log.")

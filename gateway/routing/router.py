@@ -27,7 +27,7 @@ from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
 from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
 from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
-from gateway.types import ASGIApp, Handler, HandlerContext, Receive, RespondNow, Scope, Send, Whole
+from gateway.types import ASGIApp, Handler, HandlerContext, Later, Receive, RespondNow, Scope, Send, Whole
 
 HOST_CACHE_SIZE = 4096
 PYTHON_HANDLERS = frozenset({"asgi", "wsgi"})
@@ -164,7 +164,7 @@ class Router:
 class FastRouter(Router):
     """A Router with routes that can answer at once: only such configs pay for trying them first."""
 
-    def gateway_respond_now(self, scope: Scope) -> Whole | None:
+    def gateway_respond_now(self, scope: Scope) -> Whole | Later | None:
         """The matched route's synchronous answer (gateway/http/whole.py), when nothing in between acts.
 
         Only for a plain route of a vhost without rewrites or error pages (with

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from gateway.stages import Report
 from gateway.stages._compress_files import open_size, pieces
-from gateway.types import ASGIApp, HandlerContext, Headers, Message, Receive, Scope, Send
+from gateway.types import ASGIApp, HandlerContext, Headers, Later, Message, Receive, RespondNow, Scope, Send, Whole
 
 KEYS = ("ranges",)
 ORDER = 80
@@ -104,6 +104,18 @@ def wrap(options: Options, app: ASGIApp) -> ASGIApp:
             return
         await app(scope, receive, _Response(send, wanted, if_range))
 
+    inner: RespondNow | None = getattr(app, "gateway_respond_now", None)
+    if inner is not None:
+        # A GET without Range passes through untouched: the app may answer it at once (gateway/types.py).
+        def respond_now(scope: Scope) -> Whole | Later | None:
+            if scope["method"] != "GET":
+                return None
+            for name, _ in scope["headers"]:
+                if name == b"range":
+                    return None
+            return inner(scope)
+
+        ranges_stage.gateway_respond_now = respond_now  # type: ignore[attr-defined]
     return ranges_stage
 
 

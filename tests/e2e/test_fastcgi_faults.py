@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from adapters._fastcgi_records import (
+    BEGIN_REQUEST,
     END_REQUEST,
     OVERLOADED,
     PARAMS,
@@ -42,35 +43,52 @@ def end(protocol_status: int = 0) -> bytes:
     return record(END_REQUEST, bytes([0, 0, 0, 0, protocol_status, 0, 0, 0]))
 
 
+ANSWERS: dict[str, bytes | None] = {
+    "garbage": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+    "close": b"",
+    "cut": record(STDOUT, b"Content-Type: text/plain\r\n\r\n" + b"x" * 1000),
+    "overloaded": end(OVERLOADED),
+    "badhead": record(STDOUT, b"this is not a header\r\n\r\nbody") + end(),
+    "silent": None,
+    "good": record(STDOUT, b"Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nfine") + end(),
+    "wrongid": record(STDOUT, b"Content-Type: text/plain\r\n\r\nother", request_id=7) + end(),
+}
+ENDS_CONNECTION = {"garbage", "close", "cut"}
+
+
 class FakeFastCgi(socketserver.BaseRequestHandler):
+    """Answers by the script's name; with FCGI_KEEP_CONN it reads the next request, as php-cgi does."""
+
     def handle(self) -> None:
         reader = RecordReader()
+        while True:
+            request = self.read_request(reader)
+            if request is None:
+                return
+            script, keep_conn = request
+            answer = ANSWERS[script]
+            if answer is None:
+                time.sleep(3)
+                return
+            self.request.sendall(answer)
+            if not keep_conn or script in ENDS_CONNECTION:
+                return
+
+    def read_request(self, reader: RecordReader) -> tuple[str, bool] | None:
         params = b""
-        stdin_done = False
-        while not stdin_done:
+        keep_conn = False
+        while True:
             data = self.request.recv(65536)
             if not data:
-                return
+                return None
             for item in reader.feed(data):
-                if item.type == PARAMS:
+                if item.type == BEGIN_REQUEST:
+                    keep_conn = bool(item.content[2] & 1)
+                elif item.type == PARAMS:
                     params += item.content
                 elif item.type == STDIN and not item.content:
-                    stdin_done = True
-        script = dict(decode_pairs(params))[b"SCRIPT_NAME"].decode().strip("/").removesuffix(".php")
-        answer = {
-            "garbage": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
-            "close": b"",
-            "cut": record(STDOUT, b"Content-Type: text/plain\r\n\r\n" + b"x" * 1000),
-            "overloaded": end(OVERLOADED),
-            "badhead": record(STDOUT, b"this is not a header\r\n\r\nbody") + end(),
-            "silent": None,
-            "good": record(STDOUT, b"Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nfine") + end(),
-            "wrongid": record(STDOUT, b"Content-Type: text/plain\r\n\r\nother", request_id=7) + end(),
-        }[script]
-        if answer is None:
-            time.sleep(3)
-            return
-        self.request.sendall(answer)
+                    name = dict(decode_pairs(params))[b"SCRIPT_NAME"].decode().strip("/").removesuffix(".php")
+                    return name, keep_conn
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +102,11 @@ def backend() -> Iterator[int]:
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def gateway(backend: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+@pytest.fixture(scope="module", params=[False, True], ids=["new-connections", "keep-conn"])
+def gateway(
+    backend: int, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Gateway]:
+    """Both ways to the server: a connection per request, and kept ones (answered without a task when whole)."""
     root = tmp_path_factory.mktemp("fcgi")
     (root / "down").mkdir()
     for name in SCRIPTS:
@@ -111,6 +132,7 @@ names = ["fake.test"]
   handler = "fastcgi"
   address = "127.0.0.1:{backend}"
   root = "{root}"
+  keep_conn = {str(request.param).lower()}
 """
     with run_gateway(config_text=config) as server:
         yield server

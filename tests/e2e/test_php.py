@@ -223,6 +223,16 @@ def test_sessions_persist_across_requests(php: Gateway) -> None:
     assert counts == ["1", "2", "3"]
 
 
+def test_a_range_of_a_script_s_output(php: Gateway) -> None:
+    """The ranges stage slices PHP's answer to a GET with Range, as it does every handler's."""
+    with client(php) as http:
+        part = http.get("/hello.php", headers={"range": "bytes=6-9"})
+        whole = http.get("/hello.php")
+    assert part.status_code == 206 and part.text == "from"
+    assert part.headers["content-range"] == "bytes 6-9/14"
+    assert whole.status_code == 200 and whole.text == "Hello from PHP"
+
+
 def test_headers_cookies_and_status_codes(php: Gateway) -> None:
     with client(php) as http:
         response = http.get("/headers.php", params={"code": "418"})
@@ -339,8 +349,12 @@ def test_pretty_urls_reach_the_front_controller(php: Gateway) -> None:
 def test_static_files_are_served_without_php(php: Gateway) -> None:
     with client(php) as http:
         text = http.get("/static.txt")
+        again = http.get("/static.txt")  # cached now: answered at once, as the static handler answers
+        unchanged = http.get("/static.txt", headers={"if-none-match": text.headers["etag"]})
         source = http.get("/uploads/evil.jpg")
     assert text.text == "static file\n" and "etag" in text.headers
+    assert again.text == text.text and again.headers["etag"] == text.headers["etag"]
+    assert unchanged.status_code == 304 and unchanged.content == b""
     assert source.status_code == 200 and b"<?php" in source.content, "a .jpg is a file, never PHP"
 
 
@@ -414,6 +428,66 @@ def test_children_recycled_after_max_requests_never_fail_a_request(php: Gateway)
         responses = [http.get("/pid.php") for _ in range(250)]
     assert [r.status_code for r in responses] == [200] * 250
     assert len({r.text for r in responses}) > 2, "php-cgi replaced its children along the way"
+
+
+def fetch_all(gateway: Gateway, paths: list[str]) -> list[int]:
+    """GET every path at once, each on its own connection; the statuses in the order of paths."""
+    statuses: dict[int, int] = {}
+
+    def fetch(index: int, path: str) -> None:
+        with client(gateway) as http:
+            statuses[index] = http.get(path).status_code
+
+    threads = [threading.Thread(target=fetch, args=(index, path)) for index, path in enumerate(paths)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.02)  # in this order
+    for thread in threads:
+        thread.join(30)
+    return [statuses.get(index, 0) for index in range(len(paths))]
+
+
+def test_requests_beyond_the_children_wait_their_turn(php: Gateway) -> None:
+    """pool.max = 2: ten requests of 0.3 s at once all succeed, two at a time (at least 5 x 0.3 s)."""
+    started = time.monotonic()
+    statuses = fetch_all(php, ["/slow.php?s=0.3"] * 10)
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 10
+    assert elapsed >= 1.4, f"ten 0.3 s scripts on two children took {elapsed:.2f} s"
+
+
+def test_a_queued_request_whose_client_is_gone_never_runs(php: Gateway, tmp_path: Path) -> None:
+    """A client that resets its connection while its request waits for a child: the script is not run for it."""
+    skipped, control = tmp_path / "skipped", tmp_path / "control"
+    busy = threading.Thread(target=fetch_all, args=(php, ["/slow.php?s=1.5"] * 2))
+    busy.start()
+    time.sleep(0.5)  # both children are busy
+    sock = socket.create_connection(php.address)
+    sock.sendall(f"GET /touch.php?f={skipped} HTTP/1.1\r\nHost: php.test\r\n\r\n".encode())
+    time.sleep(0.2)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # close with a reset
+    sock.close()
+    busy.join(30)
+    with client(php) as http:
+        assert http.get("/touch.php", params={"f": str(control)}).text == "touched"
+    assert control.read_text() == "ran"
+    assert not skipped.exists(), "the script ran for a client that had left"
+
+
+def test_requests_queued_past_request_timeout_are_504s_and_the_pool_recovers(site: Path, tmp_path: Path) -> None:
+    """Two slow scripts hold both children; two more requests wait behind them: all four time out, none hangs."""
+    with run_gateway(config_text=php_config(site, tmp_path, request_timeout=1)) as gateway:
+        started = time.monotonic()
+        slow = threading.Thread(target=lambda: statuses.extend(fetch_all(gateway, ["/slow.php?s=2.5"] * 2)))
+        statuses: list[int] = []
+        slow.start()
+        time.sleep(0.5)  # both children are busy
+        queued = fetch_all(gateway, ["/hello.php"] * 2)
+        slow.join(10)
+        assert (statuses, queued) == ([504, 504], [504, 504])
+        assert time.monotonic() - started < 4
+        time.sleep(max(0.0, started + 3 - time.monotonic()))  # the slow scripts have ended in php-cgi
+        assert fetch_all(gateway, ["/hello.php"] * 4) == [200] * 4, "no slot of the pool was lost"
 
 
 def test_slow_script_past_request_timeout_is_a_504(site: Path, tmp_path: Path) -> None:

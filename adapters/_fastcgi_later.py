@@ -1,0 +1,159 @@
+"""A bodyless FastCGI request answered from the connection's callbacks, without a task: the PHP hot path.
+
+Why: for a PHP hello the ASGI round trip (a task, the stages' and the
+handler's coroutines, a future per wait, two message dicts) cost the
+gateway more than php-cgi's own work; bench/php.py runs beside nginx and
+php-fpm. The core takes a Later for a GET without a body (gateway/types.py);
+FastCgiApp.gateway_respond_now makes one for a script to run.
+
+The request waits for a slot in the pool's queue like any other (as a
+SlotWaiter), takes an idle kept connection and writes BEGIN_REQUEST, PARAMS
+and the empty STDIN in one write. When the records that arrive end with
+END_REQUEST, REQUEST_COMPLETE, the whole response is in hand: its CGI head
+is parsed and cycle.respond() writes it. Anything else carries on in a task
+through the usual code (_fastcgi_exchange.py), with the records still
+pending on the connection, so every failure, a streamed or large response,
+and a request without an idle connection get exactly the usual handling:
+- STDOUT without END_REQUEST yet (output flushed early, or larger than a
+  read): finish_request() relays it as it comes;
+- a malformed record, a closed connection, an END_REQUEST that is not
+  REQUEST_COMPLETE, a bad CGI head: finish_request() turns it into the 502
+  or 503 it always was;
+- a free slot but no idle connection (first requests, a child replaced):
+  run_request() connects, with the slot held.
+cancel() (request_timeout, shutdown) leaves the queue, or closes the
+connection: the request's php-cgi child is the only one that knows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from adapters._cgi_response import CgiHeadReader, CgiResponseError
+from adapters._fastcgi_client import FastCgiConnection, FastCgiPool
+from adapters._fastcgi_exchange import BEGIN, END_STDIN, REQUEST_ID, finish_request, run_request
+from adapters._fastcgi_records import END_REQUEST, REQUEST_COMPLETE, STDERR, STDOUT, end_request_status
+from adapters._stderr_log import StderrLog
+from gateway.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from gateway.http.cycle import RequestCycle
+
+Relay = Callable[[Coroutine[Any, Any, None], str, Send], Coroutine[Any, Any, None]]
+
+
+async def _no_body() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
+
+
+class FastCgiLater:
+    """One request in flight: queued for a slot, then on a connection until its records end."""
+
+    __slots__ = ("connection", "cycle", "logger", "params", "pool", "queued", "relay", "script")
+
+    def __init__(self, pool: FastCgiPool, params: bytes, script: str, relay: Relay, logger: Any) -> None:
+        self.pool = pool
+        self.params = params  # PARAMS records
+        self.script = script  # SCRIPT_FILENAME, for the log
+        self.relay = relay  # FastCgiApp's error handling around a coroutine of the usual path
+        self.logger = logger
+        self.cycle: RequestCycle | None = None
+        self.connection: FastCgiConnection | None = None
+        self.queued = False
+
+    def begin(self, cycle: RequestCycle) -> None:
+        self.cycle = cycle
+        pool = self.pool
+        if pool.take_slot():
+            self.slot_given()
+        else:
+            self.queued = True
+            pool.queue(self)
+
+    def slot_given(self) -> None:
+        """Our turn (called by the pool): onto an idle connection, or the usual path to connect."""
+        self.queued = False
+        pool = self.pool
+        cycle = self.cycle
+        assert cycle is not None
+        if cycle.disconnected:
+            pool.give_slot()  # the client left while queued: nothing to run it for
+            return
+        connection = pool.take_idle()
+        if connection is None:
+            head = self.params
+            self._hand_over(lambda send: run_request(pool, head, 0, _no_body(), send, self.script, held=True))
+            return
+        self.connection = connection
+        connection.later = self
+        connection.write(BEGIN[pool.keep_conn] + self.params + END_STDIN)
+
+    def records_arrived(self) -> None:
+        """The connection read records or closed: the whole answer, or the usual path for the rest."""
+        connection = self.connection
+        assert connection is not None
+        pending = connection.pending
+        if connection.closed or not pending or pending[-1].type != END_REQUEST:
+            self._carry_on(connection)
+            return
+        out: list[bytes] = []
+        stderr: list[bytes] = []
+        for record in pending:
+            if record.request_id != REQUEST_ID:
+                self._carry_on(connection)  # the usual path says what is wrong
+                return
+            if record.type == STDOUT:
+                if record.content:  # php-cgi ends the stream with an empty one
+                    out.append(record.content)
+            elif record.type == STDERR:
+                stderr.append(record.content)
+            elif record.type == END_REQUEST and end_request_status(record.content)[1] != REQUEST_COMPLETE:
+                self._carry_on(connection)
+                return
+        reader = CgiHeadReader()
+        try:
+            head = reader.feed(out[0] if len(out) == 1 else b"".join(out))  # no output at all: no head, carry on
+        except CgiResponseError:
+            head = None
+        if head is None:
+            self._carry_on(connection)
+            return
+        if stderr:
+            log = StderrLog(self.script, self.logger)
+            log.feed(b"".join(stderr))
+            log.flush()
+        connection.consumed()
+        connection.later = self.connection = None
+        self.pool.release(connection, True)
+        cycle = self.cycle
+        assert cycle is not None
+        cycle.respond(head.status, head.headers, reader.body)
+
+    def cancel(self) -> None:
+        """The request ends unanswered (timeout, shutdown): out of the queue, or its connection closed."""
+        if self.queued:
+            self.queued = False
+            self.pool.unqueue(self)
+            return
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.later = None
+            self.pool.release(connection, False)
+
+    def _carry_on(self, connection: FastCgiConnection) -> None:
+        connection.later = self.connection = None  # records() takes the pending records (and resumes reading)
+        pool, script = self.pool, self.script
+        self._hand_over(lambda send: finish_request(pool, connection, send, script))
+
+    def _hand_over(self, work: Callable[[Send], Coroutine[Any, Any, None]]) -> None:
+        relay = self.relay
+        script = self.script
+
+        async def carry_on(scope: Scope, receive: Receive, send: Send) -> None:
+            await relay(work(send), script, send)
+
+        cycle = self.cycle
+        assert cycle is not None
+        cycle.hand_over(carry_on)
