@@ -35,12 +35,76 @@ from adapters._fastcgi_client import FastCgiConnection, FastCgiPool
 from adapters._fastcgi_exchange import BEGIN, END_STDIN, REQUEST_ID, finish_request, run_request
 from adapters._fastcgi_records import END_REQUEST, REQUEST_COMPLETE, STDERR, STDOUT, end_request_status
 from adapters._stderr_log import StderrLog
+from gateway.http.cycle import NO_BODY_STATUSES
 from gateway.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
 
 Relay = Callable[[Coroutine[Any, Any, None], str, Send], Coroutine[Any, Any, None]]
+
+
+# CGI heads seen before (a site's scripts answer with a few: X-Powered-By and
+# Content-Type) → their status and header lines, ready for the client. Bounded,
+# filled and never evicted; heads with cookies (unique) stay out.
+_HEADS_MAX = 256
+_heads: dict[bytes, tuple[int, bytes]] = {}
+
+
+def _plain_lines(status: int, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The header lines of a head cycle.respond_lines() can send as they are, else None (cycle.respond() checks)."""
+    if status in NO_BODY_STATUSES:
+        return None
+    lines = []
+    for name, value in headers:
+        if name == b"content-length":
+            return None
+        lines.append(b"%b: %b\r\n" % (name, value))
+    return b"".join(lines)
+
+
+def _whole_streams(connection: FastCgiConnection) -> tuple[bytes, bytes] | None:
+    """STDOUT and STDERR when the pending records are a whole, successful response; else None."""
+    pending = connection.pending
+    if connection.closed or not pending or pending[-1].type != END_REQUEST:
+        return None
+    out: list[bytes] = []
+    stderr: list[bytes] = []
+    for record in pending:
+        if record.request_id != REQUEST_ID:
+            return None
+        if record.type == STDOUT:
+            if record.content:  # php-cgi ends the stream with an empty one
+                out.append(record.content)
+        elif record.type == STDERR:
+            stderr.append(record.content)
+        elif record.type == END_REQUEST and end_request_status(record.content)[1] != REQUEST_COMPLETE:
+            return None
+    return out[0] if len(out) == 1 else b"".join(out), b"".join(stderr)
+
+
+Answer = tuple[int, bytes | None, list[tuple[bytes, bytes]], bytes]  # status, header lines or headers, body
+
+
+def _answer(output: bytes) -> Answer | None:
+    """The response in a script's whole output (its head from _heads if seen before); None if not a CGI response."""
+    end = output.find(b"\r\n\r\n")
+    known = _heads.get(output[:end]) if end > 0 else None
+    if known is not None:
+        return known[0], known[1], [], output[end + 4 :]
+    reader = CgiHeadReader()
+    try:
+        head = reader.feed(output)
+    except CgiResponseError:
+        return None
+    if head is None:
+        return None
+    body = reader.body
+    lines = _plain_lines(head.status, head.headers)
+    first_blank_line = end > 0 and len(body) == len(output) - end - 4  # then output[:end] is the whole head
+    if lines is not None and first_blank_line and len(_heads) < _HEADS_MAX and b"set-cookie" not in lines:
+        _heads[output[:end]] = head.status, lines
+    return head.status, lines, head.headers, body
 
 
 async def _no_body() -> AsyncIterator[bytes]:
@@ -94,42 +158,25 @@ class FastCgiLater:
         """The connection read records or closed: the whole answer, or the usual path for the rest."""
         connection = self.connection
         assert connection is not None
-        pending = connection.pending
-        if connection.closed or not pending or pending[-1].type != END_REQUEST:
-            self._carry_on(connection)
+        streams = _whole_streams(connection)
+        answer = _answer(streams[0]) if streams is not None else None
+        if streams is None or answer is None:
+            self._carry_on(connection)  # the usual path says what is wrong, or relays what is to come
             return
-        out: list[bytes] = []
-        stderr: list[bytes] = []
-        for record in pending:
-            if record.request_id != REQUEST_ID:
-                self._carry_on(connection)  # the usual path says what is wrong
-                return
-            if record.type == STDOUT:
-                if record.content:  # php-cgi ends the stream with an empty one
-                    out.append(record.content)
-            elif record.type == STDERR:
-                stderr.append(record.content)
-            elif record.type == END_REQUEST and end_request_status(record.content)[1] != REQUEST_COMPLETE:
-                self._carry_on(connection)
-                return
-        reader = CgiHeadReader()
-        try:
-            head = reader.feed(out[0] if len(out) == 1 else b"".join(out))  # no output at all: no head, carry on
-        except CgiResponseError:
-            head = None
-        if head is None:
-            self._carry_on(connection)
-            return
-        if stderr:
+        if streams[1]:
             log = StderrLog(self.script, self.logger)
-            log.feed(b"".join(stderr))
+            log.feed(streams[1])
             log.flush()
         connection.consumed()
         connection.later = self.connection = None
         self.pool.release(connection, True)
         cycle = self.cycle
         assert cycle is not None
-        cycle.respond(head.status, head.headers, reader.body)
+        status, lines, headers, body = answer
+        if lines is not None:
+            cycle.respond_lines(status, lines, body)
+        else:
+            cycle.respond(status, headers, body)
 
     def cancel(self) -> None:
         """The request ends unanswered (timeout, shutdown): out of the queue, or its connection closed."""

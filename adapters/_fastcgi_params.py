@@ -23,6 +23,7 @@ from gateway.types import Scope
 _HEADER_KEYS: dict[bytes, bytes] = {}
 _HEADER_CACHE_MAX = 512
 _PAIR_CACHE_MAX = 4096
+_HEADER_BLOCKS_MAX = 256  # header lists hold cookies: fewer of them
 _PROTOCOLS = {version: encode_pair(b"SERVER_PROTOCOL", f"HTTP/{version}".encode()) for version in ("1.0", "1.1", "2")}
 _HTTPS = encode_pair(b"HTTPS", b"on")
 
@@ -49,10 +50,10 @@ class ParamsBuilder:
         constant += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra.items()]
         self.constant = b"".join(encode_pair(name, value) for name, value in constant)
         self.methods: dict[str, bytes] = {}
-        # Keep-alive clients send request after request from one address and port to one Host:
-        # their pairs are encoded once (bounded caches, emptied when full).
+        # Keep-alive clients send request after request from one address and port with the same
+        # headers: their pairs are encoded once (bounded caches, emptied when full).
         self.clients: dict[tuple[str, int], bytes] = {}
-        self.servers: dict[tuple[bytes | None, str], bytes] = {}
+        self.header_blocks: dict[tuple[tuple[tuple[bytes, bytes], ...], str], tuple[bytes, bool, bool]] = {}
 
     def build(self, request_id: int, scope: Scope, script: bytes, content_length: int) -> bytes:
         """The PARAMS stream for one request; script is script_pairs() of the script that runs."""
@@ -70,19 +71,17 @@ class ParamsBuilder:
             encode_pair(b"REQUEST_URI", raw_path + b"?" + query if query else raw_path),
             _PROTOCOLS.get(scope["http_version"]) or encode_pair(b"SERVER_PROTOCOL", b"HTTP/1.1"),
         ]
-        headers = _header_variables(scope["headers"])
-        declared = headers.pop(b"CONTENT_LENGTH", None)
-        for name, value in headers.items():
-            parts.append(encode_pair(name, value))
-        if content_length or declared is not None:
+        key = (tuple(scope["headers"]), scope.get("scheme", "http"))
+        block = self.header_blocks.get(key)
+        if block is None:
+            block = self._header_block(scope)
+            if block[2]:
+                if len(self.header_blocks) >= _HEADER_BLOCKS_MAX:
+                    self.header_blocks.clear()
+                self.header_blocks[key] = block
+        parts.append(block[0])
+        if content_length or block[1]:
             parts.append(encode_pair(b"CONTENT_LENGTH", str(content_length).encode()))  # a chunked body's, counted
-        host = headers.get(b"HTTP_HOST")
-        server = self.servers.get((host, scope.get("scheme", "http"))) if host else None
-        if server is None:
-            server = _server(scope, host)
-            if host:
-                _remember(self.servers, (host, scope.get("scheme", "http")), server)
-        parts.append(server)
         client = scope.get("client")
         if client:
             pairs = self.clients.get(client)
@@ -98,6 +97,20 @@ class ParamsBuilder:
             if isinstance(auth_type, str):
                 parts.append(encode_pair(b"AUTH_TYPE", auth_type.encode("latin-1")))
         return params_records(request_id, b"".join(parts))
+
+    def _header_block(self, scope: Scope) -> tuple[bytes, bool, bool]:
+        """The HTTP_* and SERVER_* pairs of a header list, whether it declared a Content-Length, and if it may be kept.
+
+        A block depends on the headers and the scheme alone when there is a
+        Host: such blocks are kept (a keep-alive client sends the same
+        headers request after request), the others depend on the listener.
+        """
+        headers = _header_variables(scope["headers"])
+        declared = headers.pop(b"CONTENT_LENGTH", None) is not None
+        pairs = [encode_pair(name, value) for name, value in headers.items()]
+        host = headers.get(b"HTTP_HOST")
+        pairs.append(_server(scope, host))
+        return b"".join(pairs), declared, bool(host)
 
 
 def _client_pairs(client: tuple[str, int]) -> bytes:

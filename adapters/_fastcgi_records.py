@@ -272,6 +272,10 @@ class RecordReader:
             with memoryview(self._buffer) as view:
                 records, used = _parse(view)
             del self._buffer[:used]
+        elif data.__class__ is bytes:  # what a transport gives: sliced as it is, no view needed
+            records, used = _parse(data)
+            if used < len(data):
+                self._buffer += data[used:]
         else:
             with memoryview(data).cast("B") as view:
                 records, used = _parse(view)
@@ -288,7 +292,7 @@ class RecordReader:
             )
 
 
-def _parse(view: memoryview) -> tuple[list[Record], int]:
+def _parse(view: memoryview | bytes) -> tuple[list[Record], int]:
     """The complete records at the start of view, and how many bytes they took."""
     records: list[Record] = []
     offset = 0

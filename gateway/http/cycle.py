@@ -124,6 +124,27 @@ class RequestCycle:
             return
         self._complete()
 
+    def respond_lines(self, status: int, lines: bytes, body: bytes) -> None:
+        """respond() for header lines built already (each `name: value` and CRLF, trusted: no CR or LF inside).
+
+        Only for a status with a body and lines without Content-Length or
+        framing headers: the body's length is added here, as for any
+        single-message response.
+        """
+        if self.disconnected:
+            self.response_complete = True
+            return
+        self.response_started = True
+        self.status = status
+        self.sent = self.length = len(body)
+        self.deadline = 0.0
+        line = STATUS_LINES.get(status) or status_line(status)
+        length = b"content-length: %d\r\n" % len(body)
+        self.protocol.transport.write(
+            b"".join((line, self.protocol.common.block, lines, length, self._connection_end(), body))
+        )
+        self._complete()
+
     def hand_over(self, app: ASGIApp) -> None:
         """Carry on as any request does, app in a task with receive and send: an answer that is not whole."""
         self.task = self.protocol.loop.create_task(self.run(app))
@@ -306,11 +327,15 @@ class RequestCycle:
         else:
             self.keep_alive = False
             extra = b""
+        return extra + self._connection_end()
+
+    def _connection_end(self) -> bytes:
+        """The head's last line: Connection as keep-alive decided, then the blank line."""
         if not self.keep_alive:
-            return extra + b"connection: close\r\n\r\n"
+            return b"connection: close\r\n\r\n"
         if self.scope["http_version"] == "1.0":
-            return extra + b"connection: keep-alive\r\n\r\n"
-        return extra + b"\r\n"
+            return b"connection: keep-alive\r\n\r\n"
+        return b"\r\n"
 
     def _complete(self) -> None:
         if self.length is not None and self.sent < self.length and not self.is_head:

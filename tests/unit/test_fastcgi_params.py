@@ -68,9 +68,10 @@ def test_params_match_cgi_variables(changes: dict[str, Any]) -> None:
     request = scope(**changes)
     length = 12 if request["method"] == "POST" else 0
     builder = ParamsBuilder("/srv/site", {"APP_ENV": "test"})
-    sent = decoded(
-        builder.build(1, request, script_pairs("/app/index.php", "/srv/site/app/index.php", "/extra"), length)
-    )
+    script = script_pairs("/app/index.php", "/srv/site/app/index.php", "/extra")
+    sent = decoded(builder.build(1, request, script, length))
+    again = {**request, "headers": [(bytes(name), bytes(value)) for name, value in request["headers"]]}
+    assert decoded(builder.build(1, again, script, length)) == sent, "the same headers again, from the builder's cache"
     expected = encode_variables(
         cgi_variables(request, "/app/index.php", "/extra", "/srv/site/app/index.php", "/srv/site")
     )
@@ -91,3 +92,15 @@ def test_long_values_use_four_byte_lengths() -> None:
     request = scope(headers=[(b"host", b"x"), (b"x-long", b"v" * 70_000)])
     sent = decoded(ParamsBuilder("/srv", {}).build(1, request, script_pairs("/a.php", "/srv/a.php", ""), 0))
     assert sent[b"HTTP_X_LONG"] == b"v" * 70_000
+
+
+def test_the_same_headers_under_another_scheme_or_length_are_not_mixed_up() -> None:
+    builder = ParamsBuilder("/srv", {})
+    script = script_pairs("/a.php", "/srv/a.php", "")
+    headers = [(b"host", b"example.test")]
+    plain = decoded(builder.build(1, scope(headers=headers), script, 0))
+    secure = decoded(builder.build(1, scope(headers=headers, scheme="https"), script, 0))
+    posted = decoded(builder.build(1, scope(headers=[*headers, (b"content-length", b"5")]), script, 5))
+    assert (plain[b"SERVER_PORT"], secure[b"SERVER_PORT"]) == (b"80", b"443")
+    assert b"HTTPS" not in plain and secure[b"HTTPS"] == b"on"
+    assert b"CONTENT_LENGTH" not in plain and posted[b"CONTENT_LENGTH"] == b"5"
