@@ -64,6 +64,7 @@ _END_BODY = struct.Struct("!IB3x")  # app status, protocol status, reserved (§5
 _LONG_LENGTH = struct.Struct("!I")
 _LONG_MARK = 0x80000000
 _PADDINGS = tuple(bytes(n) for n in range(8))
+_PARAMS_END = {1: _HEADER.pack(VERSION, PARAMS, 1, 0, 0)}  # the empty PARAMS record of request id 1, every request's
 _MANAGEMENT_TYPES = frozenset({GET_VALUES, GET_VALUES_RESULT, UNKNOWN_TYPE})
 _RESPONSE_TYPES = frozenset({STDOUT, STDERR, END_REQUEST})  # what a response is made of, checked inline
 _TYPE_NAMES = {
@@ -120,7 +121,10 @@ def params(request_id: int, pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
 def params_records(request_id: int, encoded: bytes) -> bytes:
     """The PARAMS stream for pairs already encoded (encode_pair), with its closing empty record."""
     if len(encoded) <= MAX_CONTENT:
-        return _record(PARAMS, request_id, encoded) + _record(PARAMS, request_id, b"")
+        length = len(encoded)
+        header = _HEADER.pack(VERSION, PARAMS, request_id, length, -length % 8)
+        end = _PARAMS_END.get(request_id) or _record(PARAMS, request_id, b"")
+        return b"".join((header, encoded, _PADDINGS[-length % 8], end))
     parts: list[_Chunk] = []
     _append_stream(parts, PARAMS, request_id, encoded)
     parts.append(_record(PARAMS, request_id, b""))
@@ -246,6 +250,10 @@ def end_request_status(content: bytes) -> tuple[int, int]:
     return app_status, protocol_status
 
 
+# Record(...) runs the __new__ NamedTuple generates in Python; tuple.__new__ makes the same record in C.
+_new_record = tuple.__new__
+
+
 class RecordReader:
     """Incremental: feed() any chunking of the byte stream; returns the complete records so far.
 
@@ -304,7 +312,7 @@ def _parse(view: memoryview | bytes) -> tuple[list[Record], int]:
         end = start + length
         if end + padding > len(view):
             break
-        records.append(Record(record_type, request_id, bytes(view[start:end])))
+        records.append(_new_record(Record, (record_type, request_id, bytes(view[start:end]))))
         offset = end + padding
     return records, offset
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -97,6 +98,10 @@ class Server:
             servers.append(await self._listen(sock, spec, state))
             where.append(describe(sock, "https" if self.tls.is_tls(spec) else "http"))
         logger.info("gateway serving on %s (pid %d)", ", ".join(where), os.getpid())
+        # What startup made (modules, apps, config) lives as long as the server: out of the
+        # collector's way, so its full collections walk only what requests make (4% of the
+        # CPU of a PHP hello, callgrind; more with a Django project's heap).
+        gc.freeze()
         await self.on_serving()
         _tell_supervisor(b"R")
         alone = not os.environ.get(READY_FD_ENV)  # not a worker of a supervisor (which answers for us)
