@@ -10,7 +10,8 @@ The request waits for a slot in the pool's queue like any other (as a
 SlotWaiter), takes an idle kept connection and writes BEGIN_REQUEST, PARAMS
 and the empty STDIN in one write. When the records that arrive end with
 END_REQUEST, REQUEST_COMPLETE, the whole response is in hand: its CGI head
-is parsed and cycle.respond() writes it. Anything else carries on in a task
+is parsed (or found among the heads seen before, its lines ready) and the
+cycle writes head and body at once. Anything else carries on in a task
 through the usual code (_fastcgi_exchange.py), with the records still
 pending on the connection, so every failure, a streamed or large response,
 and a request without an idle connection get exactly the usual handling:
@@ -31,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from adapters._cgi_response import CgiHeadReader, CgiResponseError
-from adapters._fastcgi_client import FastCgiConnection, FastCgiPool
+from adapters._fastcgi_client import BackendError, FastCgiConnection, FastCgiPool
 from adapters._fastcgi_exchange import BEGIN, END_STDIN, REQUEST_ID, finish_request, run_request
 from adapters._fastcgi_records import END_REQUEST, REQUEST_COMPLETE, STDERR, STDOUT, end_request_status
 from adapters._stderr_log import StderrLog
@@ -152,7 +153,10 @@ class FastCgiLater:
             return
         self.connection = connection
         connection.later = self
-        connection.write(BEGIN[pool.keep_conn] + self.params + END_STDIN)
+        try:
+            connection.write(BEGIN[pool.keep_conn] + self.params + END_STDIN)
+        except BackendError:
+            self._carry_on(connection)  # closed under us: the usual path makes it a 502
 
     def records_arrived(self) -> None:
         """The connection read records or closed: the whole answer, or the usual path for the rest."""

@@ -369,6 +369,7 @@ class HttpProtocol(asyncio.Protocol):
     def _linger(self) -> None:
         self.ignore_input = True
         self.pipeline.clear()
+        self.state.closing_now(self)
         if self.transport.can_write_eof():
             self.transport.write_eof()
             if self.read_paused:

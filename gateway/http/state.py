@@ -55,6 +55,7 @@ class ServerState:
         self.root_path = root_path
         self.lifespan_state: dict[str, Any] = {}
         self.connections: set[HttpProtocol | WebSocketConnection] = set()  # an upgraded connection moves over
+        self.closing: set[HttpProtocol | WebSocketConnection] = set()  # lingering: open, no longer counted
         self.per_client: dict[str, int] = {}
         self.requests = 0  # served by this worker, for max_requests
         self.websocket = WebSocketSettings()  # the [server] ws_* keys (Server sets them)
@@ -86,19 +87,35 @@ class ServerState:
         count = self.per_client.get(ip, 0) + 1
         self.per_client[ip] = count
         limits = self.limits
-        return len(self.connections) <= limits.max_connections and (
+        return len(self.connections) - len(self.closing) <= limits.max_connections and (
             not ip or count <= limits.max_connections_per_client
         )
+
+    def closing_now(self, protocol: HttpProtocol) -> None:
+        """A connection past its last response, lingering until the client closes: it no longer counts.
+
+        The client has its answer and is already opening its next connection
+        (a keep-alive client at keepalive_requests does that at once); counting
+        the old one until its close is read refused the new one with a 503.
+        """
+        if protocol in self.connections and protocol not in self.closing:
+            self.closing.add(protocol)
+            self._uncount(protocol.client_ip)
 
     def release(self, protocol: HttpProtocol | WebSocketConnection) -> None:
         if protocol in self.connections:
             self.connections.discard(protocol)
-            ip = protocol.client_ip
-            count = self.per_client.get(ip, 1) - 1
-            if count:
-                self.per_client[ip] = count
+            if protocol in self.closing:
+                self.closing.discard(protocol)  # uncounted already
             else:
-                self.per_client.pop(ip, None)
+                self._uncount(protocol.client_ip)
+
+    def _uncount(self, ip: str) -> None:
+        count = self.per_client.get(ip, 1) - 1
+        if count:
+            self.per_client[ip] = count
+        else:
+            self.per_client.pop(ip, None)
 
     def tick(self) -> None:
         """Once a second: refresh the Date header, fire due timers, flush the access log."""

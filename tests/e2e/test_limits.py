@@ -526,6 +526,21 @@ def test_max_connections_counts_every_client(tmp_path: Path) -> None:
         assert _get(first)[0] == 200
 
 
+def test_a_connection_closing_after_its_last_response_leaves_its_client_room(tmp_path: Path) -> None:
+    """At keepalive_requests the answer says Connection: close and the server waits for the client's close;
+    the client's next connection, opened at once (as wrk's are), is not refused for the one it is leaving."""
+    config = "[limits]\nmax_connections_per_client = 2\nkeepalive_requests = 1\n"
+    with (
+        run_gateway(RECORDER, config_text=config, env={RECORD_ENV: str(tmp_path / "record")}) as gw,
+        _connections(gw, ["127.0.0.1"] * 2) as (first, second),
+    ):
+        for sock in (first, second):
+            status, headers, _ = _get(sock)
+            assert (status, headers.get(b"connection")) == (200, b"close")
+        with _connections(gw, ["127.0.0.1"]) as (third,):  # the first two still open on our side
+            assert _get(third)[0] == 200
+
+
 def _get_and_read_to_close(sock: socket.socket) -> tuple[bytes, bool]:
     sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     return read_to_close(sock)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from adapters._fastcgi_client import FastCgiConnection, FastCgiPool
 
 
@@ -50,24 +52,8 @@ def test_tasks_and_taskless_requests_are_served_in_the_order_they_came() -> None
     assert asyncio.run(scenario()) == ["task", "taskless"]
 
 
-def test_a_task_cancelled_while_queued_leaves_its_place_to_the_next() -> None:
-    async def scenario() -> list[str]:
-        pool = pool_of(1)
-        order: list[str] = []
-        assert pool.take_slot()
-        waiting = asyncio.ensure_future(pool.acquire())
-        await asyncio.sleep(0)
-        pool.queue(Taskless("next", order))
-        waiting.cancel()
-        await asyncio.sleep(0)
-        assert pool.queued == 1
-        pool.give_slot()
-        return order
-
-    assert asyncio.run(scenario()) == ["next"]
-
-
-def test_a_task_cancelled_as_its_turn_came_passes_the_slot_on() -> None:
+@pytest.mark.parametrize("turn_came", [False, True], ids=["before-its-turn", "as-its-turn-came"])
+def test_a_task_cancelled_in_the_queue_leaves_the_slot_to_the_next(turn_came: bool) -> None:
     async def scenario() -> tuple[list[str], int]:
         pool = pool_of(1)
         order: list[str] = []
@@ -75,9 +61,12 @@ def test_a_task_cancelled_as_its_turn_came_passes_the_slot_on() -> None:
         waiting = asyncio.ensure_future(pool.acquire())
         await asyncio.sleep(0)
         pool.queue(Taskless("next", order))
-        pool.give_slot()  # the task's turn, but before it runs:
+        if turn_came:
+            pool.give_slot()  # the task's turn, but it is cancelled before it runs
         waiting.cancel()
         await asyncio.sleep(0)
+        if not turn_came:
+            pool.give_slot()
         return order, pool.queued
 
     assert asyncio.run(scenario()) == (["next"], 0)
