@@ -41,7 +41,9 @@ class BackendError(Exception):
 
 
 class RecordWaiter(Protocol):
-    """A taskless request on a connection (_fastcgi_later.py): told of records, or of the end, as they come."""
+    """A taskless request on a connection (_fastcgi_later.py): offered each read, told of records or the end."""
+
+    def data_arrived(self, data: bytes) -> bool: ...
 
     def records_arrived(self) -> None: ...
 
@@ -73,6 +75,9 @@ class FastCgiConnection(WriteFlow):
         self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
+        later = self.later
+        if later is not None and not self.pending and not self.reader.buffered and later.data_arrived(data):
+            return  # a whole response, answered from these bytes
         try:
             records = self.reader.feed(data)
         except ProtocolError as exc:

@@ -8,8 +8,9 @@ FastCgiApp.gateway_respond_now makes one for a script to run.
 
 The request waits for a slot in the pool's queue like any other (as a
 SlotWaiter), takes an idle kept connection and writes BEGIN_REQUEST, PARAMS
-and the empty STDIN in one write. When the records that arrive end with
-END_REQUEST, REQUEST_COMPLETE, the whole response is in hand: its CGI head
+and the empty STDIN in one write. When the first read is exactly the whole
+response (its records, then END_REQUEST with REQUEST_COMPLETE: what php-cgi
+sends for a page it did not flush early), it is in hand: its CGI head
 is parsed (or found among the heads seen before, its lines ready) and the
 cycle writes head and body at once. Anything else carries on in a task
 through the usual code (_fastcgi_exchange.py), with the records still
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from adapters._cgi_response import CgiHeadReader, CgiResponseError
 from adapters._fastcgi_client import BackendError, FastCgiConnection, FastCgiPool
 from adapters._fastcgi_exchange import BEGIN, END_STDIN, REQUEST_ID, finish_request, run_request
-from adapters._fastcgi_records import END_REQUEST, REQUEST_COMPLETE, STDERR, STDOUT, end_request_status
+from adapters._fastcgi_records import whole_response
 from adapters._stderr_log import StderrLog
 from gateway.http.cycle import NO_BODY_STATUSES
 from gateway.types import Receive, Scope, Send
@@ -62,26 +63,6 @@ def _plain_lines(status: int, headers: list[tuple[bytes, bytes]]) -> bytes | Non
             return None
         lines.append(b"%b: %b\r\n" % (name, value))
     return b"".join(lines)
-
-
-def _whole_streams(connection: FastCgiConnection) -> tuple[bytes, bytes] | None:
-    """STDOUT and STDERR when the pending records are a whole, successful response; else None."""
-    pending = connection.pending
-    if connection.closed or not pending or pending[-1].type != END_REQUEST:
-        return None
-    out: list[bytes] = []
-    stderr: list[bytes] = []
-    for record in pending:
-        if record.request_id != REQUEST_ID:
-            return None
-        if record.type == STDOUT:
-            if record.content:  # php-cgi ends the stream with an empty one
-                out.append(record.content)
-        elif record.type == STDERR:
-            stderr.append(record.content)
-        elif record.type == END_REQUEST and end_request_status(record.content)[1] != REQUEST_COMPLETE:
-            return None
-    return out[0] if len(out) == 1 else b"".join(out), b"".join(stderr)
 
 
 Answer = tuple[int, bytes | None, list[tuple[bytes, bytes]], bytes]  # status, header lines or headers, body
@@ -158,20 +139,18 @@ class FastCgiLater:
         except BackendError:
             self._carry_on(connection)  # closed under us: the usual path makes it a 502
 
-    def records_arrived(self) -> None:
-        """The connection read records or closed: the whole answer, or the usual path for the rest."""
-        connection = self.connection
-        assert connection is not None
-        streams = _whole_streams(connection)
+    def data_arrived(self, data: bytes) -> bool:
+        """A read from the connection: True when it was the whole answer, now written to the client."""
+        streams = whole_response(data, REQUEST_ID)
         answer = _answer(streams[0]) if streams is not None else None
         if streams is None or answer is None:
-            self._carry_on(connection)  # the usual path says what is wrong, or relays what is to come
-            return
+            return False  # the connection reads it as records and calls records_arrived()
         if streams[1]:
             log = StderrLog(self.script, self.logger)
             log.feed(streams[1])
             log.flush()
-        connection.consumed()
+        connection = self.connection
+        assert connection is not None
         connection.later = self.connection = None
         self.pool.release(connection, True)
         cycle = self.cycle
@@ -181,6 +160,13 @@ class FastCgiLater:
             cycle.respond_lines(status, lines, body)
         else:
             cycle.respond(status, headers, body)
+        return True
+
+    def records_arrived(self) -> None:
+        """Records that were not a whole answer, or the connection's end: the usual path takes over."""
+        connection = self.connection
+        assert connection is not None
+        self._carry_on(connection)
 
     def cancel(self) -> None:
         """The request ends unanswered (timeout, shutdown): out of the queue, or its connection closed."""

@@ -250,6 +250,39 @@ def end_request_status(content: bytes) -> tuple[int, int]:
     return app_status, protocol_status
 
 
+def whole_response(data: bytes, request_id: int) -> tuple[bytes, bytes] | None:
+    """STDOUT and STDERR of request_id when data is exactly one whole, successful response; else None.
+
+    Whole: its records, the last an END_REQUEST with REQUEST_COMPLETE
+    ending data. What php-cgi sends for a page it did not flush early comes
+    in one read like that; anything else (a part, another request id, a
+    status the exchange must report) is None, for the RecordReader to read
+    as usual.
+    """
+    out: list[bytes] = []
+    err: list[bytes] = []
+    offset = 0
+    size = len(data)
+    while offset + _HEADER_SIZE <= size:
+        version, record_type, record_id, length, padding = _HEADER.unpack_from(data, offset)
+        start = offset + _HEADER_SIZE
+        end = start + length
+        offset = end + padding
+        if version != VERSION or record_id != request_id or offset > size:
+            return None
+        if record_type == STDOUT:
+            if length:
+                out.append(data[start:end])
+        elif record_type == STDERR:
+            err.append(data[start:end])
+        elif record_type != END_REQUEST or offset != size or length < _END_BODY.size:
+            return None
+        else:  # byte 4 of END_REQUEST's content is its protocol status (§5.5)
+            complete = data[start + 4] == REQUEST_COMPLETE
+            return (out[0] if len(out) == 1 else b"".join(out), b"".join(err)) if complete else None
+    return None
+
+
 # Record(...) runs the __new__ NamedTuple generates in Python; tuple.__new__ makes the same record in C.
 _new_record = tuple.__new__
 

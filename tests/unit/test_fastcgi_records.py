@@ -485,3 +485,41 @@ def test_decode_pairs_refuses_truncation(data: bytes, message: str) -> None:
 
 def test_decode_pairs_of_nothing() -> None:
     assert fcgi.decode_pairs(b"") == []
+
+
+# --- A whole response in one read (the php handler's taskless path) -------------
+
+
+def php_page(protocol_status: int = fcgi.REQUEST_COMPLETE, request_id: int = 1) -> list[bytes]:
+    """A page as php-cgi writes it: output in two records, a notice, the empty STDOUT, END_REQUEST; odd paddings."""
+    return [
+        raw(fcgi.STDOUT, request_id, b"Content-type: text/html\r\n\r\n", padding=5),
+        raw(fcgi.STDERR, request_id, b"PHP Notice: x\n", padding=2),
+        raw(fcgi.STDOUT, request_id, b"<p>hello</p>"),
+        raw(fcgi.STDOUT, request_id, b""),
+        raw(fcgi.END_REQUEST, request_id, struct.pack("!IB3x", 0, protocol_status), padding=8),
+    ]
+
+
+def test_a_whole_response_gives_its_output_and_its_stderr() -> None:
+    assert fcgi.whole_response(b"".join(php_page()), 1) == (
+        b"Content-type: text/html\r\n\r\n<p>hello</p>",
+        b"PHP Notice: x\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(b"".join(php_page()[:-1]), id="no END_REQUEST yet"),
+        pytest.param(b"".join(php_page())[:-1], id="END_REQUEST cut short"),
+        pytest.param(b"".join(php_page()) + raw(fcgi.STDOUT, 1, b"x"), id="bytes after END_REQUEST"),
+        pytest.param(b"".join(php_page(fcgi.OVERLOADED)), id="overloaded"),
+        pytest.param(b"".join(php_page(request_id=7)), id="another request id"),
+        pytest.param(raw(fcgi.GET_VALUES_RESULT, 0) + b"".join(php_page()), id="a management record first"),
+        pytest.param(b"".join(php_page())[:8].replace(b"\x01", b"\x02", 1) + b"".join(php_page())[8:], id="version 2"),
+        pytest.param(b"", id="nothing"),
+    ],
+)
+def test_anything_but_exactly_one_whole_successful_response_is_left_to_the_reader(stream: bytes) -> None:
+    assert fcgi.whole_response(stream, 1) is None
