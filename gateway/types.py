@@ -25,13 +25,16 @@ Headers = list[tuple[bytes, bytes]]
 # Content-Length, body), which the core writes at once, or None to be called
 # the usual ASGI way with the scope untouched. The static handler answers its
 # cached small files this way; the router passes it on for routes no stage
-# wraps (a stage must see every response, so it hides the attribute).
+# wraps (a stage must see every response, so it hides the attribute; the
+# ranges stage, on by default, passes it on for a GET without Range, which it
+# lets through untouched).
 #
 # An app whose answer comes from another callback (a FastCGI server's reply)
 # may return a Later instead: the core makes the request's cycle, hands it to
 # begin(), and the app finishes it with cycle.respond(status, headers, body)
-# or carries on as an ASGI app in a task with cycle.hand_over(app). cancel()
-# is what a request_timeout or a shutdown calls, as they cancel a task.
+# (or respond_lines() with the header lines built) or carries on as an ASGI
+# app in a task with cycle.hand_over(app). cancel() is what a request_timeout
+# or a shutdown calls, as they cancel a task.
 Whole = tuple[int, bytes, bytes]
 
 
