@@ -223,6 +223,16 @@ def test_sessions_persist_across_requests(php: Gateway) -> None:
     assert counts == ["1", "2", "3"]
 
 
+def test_head_gets_the_get_headers_and_no_length_php_did_not_give(php: Gateway) -> None:
+    """php-cgi answers HEAD with headers only: the length of the page is unknown, so none is claimed (not 0)."""
+    with client(php) as http:
+        get = http.get("/hello.php")
+        head = http.head("/hello.php")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert "content-length" not in head.headers and get.headers["content-length"] == "14"
+
+
 def test_a_range_of_a_script_s_output(php: Gateway) -> None:
     """The ranges stage slices PHP's answer to a GET with Range, as it does every handler's."""
     with client(php) as http:
