@@ -6,7 +6,8 @@ Rules:
   of chunked framing.
 - Framing: the app's Content-Length wins; else chunked on HTTP/1.1; else the
   connection closes to end the body (HTTP/1.0). HEAD, 1xx, 204 and 304 send no
-  body; a HEAD answered with an empty body and no Content-Length claims none. The app's Connection and Transfer-Encoding headers are ours to decide.
+  body; a HEAD answered with an empty body and no Content-Length claims none.
+  The app's Connection and Transfer-Encoding headers are ours to decide.
 - After the client goes away, send() raises ClientDisconnect (an OSError, as
   ASGI spec 2.4 asks) and receive() returns http.disconnect.
 - Reading pauses while more than FLOW_HIGH body bytes wait for the app.
