@@ -108,7 +108,6 @@ class Exchange:
             if pump is not None and not pump.done():
                 pump.cancel()
                 self.stdin_done = False
-                self.reusable = False
             elif pump is not None:
                 pump.result()  # a client that left while sending its body: ClientGone reaches the handler
 

@@ -29,15 +29,17 @@ connection: the request's php-cgi child is the only one that knows it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from adapters._cgi_response import CgiHeadReader, CgiResponseError
 from adapters._fastcgi_client import BackendError, FastCgiConnection, FastCgiPool
 from adapters._fastcgi_exchange import BEGIN, END_STDIN, REQUEST_ID, finish_request, run_request
 from adapters._fastcgi_records import whole_response
+from adapters._request_body import no_body
 from adapters._stderr_log import StderrLog
 from gateway.http.cycle import NO_BODY_STATUSES
+from gateway.http.responses import header_lines
 from gateway.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -55,14 +57,9 @@ _heads: dict[bytes, tuple[int, bytes]] = {}
 
 def _plain_lines(status: int, headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """The header lines of a head cycle.respond_lines() can send as they are, else None (cycle.respond() checks)."""
-    if status in NO_BODY_STATUSES:
+    if status in NO_BODY_STATUSES or any(name == b"content-length" for name, _ in headers):
         return None
-    lines = []
-    for name, value in headers:
-        if name == b"content-length":
-            return None
-        lines.append(b"%b: %b\r\n" % (name, value))
-    return b"".join(lines)
+    return header_lines(headers)
 
 
 Answer = tuple[int, bytes | None, list[tuple[bytes, bytes]], bytes]  # status, header lines or headers, body
@@ -87,11 +84,6 @@ def _answer(output: bytes) -> Answer | None:
     if lines is not None and first_blank_line and len(_heads) < _HEADS_MAX and b"set-cookie" not in lines:
         _heads[output[:end]] = head.status, lines
     return head.status, lines, head.headers, body
-
-
-async def _no_body() -> AsyncIterator[bytes]:
-    return
-    yield  # an async generator that yields nothing
 
 
 class FastCgiLater:
@@ -130,7 +122,7 @@ class FastCgiLater:
         connection = pool.take_idle()
         if connection is None:
             head = self.params
-            self._hand_over(lambda send: run_request(pool, head, 0, _no_body(), send, self.script, held=True))
+            self._hand_over(lambda send: run_request(pool, head, 0, no_body(), send, self.script, held=True))
             return
         self.connection = connection
         connection.later = self

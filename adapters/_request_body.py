@@ -82,10 +82,11 @@ async def request_body(scope: Scope, receive: Receive) -> tuple[int, AsyncIterat
         length, spooled = await spool(receive)
         return length, spooled_chunks(spooled)
     if length == 0:
-        return 0, _nothing()
+        return 0, no_body()
     return length, body_chunks(receive)
 
 
-async def _nothing() -> AsyncIterator[bytes]:
+async def no_body() -> AsyncIterator[bytes]:
+    """A body of nothing, for a request without one."""
     return
     yield  # pragma: no cover (makes this an async generator)

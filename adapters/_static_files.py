@@ -30,6 +30,7 @@ from time import monotonic
 from urllib.parse import unquote_to_bytes
 
 from adapters._static_http import content_type_of, http_date
+from gateway.http.responses import header_lines
 from gateway.stages.errors import GATEWAY_MADE
 from gateway.types import Headers, Send, Whole
 
@@ -135,13 +136,11 @@ class Representation:
         length = [] if body is not None else [(b"content-length", b"%d" % self.size)]
         self.full: Headers = [(b"content-type", content_type), *length, *self.meta]
         # The same answers for the core's gateway_respond_now (gateway/http/whole.py), byte for byte.
-        full_fields = _fields([*self.full, (b"content-length", b"%d" % self.size)] if body is not None else self.full)
+        full_fields = header_lines(
+            [*self.full, (b"content-length", b"%d" % self.size)] if body is not None else self.full
+        )
         self.whole: Whole | None = (200, full_fields, body) if body is not None else None
-        self.whole_not_modified: Whole = (304, _fields(self.not_modified), b"")
-
-
-def _fields(headers: Headers) -> bytes:
-    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        self.whole_not_modified: Whole = (304, header_lines(self.not_modified), b"")
 
 
 class File:

@@ -20,6 +20,11 @@ def status_line(status: int) -> bytes:
     return line
 
 
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Header fields as the lines of a head, each `name: value` and CRLF (trusted: no CR or LF inside)."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
 def reason(status: int) -> str:
     try:
         return http.HTTPStatus(status).phrase
