@@ -20,6 +20,12 @@ Rules:
   ends the iteration (then close()), and a queued request never starts.
 - An app error before any byte was sent lets the core answer 500; after,
   the connection is cut so the client sees an incomplete response.
+- A request without a body is taken without a task (gateway/types.py's
+  Later): when the worker's first hand-off finds the response complete and
+  whole, the loop writes it at once; anything else (streamed, large, an
+  error) carries on in a task from where it stands. A Flask hello spent
+  about a fifth of the gateway's own work per request on the task, its
+  futures and the two ASGI messages.
 """
 
 from __future__ import annotations
@@ -29,11 +35,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from adapters._wsgi_environ import NO_BODY, ClientDisconnected, ErrorStream, WsgiInput, base_environ, environ_for
 from adapters._wsgi_pool import WorkerPool
 from gateway.types import Headers, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from gateway.http.cycle import RequestCycle
 
 logger = logging.getLogger("gateway.adapters.wsgi")
 
@@ -73,6 +82,12 @@ class Bridge:
         self.pool.submit(exchange)
         await exchange.serve(receive, send)
 
+    def gateway_respond_now(self, scope: Scope) -> _Exchange:
+        """The core's respond-now for a bodyless request: the exchange answers from the loop's callback."""
+        if self.loop is None:
+            self.start()
+        return _Exchange(self, scope)
+
     async def aclose(self, grace: float) -> None:
         """Stop the workers once the queued requests are done; wait up to grace for busy ones."""
         if self.loop is None:
@@ -97,6 +112,7 @@ class _Exchange:
         "bridge",
         "chunks",
         "committed",
+        "cycle",
         "error",
         "finished",
         "gone",
@@ -136,6 +152,7 @@ class _Exchange:
         self.waiter: asyncio.Future[None] | None = None
         self.ready = False
         self.started = False
+        self.cycle: RequestCycle | None = None  # taken without a task, until answered or handed over
         # the worker's
         self.status: int | None = None
         self.headers: Headers = []
@@ -160,11 +177,43 @@ class _Exchange:
             self._abandon()
             raise
 
+    def begin(self, cycle: RequestCycle) -> None:
+        """Later.begin: queue the request; the first hand-off answers it or starts a task."""
+        self.cycle = cycle
+        self.bridge.pool.submit(self)
+
+    def cancel(self) -> None:
+        """Later.cancel (request_timeout, shutdown): the worker stops at its next step, and is not answered."""
+        self.cycle = None
+        self._abandon()
+
     def _wake(self) -> None:
+        if self.cycle is not None:
+            self._answer()
+            return
         self.ready = True
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _answer(self) -> None:
+        """The first hand-off of a request taken without a task: the whole response now, or a task."""
+        cycle = cast("RequestCycle", self.cycle)
+        self.cycle = None
+        with self.mutex:
+            head = self.head
+            whole = self.finished and self.error is None and head is not None
+            if whole:
+                chunks, self.chunks, self.head = self.chunks, [], None
+        if not whole:
+            self.ready = True  # the task's serve() forwards what is pending
+            cycle.hand_over(self._carry_on)
+            return
+        status, headers = cast("tuple[int, Headers]", head)
+        cycle.respond(status, headers, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    async def _carry_on(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve(receive, send)
 
     async def _forward(self, receive: Receive, send: Send) -> bool:
         """Send one batch; True when the exchange is over."""
@@ -227,8 +276,9 @@ class _Exchange:
 
     def run(self, sleep_lock: threading.Lock) -> None:
         """Call the app and hand its response to the loop (on a worker thread)."""
-        if self.gone:
-            return
+        cycle = self.cycle
+        if self.gone or (cycle is not None and cycle.disconnected):
+            return  # the client left while the request was queued
         self.sleep_lock = sleep_lock
         error: BaseException | None = None
         result: Iterable[bytes] | None = None

@@ -1,26 +1,38 @@
 """python -m bench.wsgi: a Flask hello world under gateway's wsgi handler and under gunicorn.
 
-gateway with its own bridge (the default) and with bridge = "a2wsgi", beside
-gunicorn's sync worker (1 worker), the usual way to serve Flask. One process
-each, no access log. Target from the issue: gateway ≥ 2.0× gunicorn sync.
+gateway with its own bridge (the default) and with bridge = "a2wsgi", each
+from a config's route as users write it, beside gunicorn's sync worker
+(1 worker), the usual way to serve Flask. One process each, no access log.
+Target from the issue: gateway ≥ 2.0× gunicorn sync.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 
-from bench.harness import PYTHON, Peer, free_port, gateway_command, measure, report
+from bench.harness import PYTHON, ROOT, Peer, free_port, gateway_command, measure, report
+
+ROUTE = """
+[[vhost]]
+names = ["127.0.0.1"]
+  [[vhost.route]]
+  path = "/"
+  handler = "wsgi"
+  app = "bench.wsgi_apps:flask_app"
+  pythonpath = ["{root}"]
+  bridge = "{bridge}"
+  threads = {threads}
+"""
 
 
 def _gateway(name: str, bridge: str, threads: int) -> Peer:
     port = free_port()
-    return Peer(
-        name,
-        gateway_command("bench.wsgi_apps:gateway_app", port),
-        port,
-        env={"BENCH_WSGI_BRIDGE": bridge, "BENCH_WSGI_THREADS": str(threads)},
-    )
+    config = Path(tempfile.mkdtemp(prefix="gateway-bench-")) / f"wsgi-{bridge}.toml"
+    config.write_text(ROUTE.format(root=ROOT, bridge=bridge, threads=threads))
+    return Peer(name, gateway_command(str(config), port), port)
 
 
 def main() -> None:

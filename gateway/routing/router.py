@@ -169,7 +169,8 @@ class FastRouter(Router):
 
         Only for a plain route of a vhost without rewrites or error pages (with
         no trusted proxies to apply, build_router makes no FastRouter): there
-        the scope reaches the handler as is. None otherwise, leaving the scope
+        the scope reaches the handler as is, with the route's mount in its
+        root_path as __call__ would add it. None otherwise, leaving the scope
         untouched for __call__.
         """
         headers = scope["headers"]
@@ -195,8 +196,16 @@ class FastRouter(Router):
                 return None
             if route.methods is not None and scope["method"] not in route.methods:
                 return None
+            mount = route.mount
+            if mount:  # as __call__ does; undone below for a None, which leaves the scope as it was
+                root_path = scope["root_path"]
+                scope["root_path"] = root_path + mount
             answer = respond_now(scope)
-            if answer is not None and vhost.access_log is not None:
+            if answer is None:
+                if mount:
+                    scope["root_path"] = root_path
+                return None
+            if vhost.access_log is not None:
                 scope[VHOST_LOG_KEY] = vhost.access_log
             return answer
         return None
@@ -286,7 +295,7 @@ def _build_route(
     state = getattr(handler, "state", None)
     app, stages = _with_stages(app, vhost, route, context, hold_body, problems)
     websocket_app = app if getattr(handler, "websocket", False) else websocket_refusal(route.handler)
-    respond_now = getattr(app, "gateway_respond_now", None) if not mount and state is None else None
+    respond_now = getattr(app, "gateway_respond_now", None) if state is None else None
     return Route(
         matcher, methods, route.handler, handler, app, where, mount, state, context, stages, websocket_app, respond_now
     )

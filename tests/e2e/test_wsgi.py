@@ -31,7 +31,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 SERVE = "tests.e2e.wsgi_apps.serve:app"
 PLAIN = "tests.e2e.wsgi_apps.apps:environ_app"
 MOUNT = "/mnt"
-BIG_BODY = '[limits]\nmax_body_size = "100MiB"\n'
 # Keys that differ between the bridges by design: the stream objects; a2wsgi says
 # multiprocess and adds asgi.scope; only ours says wsgi.input_terminated (werkzeug
 # needs it for chunked bodies); REMOTE_PORT is a different connection each time.
@@ -47,9 +46,17 @@ def serving(
         yield gw
 
 
+@contextlib.contextmanager
+def routed(app: str = PLAIN, threads: int = 8, limits: str = "") -> Iterator[Gateway]:
+    """The handler as a config's route at MOUNT, as users write it: a bodyless GET is taken without a task."""
+    route = f'path = "{MOUNT}"\nhandler = "wsgi"\napp = "{app}"\nthreads = {threads}\n'
+    with run_gateway(config_text=f'[limits]\n{limits}\n[[vhost]]\nnames = ["x"]\n[[vhost.route]]\n{route}') as gw:
+        yield gw
+
+
 @pytest.fixture(scope="module")
 def ours() -> Iterator[Gateway]:
-    with serving(config_text=BIG_BODY) as gw:
+    with routed(limits='max_body_size = "100MiB"') as gw:
         yield gw
 
 
@@ -329,6 +336,31 @@ def test_requests_run_side_by_side_on_the_threads(ours: Gateway) -> None:
         bodies = list(pool.map(fetch, range(16)))
     assert bodies == [b"AAABBB"] * 16
     assert time.monotonic() - started < 3.0  # 8 threads: two waves of 0.6 s, not sixteen
+
+
+def test_a_request_whose_client_left_while_queued_never_runs() -> None:
+    """One thread, busy: a GET queued behind it whose client resets is dropped, not run for nobody."""
+    with routed(threads=1) as gw:
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(httpx.get, gw.url + "/mnt/sleep?s=1&tag=busy", timeout=10)
+            time.sleep(0.3)  # (asking /stats would queue behind it too)
+            with gw.connect() as sock:
+                sock.sendall(b"GET /mnt/sleep?tag=left HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.2)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # close with a reset
+            assert busy.result().json() == {"slept": 1.0}
+        assert httpx.get(gw.url + "/mnt/sleep?tag=after").status_code == 200  # queued after "left"
+        assert stats(gw, "left") == {}
+
+
+def test_a_request_past_its_timeout_before_any_output_is_a_504() -> None:
+    with routed(threads=1, limits='request_timeout = "0.5s"') as gw:
+        started = time.monotonic()
+        response = httpx.get(gw.url + "/mnt/sleep?s=1.5&tag=slow", timeout=10)
+        assert response.status_code == 504
+        assert time.monotonic() - started < 1.4
+        wait_for(gw, "slow", "finished")  # the app is not interrupted; its answer is dropped
+        assert httpx.get(gw.url + "/mnt/teapot").text == "short and stout"
 
 
 # Flask --------------------------------------------------------------------------------

@@ -137,6 +137,24 @@ def test_a_conditional_request_gets_304_at_once(router: FastRouter) -> None:
     assert found is not None and found[0] == 304 and found[2] == b""
 
 
+def test_a_mounted_route_answers_with_its_mount_in_root_path(tmp_path: Path) -> None:
+    """As __call__ moves a Python app's prefix into root_path (SCRIPT_NAME); a None leaves the scope as it was."""
+    config = tmp_path / "gateway.toml"
+    route = 'path = "/app"\n  handler = "wsgi"\n  app = "tests.e2e.wsgi_apps.apps:environ_app"'
+    config.write_text(f'[[vhost]]\nnames = ["a"]\n  [[vhost.route]]\n  {route}\n')
+    router = resolve([str(config)])[1]
+    assert isinstance(router, FastRouter)  # the wsgi bridge answers bodyless requests from a callback
+    seen: list[str] = []
+    answers: list[Any] = [(200, b"", b""), None]
+    router.vhosts[0].routes[0].respond_now = lambda scope: seen.append(scope["root_path"]) or answers.pop(0)
+    answered = scope_for("a", "/app/x")
+    assert router.gateway_respond_now(answered) == (200, b"", b"")
+    assert answered["root_path"] == "/app"
+    declined = scope_for("a", "/app/x")
+    assert router.gateway_respond_now(declined) is None
+    assert declined == scope_for("a", "/app/x") and seen == ["/app", "/app"]
+
+
 class Transport:
     def __init__(self) -> None:
         self.written = b""

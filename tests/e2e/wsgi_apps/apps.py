@@ -205,6 +205,16 @@ def errors(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return [b"logged"]
 
 
+def sleep(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Sleeps ?s= seconds before any output; its tag records that it started and finished."""
+    params = _params(environ)
+    stat = _stat(params.get("tag", ""))
+    stat["started"] = True
+    time.sleep(float(params.get("s", 0)))
+    stat["finished"] = True
+    return _json(start_response, {"slept": float(params.get("s", 0))})
+
+
 def stats(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return _json(start_response, STATS.get(_params(environ).get("tag", ""), {}))
 
@@ -222,6 +232,7 @@ ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "teapot": teapot,
     "empty": empty,
     "errors": errors,
+    "sleep": sleep,
     "stats": stats,
 }
 
