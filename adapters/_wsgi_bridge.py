@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from adapters._wsgi_environ import NO_BODY, ClientDisconnected, ErrorStream, WsgiInput, base_environ, environ_for
 from adapters._wsgi_pool import WorkerPool
+from gateway.http.cycle import NO_BODY_STATUSES
 from gateway.types import Headers, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.adapters.wsgi")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+# start_response's headers as the app gave them (checked: no CR or LF), their header lines
+# for cycle.respond_lines() (None when they hold framing headers), and the app's Content-Length.
+AppHeaders = tuple[list[tuple[str, str]], bytes | None, str | None]
 Write = Callable[[bytes], None]
 StartResponse = Callable[..., Write]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -138,7 +142,7 @@ class _Exchange:
         self.mutex = threading.Lock()
         self.sleep_lock: threading.Lock | None = None
         # shared, under mutex
-        self.head: tuple[int, Headers] | None = None
+        self.head: tuple[int, AppHeaders] | None = None
         self.chunks: list[bytes] = []
         self.size = 0
         self.scheduled = False
@@ -155,7 +159,7 @@ class _Exchange:
         self.cycle: RequestCycle | None = None  # taken without a task, until answered or handed over
         # the worker's
         self.status: int | None = None
-        self.headers: Headers = []
+        self.headers: AppHeaders = ([], None, None)
         self.committed = False
 
     # The loop's side -------------------------------------------------------
@@ -209,8 +213,13 @@ class _Exchange:
             self.ready = True  # the task's serve() forwards what is pending
             cycle.hand_over(self._carry_on)
             return
-        status, headers = cast("tuple[int, Headers]", head)
-        cycle.respond(status, headers, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        status, (headers, lines, declared) = cast("tuple[int, AppHeaders]", head)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        plain = lines is not None and status >= 200 and status not in NO_BODY_STATUSES and not cycle.is_head
+        if plain and (declared is None or declared == str(len(body))):
+            cycle.respond_lines(status, cast(bytes, lines), body)  # the usual case: lines built on the worker
+        else:
+            cycle.respond(status, _encode_headers(headers), body)
 
     async def _carry_on(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.serve(receive, send)
@@ -232,7 +241,7 @@ class _Exchange:
             raise error
         if head is not None:
             self.started = True
-            await send({"type": "http.response.start", "status": head[0], "headers": head[1]})
+            await send({"type": "http.response.start", "status": head[0], "headers": _encode_headers(head[1][0])})
         if chunks or finished:
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             await send({"type": "http.response.body", "body": body, "more_body": not finished})
@@ -320,7 +329,7 @@ class _Exchange:
                 exc_info = None
         elif self.status is not None:
             raise RuntimeError("start_response() was called a second time without exc_info (PEP 3333).")
-        self.headers = _encode_headers(headers)
+        self.headers = (headers, *_header_lines(headers))
         self.status = _status_code(status)
         return self.write
 
@@ -407,13 +416,38 @@ def _status_code(status: str) -> int:
     return code
 
 
-def _encode_headers(headers: list[tuple[str, str]]) -> Headers:
-    encoded: Headers = []
+def _header_lines(headers: list[tuple[str, str]]) -> tuple[bytes | None, str | None]:
+    """The headers as lines for the client (one join, one encode) and the declared Content-Length.
+
+    Raises ValueError for a CR or LF inside a name or value (they would split
+    the head) and UnicodeEncodeError for text beyond latin-1, in start_response,
+    where PEP 3333 puts the blame. The lines leave out Content-Length (the
+    core writes the length it sends) and are None for headers the core frames
+    itself (Connection, Transfer-Encoding): the list path decides those.
+    """
+    parts: list[str] = []
+    declared: str | None = None
+    plain = True
     for name, value in headers:
-        if "\n" in value or "\r" in value:
-            raise ValueError(f"The WSGI response header {name!r} has a CR or LF in its value.")
-        encoded.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    return encoded
+        lower = name.lower()
+        if lower == "content-length":
+            declared = value
+            continue
+        if lower == "connection" or lower == "transfer-encoding":
+            plain = False
+        parts.append(f"{lower}: {value}\r\n")
+    text = "".join(parts)
+    count = len(parts)  # each line's own CR LF, and no other
+    broken = declared is not None and ("\n" in declared or "\r" in declared)
+    if broken or text.count("\n") != count or text.count("\r") != count:
+        name = next(n for n, v in headers if "\n" in n + v or "\r" in n + v)
+        raise ValueError(f"The WSGI response header {name!r} has a CR or LF in its name or value.")
+    return (text.encode("latin-1") if plain else None), declared
+
+
+def _encode_headers(headers: list[tuple[str, str]]) -> Headers:
+    """ASGI's header list (start_response checked the text already)."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 def _as_bytes(chunk: object) -> bytes:

@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import ROOT, Gateway, read_one_response, run_gateway
+from tests.e2e.wsgi_apps.apps import HEADER_CASES
+from tests.support.server import ROOT, Gateway, read_one_response, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
@@ -336,6 +337,27 @@ def test_requests_run_side_by_side_on_the_threads(ours: Gateway) -> None:
         bodies = list(pool.map(fetch, range(16)))
     assert bodies == [b"AAABBB"] * 16
     assert time.monotonic() - started < 3.0  # 8 threads: two waves of 0.6 s, not sixteen
+
+
+@pytest.mark.parametrize("kind", sorted(HEADER_CASES))
+def test_response_headers_the_same_with_or_without_a_task(ours: Gateway, kind: str) -> None:
+    """A GET is answered from the worker's hand-off, a POST through a task: the same bytes for either."""
+    seen = {}
+    for method in ("GET", "POST"):
+        with ours.connect() as sock:
+            length = "Content-Length: 0\r\n" if method == "POST" else ""
+            head = f"{method} /mnt/headers?kind={kind} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{length}\r\n"
+            sock.sendall(head.encode())
+            seen[method] = re.sub(rb"date: [^\r]*\r\n", b"", read_response(sock))
+    assert seen["GET"] == seen["POST"]
+    assert b"x-injected" not in seen["GET"].lower()
+    if kind == "short":  # more body than the app declared: the connection is cut, as for any app
+        assert seen["GET"] == b""
+        return
+    status = int(seen["GET"].split(b" ", 2)[1])
+    assert status == (500 if kind.startswith("crlf") else 200), seen["GET"]
+    if kind == "long":
+        assert seen["GET"].endswith(b"\r\n\r\nHello, world!") and b"content-length: 20\r\n" in seen["GET"]
 
 
 def test_a_request_whose_client_left_while_queued_never_runs() -> None:

@@ -205,6 +205,23 @@ def errors(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return [b"logged"]
 
 
+HEADER_CASES: dict[str, list[tuple[str, str]]] = {
+    "crlf-value": [("X-A", "1\r\nX-Injected: yes")],
+    "crlf-name": [("X-A\r\nX-Injected", "yes")],
+    "crlf-length": [("Content-Length", "13\r\nX-Injected: yes")],
+    "close": [("Connection", "close")],
+    "short": [("Content-Length", "5")],
+    "long": [("Content-Length", "20")],
+    "exact": [("Content-Length", "13")],
+}
+
+
+def headers(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Hello, world! with the headers of HEADER_CASES[?kind=]."""
+    start_response("200 OK", [("Content-Type", "text/plain"), *HEADER_CASES[_params(environ)["kind"]]])
+    return [b"Hello, world!"]
+
+
 def sleep(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """Sleeps ?s= seconds before any output; its tag records that it started and finished."""
     params = _params(environ)
@@ -233,6 +250,7 @@ ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "empty": empty,
     "errors": errors,
     "sleep": sleep,
+    "headers": headers,
     "stats": stats,
 }
 
