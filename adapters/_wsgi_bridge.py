@@ -202,22 +202,23 @@ class _Exchange:
 
     def _answer(self) -> None:
         """The first hand-off of a request taken without a task: the whole response now, or a task."""
-        cycle = cast("RequestCycle", self.cycle)
-        self.cycle = None
+        cycle, self.cycle = self.cycle, None
+        if cycle is None:  # (_wake calls this only while there is one)
+            return
         with self.mutex:
             head = self.head
-            whole = self.finished and self.error is None and head is not None
-            if whole:
+            whole = self.finished and self.error is None
+            if whole and head is not None:
                 chunks, self.chunks, self.head = self.chunks, [], None
-        if not whole:
+        if not whole or head is None:
             self.ready = True  # the task's serve() forwards what is pending
             cycle.hand_over(self._carry_on)
             return
-        status, (headers, lines, declared) = cast("tuple[int, AppHeaders]", head)
+        status, (headers, lines, declared) = head
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        plain = lines is not None and status >= 200 and status not in NO_BODY_STATUSES and not cycle.is_head
-        if plain and (declared is None or declared == str(len(body))):
-            cycle.respond_lines(status, cast(bytes, lines), body)  # the usual case: lines built on the worker
+        plain = status >= 200 and status not in NO_BODY_STATUSES and not cycle.is_head
+        if lines is not None and plain and (declared is None or declared == str(len(body))):
+            cycle.respond_lines(status, lines, body)  # the usual case: lines built on the worker
         else:
             cycle.respond(status, _encode_headers(headers), body)
 
