@@ -3,12 +3,19 @@
 A LIFO of idle threads keeps a light load on one warm thread instead of
 waking them in turn, and each thread sleeps on its own lock (its "bell"),
 which the job may borrow to sleep on while it waits for the event loop.
+
+On Linux the threads run as SCHED_BATCH: a woken thread waits for the
+event loop to block instead of preempting it, only to sleep again at once
+on the GIL the loop holds. A Flask hello at 64 connections (8 threads, one
+core) had the loop preempted 82,000 times in 14 s, about 2 µs of system
+time a request; as SCHED_BATCH 250 times, and 7% more requests a second.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from typing import Protocol
@@ -89,8 +96,20 @@ class _Worker:
         self.bell.acquire()
 
     def run(self) -> None:
+        _wait_for_the_loop()
         while (job := self.pool.next_job(self)) is not None:
             try:
                 job.run(self.bell)
             except BaseException:  # the thread outlives any one request
                 logger.exception("Internal error in a %s worker thread", self.pool.name)
+
+
+def _wait_for_the_loop() -> None:
+    """The calling thread as SCHED_BATCH (see the top), where the platform has it and allows it."""
+    batch = getattr(os, "SCHED_BATCH", None)
+    if batch is None:  # not Linux
+        return
+    try:
+        os.sched_setscheduler(0, batch, os.sched_param(0))  # 0: this thread
+    except OSError as exc:
+        logger.debug("worker threads keep the default scheduling policy: %s", exc)
