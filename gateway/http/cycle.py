@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from stat import S_ISREG
 from time import perf_counter
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
 
 FLOW_HIGH = 256 * 1024
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO does not hang the loop at open
 NO_BODY_STATUSES = frozenset({204, 304})
 _OURS = frozenset({b"content-length", b"connection", b"transfer-encoding"})  # framing is ours to decide
 logger = logging.getLogger("gateway.error")
@@ -349,17 +351,24 @@ class RequestCycle:
 
     async def _send_path(self, path: str) -> None:
         """ASGI http.response.pathsend: the file goes out without passing through the app."""
-        # open() is one quick syscall; a thread hop per file would cost more than it saves.
-        with open(path, "rb") as file:  # noqa: ASYNC230
-            size = os.fstat(file.fileno()).st_size
+        # os.open is one quick syscall (a thread hop per file would cost more than it saves);
+        # open() would add an isatty ioctl, an lseek and a buffered reader.
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            found = os.fstat(fd)
+            if not S_ISREG(found.st_mode):
+                raise IsADirectoryError(f"pathsend needs a regular file: {path}")
+            size = found.st_size
             if not any(name.lower() == b"content-length" for name, _ in self.headers):
                 self.headers = [*self.headers, (b"content-length", b"%d" % size)]
             head = self._head(size, True)
             if not self.is_head and self.status not in NO_BODY_STATUSES:
                 count = min(size, self.length if self.length is not None else size)
-                self.sent = await pathsend.send_file(self.protocol, head, file, count)
+                self.sent = await pathsend.send_file(self.protocol, head, fd, count)
             else:
                 self.protocol.transport.write(head)
+        finally:
+            os.close(fd)
         self._complete()
 
 

@@ -2,9 +2,10 @@
 
 Measured with bench/pathsend.py (numbers in the README's performance notes):
 on uvloop, which has no loop.sendfile, os.sendfile straight to the socket,
-waiting for writability on a dup() of its fd when the socket is full. On
-plain asyncio, loop.sendfile does the same job itself. Files are never read
-whole into memory (GATEWAY_PATHSEND=read, for the bench, reads in chunks).
+waiting for writability on a dup() of its fd (one per connection) when the
+socket is full. On plain asyncio, loop.sendfile does the same job itself.
+Files are never read whole into memory (GATEWAY_PATHSEND=read, for the
+bench, reads in chunks).
 
 With os.sendfile the socket is corked (TCP_CORK) from the response head to
 the file's end, as nginx's tcp_nopush does: the head no longer leaves in a
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
@@ -26,29 +27,48 @@ CHUNK = 256 * 1024
 MODE_ENV = "GATEWAY_PATHSEND"  # "sendfile" (default) or "read": for bench/pathsend.py only
 
 
-async def send_file(protocol: HttpProtocol, head: bytes, file: BinaryIO, count: int) -> int:
-    """Write the response head, then count bytes of file, to the client; returns the file's bytes written."""
+async def send_file(protocol: HttpProtocol, head: bytes, fd: int, count: int) -> int:
+    """Write the response head, then count bytes of the file open at fd, to the client; the file's bytes written."""
     transport = protocol.transport
     if count <= 0:
         transport.write(head)
         return 0  # loop.sendfile and os.sendfile read a count of 0 as "to the end"
-    sock = transport.get_extra_info("socket")
-    if _MODE == "read" or sock is None or transport.get_extra_info("sslcontext") is not None:
+    sock = _MODE != "read" and connection_socket(protocol)
+    if not sock:
         transport.write(head)
-        return await _read_and_write(protocol, file, count)
+        return await _read_and_write(protocol, fd, count)
     if not protocol.uses_uvloop:
         transport.write(head)
-        return await protocol.loop.sendfile(transport, file, 0, count)
+        with os.fdopen(fd, "rb", closefd=False) as file:  # loop.sendfile takes a file object
+            return await protocol.loop.sendfile(transport, file, 0, count)
     corked = _cork(sock, True)
     try:
         transport.write(head)
-        return await _sendfile_hybrid(protocol, file.fileno(), sock.fileno(), count)
+        return await _sendfile_hybrid(protocol, fd, sock.fileno(), count)
     finally:
         if corked and not protocol.closed:
             _cork(sock, False)
 
 
-def _cork(sock: Any, on: bool) -> bool:
+def connection_socket(protocol: HttpProtocol) -> socket.socket | None:
+    """The connection's socket for sendfile and TCP_CORK, or None (TLS, or a transport without one).
+
+    A dup() of the transport's fd, made at the connection's first file and
+    closed by the protocol when the connection ends: uvloop refuses
+    add_writer on its own fd, and each get_extra_info("socket").setsockopt()
+    builds a socket object with a getsockname() call.
+    """
+    sock = protocol.file_socket
+    if sock is None and not protocol.file_socket_checked:
+        protocol.file_socket_checked = True
+        transport = protocol.transport
+        own = transport.get_extra_info("socket")
+        if own is not None and transport.get_extra_info("sslcontext") is None:
+            sock = protocol.file_socket = socket.socket(own.family, own.type, own.proto, os.dup(own.fileno()))
+    return sock
+
+
+def _cork(sock: socket.socket, on: bool) -> bool:
     """TCP_CORK: hold partial segments, so the head leaves with the file's first bytes (nginx's tcp_nopush)."""
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
@@ -57,10 +77,10 @@ def _cork(sock: Any, on: bool) -> bool:
     return True
 
 
-async def _read_and_write(protocol: HttpProtocol, file: BinaryIO, count: int) -> int:
+async def _read_and_write(protocol: HttpProtocol, fd: int, count: int) -> int:
     offset = 0
     while offset < count and not protocol.closed:
-        data = os.pread(file.fileno(), min(CHUNK, count - offset), offset)
+        data = os.pread(fd, min(CHUNK, count - offset), offset)
         if not data:
             break
         protocol.transport.write(data)
@@ -71,36 +91,27 @@ async def _read_and_write(protocol: HttpProtocol, file: BinaryIO, count: int) ->
 
 
 async def _sendfile_hybrid(protocol: HttpProtocol, file_fd: int, sock_fd: int, count: int) -> int:
-    """os.sendfile, waiting for writability on a duplicate of the socket's fd.
+    """os.sendfile, waiting for writability on sock_fd, the connection's own dup (connection_socket).
 
-    uvloop owns the socket's fd and refuses add_writer on it, so when the socket
-    is full we wait on a dup() of it: the same socket, another fd number. The
-    transport must hold nothing while sendfile writes beside it.
+    The transport must hold nothing while sendfile writes beside it.
     """
     transport = protocol.transport
     loop = protocol.loop
     offset = 0
-    waiting_fd = -1
-    try:
-        while offset < count and not protocol.closed:
-            if transport.get_write_buffer_size():
-                await _transport_drained(protocol)
-                continue
-            try:
-                sent = os.sendfile(sock_fd, file_fd, offset, count - offset)
-            except BlockingIOError:
-                if waiting_fd < 0:
-                    waiting_fd = os.dup(sock_fd)
-                await _writable(loop, waiting_fd)
-                continue
-            except OSError:
-                break
-            if sent == 0:
-                break
-            offset += sent
-    finally:
-        if waiting_fd >= 0:
-            os.close(waiting_fd)
+    while offset < count and not protocol.closed:
+        if transport.get_write_buffer_size():
+            await _transport_drained(protocol)
+            continue
+        try:
+            sent = os.sendfile(sock_fd, file_fd, offset, count - offset)
+        except BlockingIOError:
+            await _writable(loop, sock_fd)
+            continue
+        except OSError:
+            break
+        if sent == 0:
+            break
+        offset += sent
     return offset
 
 

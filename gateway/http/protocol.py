@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,8 @@ class HttpProtocol(asyncio.Protocol):
         self.client_ip = ""
         self.stopping = False  # the server is stopping: serve what arrives now, then close
         self.upgraded: WebSocketConnection | None = None  # the protocol the connection was handed to
+        self.file_socket: socket.socket | None = None  # pathsend.connection_socket()'s, closed with the connection
+        self.file_socket_checked = False
 
     # Connection lifecycle -------------------------------------------------
 
@@ -102,11 +105,17 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.state.release(self)
+        self._close_file_socket()
         for cycle in (self.cycle, self.reading_cycle, *self.pipeline):
             if cycle is not None:
                 cycle.on_disconnect()
         self.pipeline.clear()
         self._wake_drain()
+
+    def _close_file_socket(self) -> None:
+        if self.file_socket is not None:
+            self.file_socket.close()
+            self.file_socket = None
 
     def eof_received(self) -> bool:
         """The client half-closed: finish what is complete, refuse what is cut off."""
@@ -200,6 +209,7 @@ class HttpProtocol(asyncio.Protocol):
             self.ignore_input = True
             self.timer = NO_TIMER
             self.reading_cycle = None
+            self._close_file_socket()  # the WebSocket protocol gets connection_lost
             self.upgraded = take_over(self, scope, parser)
 
     def on_upgrade_data(self, data: bytes) -> None:

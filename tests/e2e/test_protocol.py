@@ -817,6 +817,39 @@ def test_pathsend_to_a_slow_reader_is_byte_exact(any_loop_gw: Gateway, files: di
         assert client.read_response().body == b"hello world"
 
 
+def test_pathsend_connections_leave_no_descriptor_behind(gw: Gateway, files: dict[str, bytes]) -> None:
+    """Each connection keeps a dup of its socket for sendfile; it is closed with the connection."""
+    path = next(p for p, d in files.items() if d)
+    fds = Path(f"/proc/{gw.proc.pid}/fd")
+
+    def send_on_new_connections(count: int) -> None:
+        for _ in range(count):
+            with Client.connect(gw) as client:
+                client.send(request_bytes("GET", f"/sendfile?path={path}", "Connection: close\r\n"))
+                assert len(client.read_response().body) == MiB
+                assert client.closed_within(3.0)  # the dup does not hold the socket open
+
+    send_on_new_connections(3)
+    before = len(list(fds.iterdir()))
+    send_on_new_connections(20)
+    assert len(list(fds.iterdir())) <= before + 2
+
+
+def test_pathsend_of_a_fifo_or_folder_fails_without_blocking(gw: Gateway, tmp_path: Path) -> None:
+    """Opening a FIFO for reading would wait for a writer, with the whole event loop.
+
+    The app started its response before the pathsend, so the failure cuts the connection.
+    """
+    os.mkfifo(tmp_path / "fifo")
+    for target in (tmp_path / "fifo", tmp_path):
+        with Client.connect(gw) as client:
+            client.send(request_bytes("GET", f"/sendfile?path={target}"))
+            assert client.closed_within(3.0)
+    gw.wait_for_log("pathsend needs a regular file")
+    with Client.connect(gw) as client:
+        assert client.request("GET", "/fixed").body == b"hello world"
+
+
 # 11. Apps that raise -----------------------------------------------------------------------
 
 
