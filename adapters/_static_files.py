@@ -27,12 +27,17 @@ import os
 import stat
 from collections import OrderedDict
 from time import monotonic
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from adapters._static_http import content_type_of, http_date
+from gateway.http.pathsend import OPEN_FLAGS
 from gateway.http.responses import header_lines
 from gateway.stages.errors import GATEWAY_MADE
 from gateway.types import Headers, Send, Whole
+
+if TYPE_CHECKING:
+    from gateway.http.cycle import RequestCycle
 
 SMALL_FILE = 64 * 1024
 CACHE_BYTES = 32 * 1024 * 1024
@@ -41,7 +46,6 @@ ENTRY_OVERHEAD = 1024  # an entry's headers and bookkeeping, counted against CAC
 REVALIDATE = 1.0
 # Single bytes tested as ints: `b"%" in raw` costs a caught TypeError in CPython 3.11.
 _PERCENT, _SLASH, _BACKSLASH, _NUL = ord("%"), ord("/"), ord("\\"), 0
-OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 SIBLINGS = (("br", b".br"), ("gzip", b".gz"))  # the server's order of preference
 
 
@@ -139,8 +143,32 @@ class Representation:
         full_fields = header_lines(
             [*self.full, (b"content-length", b"%d" % self.size)] if body is not None else self.full
         )
-        self.whole: Whole | None = (200, full_fields, body) if body is not None else None
+        self.whole: Whole | FileAnswer = (200, full_fields, body) if body is not None else FileAnswer(self)
         self.whole_not_modified: Whole = (304, header_lines(self.not_modified), b"")
+
+
+class FileAnswer:
+    """A large file's 200 for the core's respond-now (a Later): head lines built once, the bytes by sendfile.
+
+    Stateless, so one per representation serves every request: begin()
+    hands the cycle everything (cycle.respond_file), and the cycle's own
+    task, if the socket does not take the whole file at once, is what a
+    timeout or shutdown cancels.
+    """
+
+    __slots__ = ("lines", "path", "size")
+
+    def __init__(self, rep: Representation) -> None:
+        fields = [field for field in rep.full if field[0] != b"content-length"]  # last, where the core puts it
+        self.lines = header_lines([*fields, (b"content-length", b"%d" % rep.size)])
+        self.path = rep.path
+        self.size = rep.size
+
+    def begin(self, cycle: RequestCycle) -> None:
+        cycle.respond_file(200, self.lines, self.path, self.size)
+
+    def cancel(self) -> None:
+        pass  # nothing is in flight once begin() has returned
 
 
 class File:

@@ -26,10 +26,10 @@ from time import monotonic
 from adapters._static_files import (
     FORBIDDEN,
     NOT_FOUND,
-    OPEN_FLAGS,
     REVALIDATE,
     AddSlash,
     File,
+    FileAnswer,
     FileTable,
     Listing,
     Reply,
@@ -37,6 +37,7 @@ from adapters._static_files import (
 )
 from adapters._static_http import if_range_holds, multipart_plan, not_modified, parse_ranges, preferred_coding
 from adapters._static_listing import render_listing
+from gateway.http.pathsend import OPEN_FLAGS
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send, Whole
 
 CHUNK = 256 * 1024
@@ -151,12 +152,12 @@ class StaticFiles:
         else:
             await send({"type": "http.response.pathsend", "path": rep.path})
 
-    def gateway_respond_now(self, scope: Scope) -> Whole | None:
+    def gateway_respond_now(self, scope: Scope) -> Whole | FileAnswer | None:
         """The whole answer for a fresh cache hit the core can write at once (gateway/http/whole.py).
 
-        Only 200s from memory and 304s of files already cached; anything else (a
-        file not cached yet or gone, a Range on GET, a large file) is None and
-        goes through __call__ as usual.
+        Only files already cached: 200s from memory, a large file's 200 sent
+        from the cycle (FileAnswer), and 304s; anything else (a file not cached
+        yet or gone, a Range on GET) is None and goes through __call__ as usual.
         """
         method = scope["method"]
         if method != "GET" and method != "HEAD":

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
 
 FLOW_HIGH = 256 * 1024
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO does not hang the loop at open
 NO_BODY_STATUSES = frozenset({204, 304})
 _OURS = frozenset({b"content-length", b"connection", b"transfer-encoding"})  # framing is ours to decide
 logger = logging.getLogger("gateway.error")
@@ -146,6 +145,73 @@ class RequestCycle:
         self.protocol.transport.write(
             b"".join((line, self.protocol.common.block, lines, length, self._connection_end(), body))
         )
+        self._complete()
+
+    def respond_file(self, status: int, lines: bytes, path: str, length: int) -> None:
+        """respond_lines() for a file's bytes: lines hold Content-Length: length; the bytes go by sendfile.
+
+        As many as the socket takes now go out at once; a task sends the rest
+        (pathsend.send_rest) and completes the response. Raises OSError, with
+        nothing written, when the file cannot be opened.
+        """
+        if self.disconnected:
+            self.response_complete = True
+            return
+        end = self._connection_end()
+        head = b"".join((STATUS_LINES.get(status) or status_line(status), self.protocol.common.block, lines, end))
+        self.status = status
+        self.length = length
+        self.deadline = 0.0
+        if self.is_head:
+            self.response_started = True
+            self.protocol.transport.write(head)
+            self._complete_whole()
+            return
+        fd = os.open(path, pathsend.OPEN_FLAGS)
+        try:
+            count = min(os.fstat(fd).st_size, length)
+            self.response_started = True
+            sent = pathsend.send_now(self.protocol, head, fd, count) if count > 0 else None
+        except BaseException:
+            os.close(fd)
+            raise
+        if sent == count:
+            os.close(fd)
+            self.sent = sent
+            self._complete_whole()
+        else:
+            self.task = self.protocol.loop.create_task(self._send_rest(head, fd, sent, count))
+
+    def _complete_whole(self) -> None:
+        """Complete a response written whole: now, or once the parser returns when its own head is still in it.
+
+        The core calls respond-now apps from on_request (gateway/http/whole.py):
+        a bodyless request's end comes in the same feed, after this.
+        """
+        if self.request_complete:
+            self._complete()
+            return
+        self.request_complete = self.response_complete = True
+        if self.length is not None and self.sent < self.length and not self.is_head:
+            self.keep_alive = False
+        self.protocol.answered = self
+
+    async def _send_rest(self, head: bytes, fd: int, sent: int | None, count: int) -> None:
+        """respond_file()'s task: the bytes the socket did not take at once (or all: send_now() said None)."""
+        try:
+            if sent is None:
+                self.sent = await pathsend.send_file(self.protocol, head, fd, count)
+            else:
+                self.sent = await pathsend.send_rest(self.protocol, fd, sent, count)
+        except OSError:  # the client has gone (plain asyncio's loop.sendfile raises it)
+            self.protocol.abort()
+            return
+        except Exception:
+            logger.exception("Failed sending a file to %s %s", self.scope["method"], self.scope["path"])
+            self.protocol.abort()
+            return
+        finally:
+            os.close(fd)
         self._complete()
 
     def hand_over(self, app: ASGIApp) -> None:
@@ -353,7 +419,7 @@ class RequestCycle:
         """ASGI http.response.pathsend: the file goes out without passing through the app."""
         # os.open is one quick syscall (a thread hop per file would cost more than it saves);
         # open() would add an isatty ioctl, an lseek and a buffered reader.
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, pathsend.OPEN_FLAGS)
         try:
             found = os.fstat(fd)
             if not S_ISREG(found.st_mode):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.http.protocol import HttpProtocol
 
 CHUNK = 256 * 1024
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # O_NONBLOCK: a FIFO does not hang the loop at open()
 MODE_ENV = "GATEWAY_PATHSEND"  # "sendfile" (default) or "read": for bench/pathsend.py only
 
 
@@ -33,20 +34,54 @@ async def send_file(protocol: HttpProtocol, head: bytes, fd: int, count: int) ->
     if count <= 0:
         transport.write(head)
         return 0  # loop.sendfile and os.sendfile read a count of 0 as "to the end"
-    sock = _MODE != "read" and connection_socket(protocol)
-    if not sock:
-        transport.write(head)
-        return await _read_and_write(protocol, fd, count)
-    if not protocol.uses_uvloop:
-        transport.write(head)
-        with os.fdopen(fd, "rb", closefd=False) as file:  # loop.sendfile takes a file object
+    sent = send_now(protocol, head, fd, count)
+    if sent is not None:
+        return sent if sent == count else await send_rest(protocol, fd, sent, count)
+    transport.write(head)
+    if _MODE != "read" and connection_socket(protocol):  # plain asyncio: loop.sendfile does it
+        with os.fdopen(fd, "rb", closefd=False) as file:  # (it takes a file object)
             return await protocol.loop.sendfile(transport, file, 0, count)
+    return await _read_and_write(protocol, fd, count)
+
+
+def send_now(protocol: HttpProtocol, head: bytes, fd: int, count: int) -> int | None:
+    """The head, then as much of the file as the socket takes at once: the file's bytes sent, without waiting.
+
+    The socket stays corked until send_rest() has sent the rest (or is
+    uncorked here when all went out). None where this connection does not
+    use os.sendfile (TLS, plain asyncio, GATEWAY_PATHSEND=read): nothing was
+    written, and send_file() does it all.
+    """
+    if _MODE == "read" or not protocol.uses_uvloop:
+        return None
+    sock = connection_socket(protocol)
+    if sock is None:
+        return None
     corked = _cork(sock, True)
+    transport = protocol.transport
+    transport.write(head)
+    sent = 0
+    if not transport.get_write_buffer_size():  # else the head waits in the transport: sendfile must not pass it
+        try:
+            sent = os.sendfile(sock.fileno(), fd, 0, count)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return 0  # the client has gone: send_rest() finds the connection closed
+    if sent == count and corked:
+        _cork(sock, False)
+    return sent
+
+
+async def send_rest(protocol: HttpProtocol, fd: int, offset: int, count: int) -> int:
+    """The file's bytes from offset to count after send_now(), waiting as the socket fills; then uncorks."""
+    sock = protocol.file_socket
+    if sock is None:
+        return offset
     try:
-        transport.write(head)
-        return await _sendfile_hybrid(protocol, fd, sock.fileno(), count)
+        return await _sendfile_hybrid(protocol, fd, sock.fileno(), offset, count)
     finally:
-        if corked and not protocol.closed:
+        if not protocol.closed:
             _cork(sock, False)
 
 
@@ -90,14 +125,13 @@ async def _read_and_write(protocol: HttpProtocol, fd: int, count: int) -> int:
     return offset
 
 
-async def _sendfile_hybrid(protocol: HttpProtocol, file_fd: int, sock_fd: int, count: int) -> int:
-    """os.sendfile, waiting for writability on sock_fd, the connection's own dup (connection_socket).
+async def _sendfile_hybrid(protocol: HttpProtocol, file_fd: int, sock_fd: int, offset: int, count: int) -> int:
+    """os.sendfile from offset to count, waiting for writability on sock_fd, the connection's own dup.
 
     The transport must hold nothing while sendfile writes beside it.
     """
     transport = protocol.transport
     loop = protocol.loop
-    offset = 0
     while offset < count and not protocol.closed:
         if transport.get_write_buffer_size():
             await _transport_drained(protocol)

@@ -74,9 +74,11 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def gw(root: Path) -> Iterator[Gateway]:
-    with run_gateway(config_text=CONFIG.format(root=root), args=("--access-log", "-")) as gateway:
+@pytest.fixture(scope="module", params=["default-loop", "asyncio-loop"])
+def gw(root: Path, request: pytest.FixtureRequest) -> Iterator[Gateway]:
+    """On uvloop the core sends files with os.sendfile itself; on plain asyncio through loop.sendfile."""
+    loop = ("--loop", "asyncio") if request.param == "asyncio-loop" else ()
+    with run_gateway(config_text=CONFIG.format(root=root), args=("--access-log", "-", *loop)) as gateway:
         yield gateway
 
 
@@ -196,3 +198,34 @@ def test_fast_answers_are_in_the_access_log(gw: Gateway) -> None:
     while gw.stdout().count(line) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gw.stdout().count(line) == 2, gw.stdout()[-2000:]
+
+
+def test_a_large_file_to_a_slow_reader_arrives_whole_then_the_next_answer(gw: Gateway, root: Path) -> None:
+    """Past what the socket takes at once, the cycle's task sends the rest as the client reads."""
+    data = os.urandom(4 << 20)
+    (root / "huge.bin").write_bytes(data)
+    exchange_twice(gw, "fast", "HEAD", "/huge.bin", {})  # cached (its headers; the bytes stay on disk)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(gw.address)
+    with sock:
+        sock.sendall(request("GET", "/huge.bin", "fast", {}) + request("GET", "/hello.txt", "fast", {}))
+        time.sleep(0.3)  # the socket fills: sendfile meets a full buffer
+        reader = Reader(sock)
+        assert reader.answer("GET").endswith(b"\r\n\r\n" + data)
+        assert reader.answer("GET").endswith(b"hello, whole\n")
+
+
+@pytest.mark.parametrize("host", ["fast", "asgi"])
+def test_clients_leaving_mid_file_leave_no_descriptor_behind(gw: Gateway, root: Path, host: str) -> None:
+    (root / "leave.bin").write_bytes(os.urandom(8 << 20))
+    exchange_twice(gw, host, "HEAD", "/leave.bin", {})
+    fds = Path(f"/proc/{gw.proc.pid}/fd")
+    before = len(list(fds.iterdir()))
+    for _ in range(10):
+        with gw.connect() as sock:
+            sock.sendall(request("GET", "/leave.bin", host, {}))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+    time.sleep(0.5)
+    assert len(list(fds.iterdir())) <= before + 1
+    assert exchange_twice(gw, "fast", "GET", "/hello.txt", {})[1].endswith(b"hello, whole\n")
