@@ -51,8 +51,10 @@ class ParamsBuilder:
         self.constant = b"".join(encode_pair(name, value) for name, value in constant)
         self.methods: dict[str, bytes] = {}
         # Keep-alive clients send request after request from one address and port with the same
-        # headers: their pairs are encoded once (bounded caches, emptied when full).
+        # headers, and a site's pages are asked for again and again: their pairs are encoded
+        # once (bounded caches, emptied when full).
         self.clients: dict[tuple[str, int], bytes] = {}
+        self.targets: dict[tuple[bytes, bytes], bytes] = {}  # (raw path, query) -> QUERY_STRING and REQUEST_URI
         self.header_blocks: dict[tuple[tuple[tuple[bytes, bytes], ...], str], tuple[bytes, bool, bool]] = {}
 
     def build(self, request_id: int, scope: Scope, script: bytes, content_length: int) -> bytes:
@@ -63,12 +65,16 @@ class ParamsBuilder:
             method_pair = self.methods[method] = encode_pair(b"REQUEST_METHOD", method.encode("latin-1"))
         query: bytes = scope["query_string"]
         raw_path: bytes = scope["raw_path"]
+        target = self.targets.get((raw_path, query))
+        if target is None:
+            uri = raw_path + b"?" + query if query else raw_path
+            target = encode_pair(b"QUERY_STRING", query) + encode_pair(b"REQUEST_URI", uri)
+            _remember(self.targets, (raw_path, query), target)
         parts = [
             self.constant,
             script,
             method_pair,
-            encode_pair(b"QUERY_STRING", query),
-            encode_pair(b"REQUEST_URI", raw_path + b"?" + query if query else raw_path),
+            target,
             _PROTOCOLS.get(scope["http_version"]) or encode_pair(b"SERVER_PROTOCOL", b"HTTP/1.1"),
         ]
         key = (tuple(scope["headers"]), scope.get("scheme", "http"))

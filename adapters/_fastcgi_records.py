@@ -134,8 +134,11 @@ def params_records(request_id: int, encoded: bytes) -> bytes:
 def encode_pair(name: bytes, value: bytes) -> bytes:
     """One name-value pair (§3.4); the common short case without a loop or a struct."""
     if len(name) < 128 and len(value) < 128:
-        return bytes((len(name), len(value))) + name + value
+        return b"".join((_ONE_BYTE[len(name)], _ONE_BYTE[len(value)], name, value))
     return _lengths(len(name), len(value)) + name + value
+
+
+_ONE_BYTE = tuple(bytes((n,)) for n in range(128))  # a short length as its byte (bytes((a, b)) is slower)
 
 
 def stdin(request_id: int, data: bytes | memoryview) -> bytes:

@@ -104,3 +104,12 @@ def test_the_same_headers_under_another_scheme_or_length_are_not_mixed_up() -> N
     assert (plain[b"SERVER_PORT"], secure[b"SERVER_PORT"]) == (b"80", b"443")
     assert b"HTTPS" not in plain and secure[b"HTTPS"] == b"on"
     assert b"CONTENT_LENGTH" not in plain and posted[b"CONTENT_LENGTH"] == b"5"
+
+
+def test_the_same_path_with_another_query_is_not_mixed_up() -> None:
+    builder = ParamsBuilder("/srv", {})
+    script = script_pairs("/a.php", "/srv/a.php", "")
+    for query in (b"page=1", b"page=2", b"", b"page=1"):
+        sent = decoded(builder.build(1, scope(raw_path=b"/a.php", query_string=query), script, 0))
+        assert sent[b"QUERY_STRING"] == query
+        assert sent[b"REQUEST_URI"] == (b"/a.php?" + query if query else b"/a.php")
