@@ -23,9 +23,9 @@ Rules:
 - A request without a body is taken without a task (gateway/types.py's
   Later): when the worker's first hand-off finds the response complete and
   whole, the loop writes it at once; anything else (streamed, large, an
-  error) carries on in a task from where it stands. A Flask hello spent
-  about a fifth of the gateway's own work per request on the task, its
-  futures and the two ASGI messages.
+  error) carries on in a task from where it stands. The task, its futures
+  and the two ASGI messages were a quarter of the gateway's own work per
+  request (callgrind, a trivial app: 148k instructions, 112k without).
 """
 
 from __future__ import annotations
