@@ -192,19 +192,18 @@ class _Exchange:
         self._abandon()
 
     def _wake(self) -> None:
-        if self.cycle is not None:
-            self._answer()
+        cycle = self.cycle
+        if cycle is not None:
+            self.cycle = None
+            self._answer(cycle)
             return
         self.ready = True
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _answer(self) -> None:
+    def _answer(self, cycle: RequestCycle) -> None:
         """The first hand-off of a request taken without a task: the whole response now, or a task."""
-        cycle, self.cycle = self.cycle, None
-        if cycle is None:  # (_wake calls this only while there is one)
-            return
         with self.mutex:
             head = self.head
             whole = self.finished and self.error is None

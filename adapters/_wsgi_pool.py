@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 from typing import Protocol
+
+from gateway.processes import run_as_batch
 
 logger = logging.getLogger("gateway.adapters.wsgi")
 
@@ -96,20 +97,9 @@ class _Worker:
         self.bell.acquire()
 
     def run(self) -> None:
-        _wait_for_the_loop()
+        run_as_batch()  # see the top
         while (job := self.pool.next_job(self)) is not None:
             try:
                 job.run(self.bell)
             except BaseException:  # the thread outlives any one request
                 logger.exception("Internal error in a %s worker thread", self.pool.name)
-
-
-def _wait_for_the_loop() -> None:
-    """The calling thread as SCHED_BATCH (see the top), where the platform has it and allows it."""
-    batch = getattr(os, "SCHED_BATCH", None)
-    if batch is None:  # not Linux
-        return
-    try:
-        os.sched_setscheduler(0, batch, os.sched_param(0))  # 0: this thread
-    except OSError as exc:
-        logger.debug("worker threads keep the default scheduling policy: %s", exc)

@@ -49,6 +49,11 @@ def die_with_parent_as_batch() -> None:
     (bench.php) and on isolated app processes (bench.isolation).
     """
     die_with_parent()
+    run_as_batch()
+
+
+def run_as_batch() -> None:
+    """The calling process (or, on Linux, thread) as SCHED_BATCH: see die_with_parent_as_batch()."""
     with contextlib.suppress(OSError, AttributeError):  # not on every platform; only a speed-up
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
