@@ -8,6 +8,11 @@ Rules:
   connection closes to end the body (HTTP/1.0). HEAD, 1xx, 204 and 304 send no
   body; a HEAD answered with an empty body and no Content-Length claims none.
   The app's Connection and Transfer-Encoding headers are ours to decide.
+- A body that disagrees with the app's Content-Length is refused with a 500
+  while nothing of the response is written yet (a single-message body, or a
+  first message longer than the length); later, the connection closes.
+- A file to send (pathsend) that cannot be opened is answered as a static
+  server would, 404 or 403, while nothing is written yet.
 - After the client goes away, send() raises ClientDisconnect (an OSError, as
   ASGI spec 2.4 asks) and receive() returns http.disconnect.
 - Reading pauses while more than FLOW_HIGH body bytes wait for the app.
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from gateway.errors import ResponseAborted
 from gateway.http import pathsend
-from gateway.http.responses import CONTINUE, STATUS_LINES, status_line
+from gateway.http.responses import APP_FAILED, CONTINUE, STATUS_LINES, reason, status_line
 from gateway.types import ASGIApp, Headers, Later, Message, Scope
 
 if TYPE_CHECKING:
@@ -34,6 +39,9 @@ FLOW_HIGH = 256 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
 _OURS = frozenset({b"content-length", b"connection", b"transfer-encoding"})  # framing is ours to decide
 logger = logging.getLogger("gateway.error")
+# A file that cannot be opened, as nginx answers it; other errors are the server's (500).
+_UNOPENED = {FileNotFoundError: 404, NotADirectoryError: 404, PermissionError: 403}
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class ClientDisconnect(OSError):
@@ -95,7 +103,7 @@ class RequestCycle:
             raise
         except Exception:
             logger.exception("Exception in app while serving %s %s", self.scope["method"], self.scope["path"])
-            self._fail("The application raised an error; the traceback is in the server's log.")
+            self._fail(APP_FAILED)
             return
         if not self.response_complete and not self.disconnected and self.client_eof:
             self.protocol.abort()  # the app stopped on the http.disconnect a half-close reports: not its fault
@@ -122,7 +130,7 @@ class RequestCycle:
             self._write_body(body, False)
         except RuntimeError:
             logger.exception("Bad response to %s %s", self.scope["method"], self.scope["path"])
-            self._fail("The application sent a response the server cannot send.")
+            self._fail(APP_FAILED)
             return
         self._complete()
 
@@ -167,7 +175,12 @@ class RequestCycle:
             self.protocol.transport.write(head)
             self._complete_whole()
             return
-        fd = os.open(path, pathsend.OPEN_FLAGS)
+        try:
+            fd = os.open(path, pathsend.OPEN_FLAGS)
+        except OSError as exc:  # gone since the app looked (a static file's stat is a second old at most)
+            self._answer_unopened(path, exc)
+            self._complete_whole()
+            return
         try:
             count = min(os.fstat(fd).st_size, length)
             self.response_started = True
@@ -339,8 +352,12 @@ class RequestCycle:
         else:
             head = b""
         self.sent += len(body)
-        if self.length is not None and self.sent > self.length:
-            raise RuntimeError("The response body is longer than its Content-Length.")
+        length = self.length
+        if length is not None and (self.sent > length or (head and not more and self.sent < length)):
+            if head:
+                self.response_started = False  # nothing was written: the client can still get a 500
+            longer = "longer" if self.sent > length else "shorter"
+            raise RuntimeError(f"The response body ({self.sent} bytes) is {longer} than its Content-Length ({length}).")
         if self.chunked:
             body = _chunk(body, more)
         if head:
@@ -419,7 +436,12 @@ class RequestCycle:
         """ASGI http.response.pathsend: the file goes out without passing through the app."""
         # os.open is one quick syscall (a thread hop per file would cost more than it saves);
         # open() would add an isatty ioctl, an lseek and a buffered reader.
-        fd = os.open(path, pathsend.OPEN_FLAGS)
+        try:
+            fd = os.open(path, pathsend.OPEN_FLAGS)
+        except OSError as exc:
+            self._answer_unopened(path, exc)
+            self._complete()
+            return
         try:
             found = os.fstat(fd)
             if not S_ISREG(found.st_mode):
@@ -436,6 +458,18 @@ class RequestCycle:
         finally:
             os.close(fd)
         self._complete()
+
+    def _answer_unopened(self, path: str, exc: OSError) -> None:
+        """The app's file cannot be opened and nothing is written: its headers give way to a small error page."""
+        status = _UNOPENED.get(type(exc), 500)
+        if status == 500:
+            method, target = self.scope["method"], self.scope["path"]
+            logger.error("Cannot open %s to answer %s %s: %s", path, method, target, exc)
+        self.status = status
+        self.headers = _TEXT
+        self.length = None
+        self.response_started = self.head_pending = True
+        self._write_body(f"{status} {reason(status)}\n".encode(), False)
 
 
 def _chunk(body: bytes, more: bool) -> bytes:

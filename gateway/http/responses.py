@@ -11,6 +11,9 @@ STATUS_LINES: dict[int, bytes] = {
 }
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+# The 500 page's detail for an app that failed before its response began (the log says how).
+APP_FAILED = "The application raised an error; the traceback is in the server's log."
+
 
 def status_line(status: int) -> bytes:
     """The cached status line, or one built for a code outside http.HTTPStatus."""

@@ -48,7 +48,7 @@ from wsproto.utilities import ProtocolError
 
 from gateway.errors import HttpError
 from gateway.http.cycle import ClientDisconnect
-from gateway.http.responses import error_response
+from gateway.http.responses import APP_FAILED, error_response
 from gateway.http.ws_handshake import (
     Handshake,
     VersionMismatch,
@@ -160,7 +160,7 @@ class WebSocketConnection(asyncio.Protocol):
             return
         except Exception:
             logger.exception("Exception in app while serving the WebSocket %s", self.scope["path"])
-            self._app_failed("The application raised an error; the traceback is in the server's log.")
+            self._app_failed(APP_FAILED)
             return
         if self.phase == CONNECTING and not self.lost:
             logger.error("App returned without accepting or refusing the WebSocket %s", self.scope["path"])

@@ -31,7 +31,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from gateway.http.cycle import NO_BODY_STATUSES, RequestCycle
-from gateway.http.responses import STATUS_LINES, status_line
+from gateway.http.responses import APP_FAILED, STATUS_LINES, status_line
 from gateway.types import Later, Scope
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def answer(protocol: HttpProtocol, scope: Scope, keep_alive: bool, now: float) -
         cycle = RequestCycle(protocol, scope, keep_alive, now)
         protocol.cycle = protocol.reading_cycle = cycle
         cycle.response_complete = True
-        protocol.close_with_error(cycle, 500, "The application raised an error; the traceback is in the server's log.")
+        protocol.close_with_error(cycle, 500, APP_FAILED)
         return True
     if found is None:
         return False
@@ -113,4 +113,4 @@ def _begin_later(protocol: HttpProtocol, scope: Scope, keep_alive: bool, now: fl
     except Exception:
         logger.exception("Exception in app while serving %s %s", scope["method"], scope["path"])
         cycle.response_complete = True
-        protocol.close_with_error(cycle, 500, "The application raised an error; the traceback is in the server's log.")
+        protocol.close_with_error(cycle, 500, APP_FAILED)

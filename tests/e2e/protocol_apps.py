@@ -73,6 +73,14 @@ async def sized(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"56789"})
 
 
+async def declared(scope: Scope, receive: Any, send: Any) -> None:
+    """Declares content-length: ?length= and sends ?body= in one message: a length the body may belie."""
+    params = _params(scope)
+    headers = [(b"content-length", params["length"].encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": params["body"].encode()})
+
+
 async def status(scope: Scope, receive: Any, send: Any) -> None:
     """/status/<code>: that status, with a body the server must not send for 204/304."""
     code = int(scope["path"].rsplit("/", 1)[1])
@@ -249,6 +257,7 @@ ROUTES = {
     "fixed": fixed,
     "parts": parts,
     "sized": sized,
+    "declared": declared,
     "status": status,
     "close": close,
     "digest": digest,

@@ -594,6 +594,19 @@ def test_app_content_length_is_respected(gw: Gateway) -> None:
         assert client.still_open()
 
 
+@pytest.mark.parametrize("length, body", [("10", "hello"), ("3", "hello")], ids=["shorter", "longer"])
+def test_a_whole_body_that_belies_its_content_length_gets_a_500(gw: Gateway, length: str, body: str) -> None:
+    """Nothing is written yet when the one body message comes: a clear 500 beats a cut or a hanging client."""
+    with Client.connect(gw) as client:
+        response = client.request("GET", f"/declared?length={length}&body={body}")
+        assert response.status == 500
+        assert response.header(b"connection") == b"close"
+    longer = "longer" if int(length) < len(body) else "shorter"
+    gw.wait_for_log(f"The response body (5 bytes) is {longer} than its Content-Length ({length})")
+    with Client.connect(gw) as client:
+        assert client.request("GET", "/declared?length=5&body=hello").body == b"hello"
+
+
 def test_head_gets_the_get_headers_and_no_body(gw: Gateway) -> None:
     with Client.connect(gw) as client:
         get = client.request("GET", "/fixed")
@@ -847,6 +860,21 @@ def test_pathsend_of_a_fifo_or_folder_fails_without_blocking(gw: Gateway, tmp_pa
             assert client.closed_within(3.0)
     gw.wait_for_log("pathsend needs a regular file")
     with Client.connect(gw) as client:
+        assert client.request("GET", "/fixed").body == b"hello world"
+
+
+def test_pathsend_of_a_file_gone_is_a_404_on_a_connection_kept(gw: Gateway, tmp_path: Path) -> None:
+    """As nginx answers a file it cannot find: the app's 200 headers give way, nothing was written yet."""
+    (tmp_path / "plain").write_bytes(b"x")
+    with Client.connect(gw) as client:
+        for target in (tmp_path / "gone", tmp_path / "plain" / "below"):
+            response = client.request("GET", f"/sendfile?path={target}")
+            assert response.status == 404
+            assert response.header(b"content-type") == b"text/plain; charset=utf-8"
+            assert response.body == b"404 Not Found\n"
+        head = client.request("HEAD", f"/sendfile?path={tmp_path / 'gone'}")
+        assert head.status == 404
+        assert head.body == b""
         assert client.request("GET", "/fixed").body == b"hello world"
 
 

@@ -191,6 +191,21 @@ def test_a_changed_file_is_seen_within_a_second_or_so(gw: Gateway, root: Path) -
         assert Reader(sock).answer("GET").startswith(b"HTTP/1.1 404 ")
 
 
+def test_a_large_file_deleted_before_its_recheck_is_a_404(gw: Gateway, root: Path) -> None:
+    """Its headers are cached for up to a second; the open that fails turns them into nginx's 404."""
+    target = root / "deleted.bin"
+    for host in ("fast", "asgi"):
+        target.write_bytes(os.urandom(200 * 1024))
+        with gw.connect() as sock:
+            reader = Reader(sock)
+            sock.sendall(request("HEAD", "/deleted.bin", host, {}))  # cached now
+            assert reader.answer("HEAD").startswith(b"HTTP/1.1 200 OK\r\n")
+            target.unlink()
+            sock.sendall(request("GET", "/deleted.bin", host, {}) + request("GET", "/hello.txt", host, {}))
+            assert reader.answer("GET").startswith(b"HTTP/1.1 404 Not Found\r\n"), host
+            assert reader.answer("GET").endswith(b"hello, whole\n")  # on the same connection
+
+
 def test_fast_answers_are_in_the_access_log(gw: Gateway) -> None:
     exchange_twice(gw, "fast", "GET", "/index.html?logged=1", {})  # the second one answered at once
     line = '"GET /index.html?logged=1 HTTP/1.1" 200 15'
