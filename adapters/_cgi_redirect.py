@@ -11,10 +11,8 @@ with 502 and a log line.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 from gateway.errors import HttpError
-from gateway.http.parser import remove_dot_segments
+from gateway.http.parser import routing_path
 from gateway.types import Message, Receive, Scope
 
 MAX_REDIRECTS = 5
@@ -33,14 +31,10 @@ def redirect_scope(scope: Scope, location: bytes) -> Scope:
     if hops > MAX_REDIRECTS:
         raise RedirectError(f"more than {MAX_REDIRECTS} local redirects in a row (a loop?)")
     raw_path, _, query = location.partition(b"#")[0].partition(b"?")
-    path = raw_path.decode("latin-1")
-    if "%" in path:
-        path = unquote(path)
-    if "/." in path:
-        try:
-            path = remove_dot_segments(path)
-        except HttpError as exc:
-            raise RedirectError(exc.detail) from None
+    try:
+        path = routing_path(raw_path)
+    except HttpError as exc:
+        raise RedirectError(exc.detail) from None
     target = dict(scope)
     target.pop("gateway.route_match", None)
     target.pop("state", None)

@@ -29,12 +29,14 @@ _HTTPS = encode_pair(b"HTTPS", b"on")
 
 
 def script_pairs(script_name: str, filename: str, path_info: str) -> bytes:
-    """What is the same for every request to one script: computed when the script is resolved."""
-    return (
-        encode_pair(b"SCRIPT_NAME", script_name.encode("latin-1"))
-        + encode_pair(b"SCRIPT_FILENAME", filename.encode("latin-1"))
-        + encode_pair(b"PATH_INFO", path_info.encode("latin-1"))
-    )
+    """What is the same for every request to one script: computed when the script is resolved.
+
+    An empty PATH_INFO is left out (RFC 3875 §4.1.5 allows it): php-cgi with
+    cgi.fix_pathinfo=0 makes PHP_SELF of a PATH_INFO that is there at all.
+    """
+    pairs = encode_pair(b"SCRIPT_NAME", script_name.encode("latin-1"))
+    pairs += encode_pair(b"SCRIPT_FILENAME", filename.encode("latin-1"))
+    return pairs + encode_pair(b"PATH_INFO", path_info.encode("latin-1")) if path_info else pairs
 
 
 class ParamsBuilder:

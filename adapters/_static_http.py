@@ -11,6 +11,8 @@ Rules:
   than MAX_RANGES ranges are ignored: both keep multipart answers small.
 - If-Range holds only for our exact strong ETag or exact Last-Modified (§13.1.5).
 - Content-Type from the extension; text/* says charset=utf-8.
+- A precompressed sibling by the compress stage's Accept-Encoding rules
+  (q-values, `*`, identity rated higher wins).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import email.utils
 import mimetypes
 import os
+
+from gateway.stages._compress_negotiate import negotiate
 
 MAX_RANGES = 64
 _DIGITS_MAX = 18  # longer numbers are beyond any file and would only cost int() time
@@ -169,42 +173,21 @@ def multipart_plan(
 
 
 def preferred_coding(accept_encoding: bytes, available: tuple[str, ...]) -> str | None:
-    """The coding of `available` (in the server's order of preference) the client rates highest."""
+    """The coding of `available` (in the server's order of preference) the client rates highest.
+
+    None for identity: also when the client rates identity above every
+    sibling (the compress stage's negotiation, so both answer alike).
+    """
     key = (accept_encoding, available)
     try:
         return _codings_memo[key]
     except KeyError:
         pass
-    rated = _parse_accept_encoding(accept_encoding)
-    best, best_q = None, 0.0
-    for coding in available:
-        q = rated.get(coding, rated.get("*", 0.0))
-        if q > best_q:
-            best, best_q = coding, q
+    best = negotiate(accept_encoding, available)
     if len(_codings_memo) >= 256:  # a handful of distinct values in practice; stay bounded anyway
         _codings_memo.clear()
     _codings_memo[key] = best
     return best
-
-
-def _parse_accept_encoding(value: bytes) -> dict[str, float]:
-    rated: dict[str, float] = {}
-    for item in value.decode("latin-1").lower().split(","):
-        coding, _, params = item.partition(";")
-        coding = coding.strip()
-        if coding == "x-gzip":
-            coding = "gzip"
-        q = 1.0
-        for param in params.split(";"):
-            name, _, number = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(number)
-                except ValueError:
-                    q = 0.0
-        if coding:
-            rated[coding] = q
-    return rated
 
 
 def content_type_of(path: bytes) -> bytes:

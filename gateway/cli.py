@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 from typing import Annotated, Any, NoReturn
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import typer
 
@@ -20,7 +20,8 @@ import gateway
 from adapters.asgi import load_app
 from gateway.config.loader import load
 from gateway.config.schema import Config
-from gateway.errors import AppLoadError, ConfigError, StartupError
+from gateway.errors import AppLoadError, ConfigError, HttpError, StartupError
+from gateway.http.parser import routing_path
 from gateway.logs import configure_logging
 from gateway.routing.report import explain as explain_request
 from gateway.routing.report import handler_reference, limits_line, routes_table, status_table, warnings
@@ -271,7 +272,11 @@ def explain(
     if router is None:
         typer.echo(f"every request goes to the app {loaded.app}")
         return
-    path = unquote(parsed.path or "/")
+    try:  # as the server would: its bytes (a non-ASCII path as a browser sends it) through the same rules
+        path = routing_path(quote(parsed.path or "/", safe="/%!$&'()*+,;=:@~").encode("ascii"))
+    except HttpError as exc:
+        typer.echo(f"error: {exc.detail} The server answers such a request with a 400.", err=True)
+        raise typer.Exit(2) from None
     for line in explain_request(loaded, router, host, path, method.upper()):
         typer.echo(line)
 

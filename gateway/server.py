@@ -44,6 +44,7 @@ from gateway.types import ASGIApp
 
 logger = logging.getLogger("gateway.server")
 EXIT_OK, EXIT_STARTUP_FAILED = 0, 3
+TICK_MARGIN = 0.005  # seconds past the second the ticker wakes: a sleep may end a little early
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -204,7 +205,9 @@ class Server:
         limit = int(os.environ.get(MAX_REQUESTS_ENV, "0") or 0)
         reporting = bool(os.environ.get(STATUS_ENV))
         while True:
-            await asyncio.sleep(1.0)
+            # Just past each wall-clock second, so Date is never a second behind (a file's
+            # Last-Modified must not be later than Date: RFC 9110 §8.8.2.1).
+            await asyncio.sleep(1.0 - time.time() % 1.0 + TICK_MARGIN)
             state.tick()
             if reporting:
                 _tell_supervisor(b"S" + json.dumps(self.report(state)).encode())

@@ -39,6 +39,8 @@ from gateway.types import Scope
 
 # RFC 9112 §3.2 / RFC 3986 §3.2.2: reg-name or IPv4, or an IPv6 literal, then an optional port.
 _HOST = re.compile(rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+_SLASHES = re.compile("/{2,}")
+_AUTHORITY_END = re.compile(rb"[/?#]")
 _FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding"})
 _SINGLETONS = frozenset({b"host", b"content-type"})
 _SPECIAL = _SINGLETONS | _FRAMING_NAMES | {b"expect"}
@@ -67,6 +69,7 @@ _VALID_HOST_CACHE_SIZE = 512
 # Single bytes tested as ints: CPython 3.11 answers `b"#" in data` by raising and
 # catching a TypeError first, 17x slower than `35 in data`.
 _HASH, _UNDERSCORE, _LF = ord("#"), ord("_"), ord("\n")
+_OWS = (ord(" "), ord("\t"))
 _VERSIONS = {b" HTTP/1.1\r": "1.1", b" HTTP/1.0\r": "1.0"}  # a request line's end, before its LF
 # Request lines seen before → (version, method, raw_path, query_string, path): a
 # dict lookup instead of decoding the target again. Bounded; filled, never evicted.
@@ -270,6 +273,8 @@ class RequestParser:
                 raise HttpError(414, "The request line is too long.")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if value and value[-1] in _OWS:  # llhttp keeps trailing whitespace, which is not the value's (RFC 9112 §5)
+            value = value.rstrip(b" \t")
         headers = self._headers
         if self._in_trailers or len(headers) >= self._max_fields or len(name) + len(value) > self._max_pair:
             self._other_field(name, value)
@@ -387,12 +392,7 @@ class RequestParser:
             raw_path, query = self._other_target(url, method)
         if self.host not in _valid_hosts:
             _check_host(self.host, version)
-        path = raw_path.decode("latin-1")
-        if "%" in path:
-            path = unquote(path)
-        if "/." in path:
-            path = remove_dot_segments(path)
-        parsed = (version, method, raw_path, query, path)
+        parsed = (version, method, raw_path, query, routing_path(raw_path))
         if plain and line is not None and len(line) <= _LINE_CACHE_LENGTH and len(_lines) < _LINE_CACHE_SIZE:
             self._remember_line(line, raw_method, url, parsed)
         return parsed
@@ -428,11 +428,12 @@ class RequestParser:
             parsed = httptools.parse_url(url)
         except httptools.HttpParserInvalidURLError as exc:
             raise HttpError(400, "The request target is not a valid URL.") from exc
-        if parsed.schema not in (b"http", b"https") or not parsed.host:
+        if parsed.schema.lower() not in (b"http", b"https") or not parsed.host:  # schemes are case-insensitive
             raise HttpError(400, "The request target must be a path or an http(s) URL.")
         if parsed.userinfo:
             raise HttpError(400, "The request target must not carry user information.")
-        authority = url.split(b"/", 3)[2]
+        # RFC 3986 §3.2: the authority ends at the first "/", "?" or "#" ("http://a.test?x=1" has no path).
+        authority = _AUTHORITY_END.split(url.split(b"//", 1)[1], maxsplit=1)[0]
         self.host = authority
         headers = [(n, v) for n, v in self._headers if n != b"host"]
         headers.append((b"host", authority))
@@ -491,6 +492,24 @@ def _check_host(host: bytes | None, version: str) -> None:
 
 
 _valid_hosts: set[bytes] = set()
+
+
+def routing_path(raw_path: bytes) -> str:
+    """The path routes and apps see: decoded, dot segments removed, repeated slashes merged.
+
+    Merging is nginx's merge_slashes: "//admin/x" must meet the "/admin"
+    route's auth, not fall through to "/" (whose file handler would map the
+    empty segment away and serve /admin/x all the same). raw_path keeps what
+    the client sent.
+    """
+    path = raw_path.decode("latin-1")
+    if "%" in path:
+        path = unquote(path)
+    if "/." in path:
+        path = remove_dot_segments(path)
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    return path
 
 
 def remove_dot_segments(path: str) -> str:

@@ -8,6 +8,8 @@ does not slow another's.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import shutil
 import subprocess
@@ -342,3 +344,68 @@ def test_php_sees_remote_user(folder: Path) -> None:
         assert data["REMOTE_USER"] == "alice"
         assert "HTTP_AUTHORIZATION" not in data
         assert curl(php, "/env.php", "-H", "Host: php.test")[0] == 401
+
+
+# Paths that spell a protected prefix another way -------------------------------------------------
+
+BYPASS_CONFIG = """
+[server]
+runtime_dir = "{folder}/run"
+
+[[vhost]]
+names = ["php.test"]
+  [[vhost.route]]
+  path = "/admin/"
+  handler = "php"
+  root = "{folder}/site"
+  auth = {{ type = "basic", realm = "admin", users = "{folder}/basic" }}
+  [[vhost.route]]
+  path = "/private/"
+  handler = "static"
+  root = "{folder}/site"
+  allow = ["10.9.9.9"]
+  [[vhost.route]]
+  path = "/"
+  handler = "php"
+  root = "{folder}/site"
+"""
+SPELLINGS = ["/{p}", "//{p}", "///{p}", "/%2F{p}", "/./{p}", "/x/..//{p}"]
+
+
+def raw_get(gateway: Gateway, target: str, headers: dict[str, str]) -> tuple[int, str]:
+    """GET with the target sent as written (httpx would read "//admin" as a host)."""
+    connection = http.client.HTTPConnection(*gateway.address, timeout=20)
+    try:
+        connection.request("GET", target, headers=headers)
+        reply = connection.getresponse()
+        return reply.status, reply.read().decode()
+    finally:
+        connection.close()
+
+
+@pytest.mark.php
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_a_protected_prefix_spelt_otherwise_is_still_protected(folder: Path, spelling: str) -> None:
+    """The route is chosen by the path with slashes merged (nginx's merge_slashes), so the stage applies.
+
+    The file handlers map the empty segments away: before, "//admin/" fell through
+    to the "/" route and ran the protected script without asking for a password.
+    """
+    require_program("php-cgi")
+    site = folder / "site"
+    (site / "admin").mkdir(parents=True, exist_ok=True)
+    (site / "private").mkdir(exist_ok=True)
+    (site / "admin" / "index.php").write_text("<?php echo 'ADMIN SECRET';\n")
+    (site / "private" / "p.txt").write_text("private data\n")
+    (folder / "run").mkdir(exist_ok=True)
+    host = {"Host": "php.test"}
+    with run_gateway(config_text=BYPASS_CONFIG.format(folder=folder)) as php:
+        status, body = raw_get(php, spelling.format(p="admin/index.php"), host)
+        assert (status, "ADMIN SECRET" in body) == (401, False)
+        status, body = raw_get(php, spelling.format(p="private/p.txt"), host)
+        assert (status, "private data" in body) == (403, False)
+        alice = {**host, "Authorization": "Basic " + base64.b64encode(b"alice:secret").decode()}
+        status, body = raw_get(php, spelling.format(p="admin/index.php"), alice)
+        # The file handlers refuse an encoded slash or a ".." in what the client sent (404); the rest name the script.
+        refused = "%2F" in spelling or ".." in spelling
+        assert (status, body) == ((404, "Not Found\n") if refused else (200, "ADMIN SECRET"))

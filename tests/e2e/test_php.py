@@ -138,6 +138,9 @@ def test_get_with_query_sees_every_meta_variable(php: Gateway, site: Path) -> No
     assert "HTTP_PROXY" not in data, "a Proxy header must never become HTTP_PROXY (httpoxy)"
     assert "HTTPS" not in data
     assert data["env_secret"] is False, "the gateway's environment leaked into php-cgi"
+    # No path info, no PATH_INFO: php-cgi (cgi.fix_pathinfo=0) would take an empty one for PHP_SELF.
+    assert "PATH_INFO" not in data
+    assert data["PHP_SELF"] == "/env.php"
 
 
 def test_path_info_splits_at_the_script(php: Gateway) -> None:

@@ -11,6 +11,7 @@ keep-alive limits, the plain asyncio loop) are started once each.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import hashlib
 import json
 import os
@@ -605,6 +606,16 @@ def test_a_whole_body_that_belies_its_content_length_gets_a_500(gw: Gateway, len
     gw.wait_for_log(f"The response body (5 bytes) is {longer} than its Content-Length ({length})")
     with Client.connect(gw) as client:
         assert client.request("GET", "/declared?length=5&body=hello").body == b"hello"
+
+
+def test_date_is_the_current_second(gw: Gateway) -> None:
+    """Refreshed just past each second: never a second behind, so a file's Last-Modified cannot pass it."""
+    with Client.connect(gw) as client:
+        for _ in range(12):  # spread over more than a second: every phase of the ticker
+            response = client.request("GET", "/fixed")
+            lag = time.time() - email.utils.parsedate_to_datetime(response.header(b"date").decode()).timestamp()
+            assert 0 <= lag < 1.05, f"Date is {lag:.2f} s behind the clock"
+            time.sleep(0.11)
 
 
 def test_head_gets_the_get_headers_and_no_body(gw: Gateway) -> None:

@@ -466,6 +466,8 @@ def test_precompressed_siblings_follow_accept_encoding(gw: Gateway) -> None:
         ("gzip;q=0.5, br;q=0.4", "gzip", gzip.compress(APP_JS, mtime=0)),
         ("*", "br", APP_JS_BR),
         ("identity", None, APP_JS),
+        ("identity;q=1, gzip;q=0.5", None, APP_JS),  # rated above every sibling: as the compress stage answers
+        ("x-gzip;q=0.9, identity;q=0.5", "gzip", gzip.compress(APP_JS, mtime=0)),
         ("br;q=0, gzip;q=0", None, APP_JS),
         (None, None, APP_JS),
     ]

@@ -82,6 +82,13 @@ def test_params_match_cgi_variables(changes: dict[str, Any]) -> None:
     assert b"HTTP_PROXY" not in sent
 
 
+def test_no_path_info_sends_no_path_info() -> None:
+    """php-cgi would make PHP_SELF of an empty PATH_INFO."""
+    sent = decoded(ParamsBuilder("/srv", {}).build(1, scope(), script_pairs("/a.php", "/srv/a.php", ""), 0))
+    assert b"PATH_INFO" not in sent
+    assert sent[b"SCRIPT_NAME"] == b"/a.php"
+
+
 def test_chunked_body_length_is_sent_as_counted() -> None:
     request = scope(method="POST", headers=[(b"host", b"x"), (b"transfer-encoding", b"chunked")])
     sent = decoded(ParamsBuilder("/srv", {}).build(1, request, script_pairs("/a.php", "/srv/a.php", ""), 4096))

@@ -270,6 +270,48 @@ def test_absolute_form_target_replaces_the_host_header() -> None:
     assert [value for name, value in headers if name == b"host"] == [b"example.com:8080"]
 
 
+@pytest.mark.parametrize(
+    ("target", "host", "path", "query"),
+    [
+        (b"http://a.test?x=1", b"a.test", "/", b"x=1"),  # RFC 3986 §3.2: a "?" ends the authority too
+        (b"http://a.test:80?x=1", b"a.test:80", "/", b"x=1"),
+        (b"HTTP://A.TEST/index.html", b"A.TEST", "/index.html", b""),  # schemes are case-insensitive
+        (b"Https://b.test", b"b.test", "/", b""),
+    ],
+)
+def test_absolute_form_targets_as_nginx_reads_them(target: bytes, host: bytes, path: str, query: bytes) -> None:
+    recorder = feed(b"GET " + target + b" HTTP/1.1\r\nHost: other\r\n\r\n")
+    _, _, seen_path, _, seen_query, _, headers = recorder.events[0]
+    assert (seen_path, seen_query) == (path, query)
+    assert [value for name, value in headers if name == b"host"] == [host]
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        (b"//admin/x", "/admin/x"),
+        (b"/admin//x///y", "/admin/x/y"),
+        (b"/%2Fadmin/x", "/admin/x"),  # an encoded slash merges as well: the route sees /admin
+        (b"/a/..//admin/", "/admin/"),
+        (b"http://h.test//admin", "/admin"),
+    ],
+)
+def test_repeated_slashes_merge_in_the_routing_path_not_in_raw_path(target: bytes, path: str) -> None:
+    """As nginx's merge_slashes: "//admin" must meet the /admin route (and its auth), not fall through."""
+    for _ in range(2):  # the second time from the request line cache
+        recorder = feed(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, _, seen_path, raw_path, _, _, _ = recorder.events[0]
+        assert seen_path == path
+        assert raw_path == target.removeprefix(b"http://h.test")
+
+
+def test_whitespace_around_a_field_value_is_not_part_of_it() -> None:
+    """RFC 9112 §5 (llhttp drops the leading whitespace, not the trailing): a Cookie's last value stays whole."""
+    recorder = feed(b"GET / HTTP/1.1\r\nHost: x \r\nX-Sp:   v  \r\nCookie: sid=abc\t\r\nX-Empty: \t\r\n\r\n")
+    headers = recorder.events[0][6]
+    assert headers == ((b"host", b"x"), (b"x-sp", b"v"), (b"cookie", b"sid=abc"), (b"x-empty", b""))
+
+
 def test_asterisk_form_is_for_options() -> None:
     recorder = feed(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
     assert recorder.events[0][1:3] == ("OPTIONS", "*")
