@@ -105,12 +105,8 @@ class CgiHandler:
     def root_problems(self) -> list[tuple[str, str]]:
         if not self.options.root:
             return [("root", 'missing; the folder of the scripts, as in root = "cgi-bin"')]
-        root = self.context.resolve(self.options.root)
-        if not root.exists():
-            return [("root", f"{str(root)!r} does not exist")]
-        if not root.is_dir():
-            return [("root", f"{str(root)!r} is not a directory")]
-        return []
+        reason = self.context.folder_problem(self.options.root)
+        return [("root", reason)] if reason else []
 
     def index_problems(self) -> list[tuple[str, str]]:
         return [

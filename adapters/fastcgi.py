@@ -105,11 +105,9 @@ class FastCgiHandler:
         found = []
         if not options.root:
             return [("root", 'missing; the folder of the scripts, as in root = "public"')]
-        root = self.context.resolve(options.root)
-        if not root.is_dir():
-            found.append(
-                ("root", f"{str(root)!r} is not a directory" if root.exists() else f"{str(root)!r} does not exist")
-            )
+        reason = self.context.folder_problem(options.root)
+        if reason:
+            found.append(("root", reason))
         if not options.index or "/" in options.index or options.index.startswith("."):
             found.append(("index", f'{options.index!r} must be a plain file name, as in index = "index.php"'))
         elif not options.index.endswith(tuple(options.extensions)):

@@ -81,14 +81,8 @@ class StaticHandler:
         ]
         if not self.options.root:
             return [("root", 'missing; the folder to serve, as in root = "public"'), *found]
-        root = self.context.resolve(self.options.root)
-        if not root.exists():
-            found.append(("root", f"{str(root)!r} does not exist"))
-        elif not root.is_dir():
-            found.append(("root", f"{str(root)!r} is not a directory"))
-        elif not os.access(root, os.R_OK | os.X_OK):
-            found.append(("root", f"{str(root)!r} cannot be read by this server (check its permissions)"))
-        return found
+        reason = self.context.folder_problem(self.options.root)
+        return [*found, ("root", reason)] if reason else found
 
     def app(self) -> ASGIApp:
         if not mimetypes.inited:

@@ -36,12 +36,20 @@ cli = typer.Typer(
     help="One server for Python (ASGI/WSGI), PHP, CGI, static files and proxies.",
 )
 EXIT_USAGE, EXIT_STARTUP = 2, 3
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _fail(lines: list[str], code: int) -> NoReturn:
     for line in lines:
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(code)
+
+
+def _log_level(value: str) -> str:
+    """--log-level, checked here: logging would raise for a name it does not know."""
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value.lower()
 
 
 @cli.command()
@@ -60,7 +68,7 @@ def serve(
     access_log: Annotated[str | None, typer.Option(help="Access log: a path, '-' (stdout) or 'off'.")] = None,
     access_log_format: Annotated[str | None, typer.Option(help="combined or json.")] = None,
     app_dir: Annotated[str, typer.Option(help="Directory to import the app from.")] = ".",
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.", callback=_log_level)] = "info",
     workers: Annotated[
         int | None, typer.Option(help="Worker processes under a supervisor (0 = one per CPU). Replaces the config's.")
     ] = None,
@@ -108,7 +116,7 @@ def dev(
         list[str] | None,
         typer.Option("--ignore", help="Never watch files or folders matching GLOB (repeatable)."),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.", callback=_log_level)] = "info",
 ) -> None:
     """Serve a config for development: restart when an app's Python files or the config change."""
     from pathlib import Path
@@ -263,7 +271,15 @@ def explain(
 ) -> None:
     """Show which vhost, route and handler a request would meet, and why."""
     loaded, router = _load_router(config)
-    parsed = urlsplit(url)
+    try:
+        parsed = urlsplit(url)
+    except ValueError as exc:
+        _fail([f"{url!r} is not a URL ({exc}); write http://host/path or /path"], EXIT_USAGE)
+    if method != method.upper():
+        _fail(
+            [f"methods are case-sensitive: the server answers {method!r} with a 400; write {method.upper()}"],
+            EXIT_USAGE,
+        )
     host = parsed.netloc
     for line in header or []:
         name, _, value = line.partition(":")
@@ -275,9 +291,8 @@ def explain(
     try:  # as the server would: its bytes (a non-ASCII path as a browser sends it) through the same rules
         path = routing_path(quote(parsed.path or "/", safe="/%!$&'()*+,;=:@~").encode("ascii"))
     except HttpError as exc:
-        typer.echo(f"error: {exc.detail} The server answers such a request with a 400.", err=True)
-        raise typer.Exit(2) from None
-    for line in explain_request(loaded, router, host, path, method.upper()):
+        _fail([f"{exc.detail} The server answers such a request with a 400."], EXIT_USAGE)
+    for line in explain_request(loaded, router, host, path, method):
         typer.echo(line)
 
 

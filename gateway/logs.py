@@ -14,6 +14,8 @@ import sys
 from time import perf_counter
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from gateway.errors import StartupError
+
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
     from gateway.http.protocol import HttpProtocol
@@ -61,12 +63,17 @@ class AccessLog:
         _open_logs.add(self)
 
     @classmethod
-    def open(cls, target: str, fmt: str) -> AccessLog | NullAccessLog:
+    def open(cls, target: str, fmt: str, key: str = "access_log") -> AccessLog | NullAccessLog:
+        """The log target names ("off", "-" or a file to append to); StartupError names key when it cannot open."""
         if target == "off":
             return NullAccessLog()
         if target == "-":
             return cls(sys.stdout, fmt)
-        return cls(open(target, "a", encoding="utf-8", buffering=65536), fmt, close=True)
+        try:
+            stream = open(target, "a", encoding="utf-8", buffering=65536)  # noqa: SIM115 (kept open: closed by close())
+        except OSError as exc:
+            raise StartupError(f"{key} = {target!r}: cannot open it for writing: {exc.strerror or exc}") from None
+        return cls(stream, fmt, close=True)
 
     def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None:
         scope = cycle.scope

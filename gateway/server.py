@@ -83,7 +83,7 @@ class Server:
         loop = asyncio.get_running_loop()
         self.stop_requested = asyncio.Event()
         self._install_signal_handlers(loop)
-        access_log = AccessLog.open(settings.access_log, settings.access_log_format)
+        access_log = AccessLog.open(settings.access_log, settings.access_log_format, "server.access_log")
         state = ServerState(self.app, self.config.limits, loop, access_log, settings.server_header)
         state.websocket = WebSocketSettings.of(settings, self.config.limits)
         instrument(state, self.app)  # counts requests when a route mounts the metrics handler; else nothing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -67,6 +68,17 @@ class HandlerContext:
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
         return (self.config_dir / path).resolve() if not Path(path).is_absolute() else Path(path)
+
+    def folder_problem(self, path: str) -> str | None:
+        """Why a handler's `root` cannot serve (missing, not a folder, not readable by us), or None."""
+        root = self.resolve(path)
+        if not root.exists():
+            return f"{str(root)!r} does not exist"
+        if not root.is_dir():
+            return f"{str(root)!r} is not a directory"
+        if not os.access(root, os.R_OK | os.X_OK):
+            return f"{str(root)!r} cannot be read by this server (check its permissions)"
+        return None
 
 
 class Handler(Protocol):

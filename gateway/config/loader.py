@@ -7,16 +7,18 @@ Top level: [server], [limits], [[vhost]] (with [[vhost.route]]), `include`
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
 import tomllib
+import typing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gateway.config.schema import Config, Limits, ServerSettings
-from gateway.config.validate import Problems, build, did_you_mean
+from gateway.config.schema import Config, Limits, ServerSettings, VhostConfig
+from gateway.config.validate import Problems, build, convert, did_you_mean, log_path_problem
 from gateway.config.vhosts import parse_vhosts
 from gateway.errors import ConfigError
 from gateway.listeners import parse_address
@@ -24,6 +26,7 @@ from gateway.stages.access import check_trusted_proxies
 from gateway.tls.settings import split_listen
 
 TOP_LEVEL_KEYS = ("server", "limits", "vhost", "include", "app")
+MAX_WORKERS = 1024
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -36,10 +39,20 @@ def load(path: str | os.PathLike[str]) -> Config:
     config_dir = Path(path).resolve().parent
     config = from_mapping(data, source, problems, config_dir)
     vhosts = list(config.vhosts)
+    seen = {Path(path).resolve()}
     for include in _includes(data.get("include", []), config_dir, problems):
         more = Problems(str(include))
-        vhosts += parse_vhosts(_substitute(_read(include), "", more).get("vhost", []), len(vhosts), str(include), more)
+        if include.resolve() in seen:
+            more.add("", "included twice, or it is the config itself: each file is read once")
+        else:
+            seen.add(include.resolve())
+            included = _substitute(_read(include), "", more)
+            for key in included:
+                if key != "vhost":
+                    more.add(key, f"an included file holds [[vhost]] tables only; `{key}` belongs in {source}")
+            vhosts += parse_vhosts(included.get("vhost", []), len(vhosts), str(include), more)
         problems.items += more.items
+    _check_defaults(vhosts, problems)
     if problems.items:
         raise ConfigError(problems.items)
     return replace(config, vhosts=tuple(vhosts))
@@ -50,6 +63,9 @@ def _read(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([(str(path), "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.start} is {exc.object[exc.start : exc.start + 1]!r}"
+        raise ConfigError([(str(path), "", f"not UTF-8 text ({where}); TOML files are UTF-8")]) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -81,6 +97,8 @@ def from_mapping(data: dict[str, Any], source: str, problems: Problems, config_d
     server_table, tls_listeners = split_listen(data.get("server", {}), source, problems)
     server = build(ServerSettings, server_table, "server", problems)
     limits = build(Limits, data.get("limits", {}), "limits", problems)
+    if limits.max_connections < 1:
+        problems.add("limits.max_connections", "must be at least 1 (every connection beyond it gets a 503)")
     _check_server(server, problems)
     app = data.get("app")
     if app is not None and (not isinstance(app, str) or ":" not in app):
@@ -100,6 +118,15 @@ def from_mapping(data: dict[str, Any], source: str, problems: Problems, config_d
     )
 
 
+def _check_defaults(vhosts: list[VhostConfig], problems: Problems) -> None:
+    """One default vhost at most: with two, which one answers unknown hosts would be a guess."""
+    defaults = [vhost for vhost in vhosts if vhost.default]
+    for vhost in defaults[1:]:
+        first = defaults[0]
+        message = f"{first.where} ({', '.join(first.names)}, in {first.source}) is the default already; keep one"
+        problems.items.append((vhost.source, f"{vhost.where}.default", message))
+
+
 def _check_server(server: ServerSettings, problems: Problems) -> None:
     for index, spec in enumerate(server.listen):
         try:
@@ -108,6 +135,11 @@ def _check_server(server: ServerSettings, problems: Problems) -> None:
             problems.add(f"server.listen[{index}]", f"{exc}, got {spec!r}")
     if not server.listen:
         problems.add("server.listen", 'expected at least one address, as in ["127.0.0.1:8080"]')
+    reason = log_path_problem(server.access_log)
+    if reason:
+        problems.add("server.access_log", reason)
+    if server.workers > MAX_WORKERS:
+        problems.add("server.workers", f"at most {MAX_WORKERS} processes, got {server.workers} (0 = one per CPU)")
     for key, message in check_trusted_proxies(server.trusted_proxies):
         problems.add(f"server.{key}", message)
     if server.ws_max_message_size < 1:
@@ -129,6 +161,9 @@ def _substitute(value: Any, path: str, problems: Problems) -> Any:
 
 def _env_value(match: re.Match[str], path: str, problems: Problems) -> str:
     name, default = match.group(1), match.group(2)
+    if default is not None and "${" in default:
+        problems.add(path, f"${{{name}:-...}}: a default cannot hold another ${{...}}; write the value itself")
+        return ""
     value = os.environ.get(name)
     if value is not None:
         return value
@@ -139,6 +174,22 @@ def _env_value(match: re.Match[str], path: str, problems: Problems) -> str:
 
 
 def with_overrides(config: Config, **server: Any) -> Config:
-    """The config with command-line settings on top (None means not given)."""
+    """The config with command-line settings on top (None means not given), checked as the config's keys are."""
     given = {key: value for key, value in server.items() if value is not None}
-    return replace(config, server=replace(config.server, **given)) if given else config
+    if not given:
+        return config
+    problems = Problems("command line")
+    fields = {f.name: f for f in dataclasses.fields(ServerSettings)}
+    hints = typing.get_type_hints(ServerSettings)
+    checked: dict[str, Any] = {}
+    for key, value in given.items():
+        try:
+            plain = list(value) if isinstance(value, tuple) else value
+            checked[key] = convert(plain, hints[key], fields[key].metadata.get("kind", ""))
+        except ValueError as exc:
+            problems.add("--" + key.replace("_", "-"), str(exc))
+    settings = replace(config.server, **checked)
+    _check_server(settings, problems)
+    if problems.items:
+        raise ConfigError(problems.items)
+    return replace(config, server=settings)

@@ -25,6 +25,8 @@ _SIZE_UNITS = {
     "tib": 1024**4,
     "ti": 1024**4,
 }
+MAX_SIZE = 2**62  # bytes (4 EiB): anything larger is a typo, and would overflow where C takes the number
+MAX_SECONDS = 10**9  # about 31 years: the event loop's timers take nothing longer
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -33,12 +35,14 @@ def parse_size(value: object) -> int:
     """Bytes from an integer or a string such as "10MiB"; ValueError with what was expected."""
     if isinstance(value, bool):
         raise ValueError('expected a size such as 1048576, "512KB" or "10MiB"')
-    if isinstance(value, int) and value >= 0:
+    if isinstance(value, int) and 0 <= value <= MAX_SIZE:
         return value
     if isinstance(value, str):
         match = _SIZE.fullmatch(value)
         if match and match.group(2).lower() in _SIZE_UNITS:
-            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+            size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+            if size <= MAX_SIZE:
+                return size
     raise ValueError(f'expected a size such as 1048576, "512KB" or "10MiB", got {value!r}')
 
 
@@ -46,10 +50,12 @@ def parse_duration(value: object) -> float:
     """Seconds from a number or a string such as "5s", "2m", "250ms"."""
     if isinstance(value, bool):
         raise ValueError('expected seconds such as 30, "5s" or "2m"')
-    if isinstance(value, (int, float)) and value >= 0:
+    if isinstance(value, (int, float)) and 0 <= value <= MAX_SECONDS:  # not nan, not inf
         return float(value)
     if isinstance(value, str):
         match = _DURATION.fullmatch(value)
         if match:
-            return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+            seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+            if seconds <= MAX_SECONDS:
+                return seconds
     raise ValueError(f'expected seconds such as 30, "5s" or "2m", got {value!r}')

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import typing
 from typing import Any, TypeVar
 
 from gateway.config.units import parse_duration, parse_size
 
 T = TypeVar("T")
+MAX_INT = 2**31 - 1  # counts, ports, seconds: beyond it a value is a typo, and C would refuse it (backlog)
 
 
 class Problems:
@@ -73,7 +75,7 @@ def convert(value: object, hint: Any, kind: str) -> Any:
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"expected a list of strings, got {_kind(value)}")
-        return tuple(value)
+        return tuple(_no_nul(v) for v in value)
     if origin is dict:
         return _string_map(value)
     if hint is bool:
@@ -81,17 +83,17 @@ def convert(value: object, hint: Any, kind: str) -> Any:
             raise ValueError(f"expected true or false, got {value!r}")
         return value
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"expected a whole number ≥ 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+            raise ValueError(f"expected a whole number from 0 to {MAX_INT}, got {value!r}")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"expected a number ≥ 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_INT:
+            raise ValueError(f"expected a number from 0 to {MAX_INT}, got {value!r}")  # nan and inf too
         return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {_kind(value)}")
-        return value
+        return _no_nul(value)
     raise ValueError(f"cannot read a value of type {hint!r}")
 
 
@@ -104,10 +106,29 @@ def _string_map(value: object) -> dict[str, str]:
         if isinstance(item, bool):
             result[name] = "1" if item else "0"
         elif isinstance(item, (str, int, float)):
-            result[name] = str(item)
+            result[name] = _no_nul(str(item))
         else:
             raise ValueError(f"{name!r}: expected a string or a number, got {_kind(item)}")
     return result
+
+
+def log_path_problem(target: str) -> str | None:
+    """Why an access_log value cannot be opened for appending (checked before serving), or None."""
+    if target in ("-", "off"):
+        return None
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        return f'the folder {folder} does not exist (create it, or log to "-" or "off")'
+    if os.path.isdir(target):
+        return f"{target} is a folder; name a file in it"
+    return None
+
+
+def _no_nul(text: str) -> str:
+    """A string headed for a path, a process's argument or its environment, where NUL cannot go."""
+    if "\0" in text:
+        raise ValueError(f"a NUL character cannot be in this value, got {text!r}")
+    return text
 
 
 def _kind(value: object) -> str:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from gateway.config.schema import RouteConfig, VhostConfig
-from gateway.config.validate import Problems, build, did_you_mean
+from gateway.config.validate import Problems, build, did_you_mean, log_path_problem
 from gateway.pools.options import ISOLATION_KEYS, IsolationOptions
 from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import check_name
@@ -72,6 +72,8 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
     if access_log is not None and not isinstance(access_log, str):
         problems.add(f"{where}.access_log", f'expected a path, "-" or "off", got {access_log!r}')
         access_log = None
+    elif access_log is not None and (reason := log_path_problem(access_log)):
+        problems.add(f"{where}.access_log", reason)
     kept = tuple(r for r in parsed if r is not None)
     errors, intercept = table.get("errors"), table.get("intercept_errors")
     tls = parse_tls(table["tls"], f"{where}.tls", source, problems) if "tls" in table else None
@@ -90,7 +92,9 @@ def _parse_route(table: Any, where: str, problems: Problems) -> RouteConfig | No
         return None
     path = table.get("path", "/")
     try:
-        parse_path(path if isinstance(path, str) else "")
+        if not isinstance(path, str):
+            raise ValueError(f'expected a string such as "/api/", "=/exact" or "~^/regex$", got {path!r}')
+        parse_path(path)
     except ValueError as exc:
         problems.add(f"{where}.path", str(exc))
     try:

@@ -143,10 +143,11 @@ class Router:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
-        for vhost in self.vhosts:
-            if vhost.access_log_spec is not None:
-                vhost.access_log = AccessLog.open(vhost.access_log_spec, self.log_format)
         try:
+            for vhost in self.vhosts:
+                if vhost.access_log_spec is not None:
+                    key = f"{vhost.where}.access_log"
+                    vhost.access_log = AccessLog.open(vhost.access_log_spec, self.log_format, key)
             started = await start_handlers(handler for _, handler in self.handlers())
         except STARTUP_ERRORS as exc:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config.units import parse_duration, parse_size
-from gateway.config.validate import did_you_mean
+from gateway.config.validate import convert, did_you_mean
 from gateway.stages import Report
 from gateway.stages.errors import plain_response
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
@@ -98,9 +98,7 @@ def _limit(key: str, value: Any, report: Report) -> dict[str, Any]:
         if key in ("body_timeout", "request_timeout", "queue_timeout"):
             return {key: parse_duration(value)}
         if key in ("max_concurrent", "queue"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"expected a whole number ≥ 0, got {value!r}")
-            return {key: value}
+            return {key: convert(value, int, "")}
     except ValueError as exc:
         report(f"limits.{key}", str(exc))
         return {}
@@ -128,9 +126,10 @@ def _rate(value: Any, report: Report) -> RateOptions | None:
     except ValueError as exc:
         report("rate.per", str(exc))
         return None
-    burst = value.get("burst", 0)
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
-        report("rate.burst", f"expected a whole number ≥ 0, got {burst!r}")
+    try:
+        burst = convert(value.get("burst", 0), int, "")
+    except ValueError as exc:
+        report("rate.burst", str(exc))
         return None
     if per <= 0:
         report("rate.per", "must be more than 0 seconds")

@@ -71,6 +71,29 @@ def test_serve_without_anything_to_serve_is_exit_2(tmp_path: Path) -> None:
     assert "nothing to serve" in assert_one_error_line(result.stderr)
 
 
+def test_an_unknown_log_level_is_a_usage_error() -> None:
+    result = gateway_command("serve", "tests.support.apps:echo", "--log-level", "loud")
+    assert result.returncode == 2, result
+    text = " ".join(result.stderr.replace("│", " ").split())  # typer draws the usage error in a box
+    assert "Invalid value for '--log-level': expected one of debug, info, warning, error, got 'loud'" in text
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("where", ["server", "vhost"])
+def test_an_access_log_that_cannot_be_opened_is_one_line_naming_its_key(tmp_path: Path, where: str) -> None:
+    """The folder exists (so `check` passes) but the file cannot be made: a traceback before."""
+    config = tmp_path / "gateway.toml"
+    table = "[server]\n" if where == "server" else ""
+    vhost = '[[vhost]]\nnames = ["a.test"]\n' + ('access_log = "/proc/nope.log"\n' if where == "vhost" else "")
+    route = '  [[vhost.route]]\n  handler = "redirect"\n  to = "https://a.test{path}"\n'
+    config.write_text(table + ('access_log = "/proc/nope.log"\n' if table else "") + vhost + route)
+    result = gateway_command("serve", str(config), "--listen", f"unix:{tmp_path / 'gw.sock'}")
+    assert result.returncode == 3, result
+    key = "server.access_log" if where == "server" else "vhost[0].access_log"
+    assert f"{key} = '/proc/nope.log': cannot open it for writing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_port_already_in_use_is_exit_3_with_a_hint() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from gateway.config.loader import load, with_overrides
 from gateway.config.schema import Config, Limits, ServerSettings
 from gateway.config.units import parse_duration, parse_size
 from gateway.errors import ConfigError
+from gateway.routing.router import build_router
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -337,3 +339,64 @@ def test_overrides_replace_only_what_is_given() -> None:
     assert changed.server.loop == config.server.loop
     assert config.server.listen == ("127.0.0.1:8080",)  # the original is untouched
     assert with_overrides(config, listen=None) is config
+
+
+@pytest.mark.parametrize(
+    ("options", "line"),
+    [
+        ({"workers": -1}, "command line: --workers: expected a whole number from 0 to 2147483647, got -1"),
+        ({"loop": "bogus"}, "command line: --loop: expected one of 'auto', 'uvloop', 'asyncio', got 'bogus'"),
+        ({"access_log_format": "xml"}, "command line: --access-log-format: expected one of 'combined', 'json'"),
+        ({"listen": ("nonsense",)}, "command line: server.listen[0]: expected 'host:port'"),
+        ({"workers": 5000}, "command line: server.workers: at most 1024 processes, got 5000"),
+    ],
+)
+def test_command_line_settings_are_checked_as_the_configs_keys_are(options: dict[str, object], line: str) -> None:
+    """They used to bypass validation: --workers -1 bound the port and served nothing."""
+    with pytest.raises(ConfigError) as info:
+        with_overrides(Config(), **options)
+    assert info.value.lines()[0].startswith(line), info.value.lines()
+
+
+# Includes -----------------------------------------------------------------------------------------
+
+SITE = '[[vhost]]\nnames = ["{name}.test"]\n  [[vhost.route]]\n  handler = "redirect"\n  to = "https://x{{path}}"\n'
+
+
+def test_an_include_of_the_config_itself_is_refused(tmp_path: Path) -> None:
+    """Its vhosts were loaded twice, the only sign a warning about a duplicate name."""
+    main = write(tmp_path, 'include = ["*.toml"]\n' + SITE.format(name="main"))
+    assert problems(main) == [f"{main}: included twice, or it is the config itself: each file is read once"]
+
+
+def test_an_included_file_holds_vhosts_only(tmp_path: Path) -> None:
+    """Its [server], nested include and typos were dropped without a word."""
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "a.toml").write_text(
+        'include = ["../other/*.toml"]\nvhostt = 1\n[server]\nlisten = ["127.0.0.1:9999"]\n' + SITE.format(name="a")
+    )
+    main = write(tmp_path, 'include = ["sites/*.toml"]\n' + SITE.format(name="main"))
+    included = tmp_path / "sites" / "a.toml"
+    assert problems(main) == [
+        f"{included}: {key}: an included file holds [[vhost]] tables only; `{key}` belongs in {main}"
+        for key in ("include", "vhostt", "server")
+    ]
+    (tmp_path / "sites" / "a.toml").write_text(SITE.format(name="a"))
+    assert [vhost.names for vhost in load(main).vhosts] == [("main.test",), ("a.test",)]
+
+
+@pytest.mark.parametrize("handler", ["static", "cgi", "php", "fastcgi"])
+def test_every_file_handler_says_when_its_root_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, handler: str
+) -> None:
+    """Tests run as root, which reads every folder: os.access is what the check asks, so it answers no here."""
+    (tmp_path / "www").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path / "www" and real_access(path, mode))
+    extra = '  address = "127.0.0.1:9000"\n' if handler == "fastcgi" else ""
+    config = write(
+        tmp_path, f'[[vhost]]\nnames = ["a.test"]\n  [[vhost.route]]\n  handler = "{handler}"\n  root = "www"\n{extra}'
+    )
+    found = [(key, message) for _, key, message in build_router(load(config))[1]]
+    unreadable = f"{str(tmp_path / 'www')!r} cannot be read by this server (check its permissions)"
+    assert ("vhost[0].route[0].root", unreadable) in found, found
