@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from gateway import __version__
+from gateway.http.parser import clean_path
 from gateway.types import Scope
 
 SERVER_SOFTWARE = f"gateway/{__version__}"
@@ -97,11 +98,16 @@ def encode_variables(variables: dict[str, str]) -> dict[bytes, bytes]:
 
 
 def decoded_path(scope: Scope) -> str:
-    """The percent-decoded request path, its bytes as latin-1 (so "%2F" is "/": callers that care check raw_path)."""
+    """The percent-decoded request path, its bytes as latin-1 (so "%2F" is "/": callers that care check raw_path).
+
+    Cleaned as the routing path is (dot segments, repeated slashes): the app
+    must see the path its route and stages were chosen by, or /admin/../x,
+    routed as /x past the /admin route's deny, would reach the admin view.
+    """
     raw: bytes | None = scope.get("raw_path")
     if raw is None:
         return str(scope["path"]).encode("utf-8").decode("latin-1")
-    return unquote_to_bytes(raw).decode("latin-1") if _PERCENT in raw else raw.decode("latin-1")
+    return clean_path(unquote_to_bytes(raw).decode("latin-1") if _PERCENT in raw else raw.decode("latin-1"))
 
 
 def request_uri(scope: Scope) -> str:

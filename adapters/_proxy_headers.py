@@ -49,6 +49,7 @@ _REQUEST_DROPPED = HOP_BY_HOP | {
     b"via",
 }
 _RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
+_PATH_SAFE = "/:@!$&'()*+,;=~"  # a path's characters that stay as they are (RFC 3986 pchar), re-encoding a clean path
 # A WebSocket handshake's fields that belong to one hop: the proxy writes its own upstream.
 _WEBSOCKET_OWN = frozenset(
     {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-accept"}
@@ -147,6 +148,9 @@ class RequestHeads:
     def target(self, scope: Scope) -> bytes:
         """The request target: the raw path (below the prefix with strip_prefix) and the query."""
         raw: bytes = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
+        if self.strip and (b"//" in raw or b"/." in raw or b"%2e" in raw.lower()):
+            # Not the segments the route matched ("//api/x", "/x/../api/x" route as /api/x): strip from that path.
+            raw = quote(scope["path"], safe=_PATH_SAFE).encode("ascii")
         if self.strip and raw.startswith(b"/"):
             rest = raw.split(b"/", self.strip_depth + 1)
             raw = b"/" + rest[self.strip_depth + 1] if len(rest) > self.strip_depth + 1 else b"/"

@@ -3,7 +3,8 @@
 Rules:
 - Strings are "bytes as latin-1" (PEP 3333 §"Unicode Issues"): PATH_INFO is the
   percent-decoding of the raw path's bytes, decoded as latin-1, so an app that
-  encodes it back to latin-1 gets the client's exact bytes.
+  encodes it back to latin-1 gets the client's bytes; with dot segments and
+  repeated slashes cleaned as for routing (the path the route was chosen by).
 - SCRIPT_NAME is the scope's root_path (the router appends the route's prefix);
   PATH_INFO is what follows it.
 - The CGI meta-variables it shares with CGI and FastCGI (HTTP_*, SERVER_NAME,

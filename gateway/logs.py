@@ -47,7 +47,7 @@ class RequestLog(Protocol):
     """What the core calls once per request: an AccessLog, NullAccessLog, or metrics' RecordingAccessLog."""
 
     def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None: ...
-    def log_refused(self, protocol: HttpProtocol, status: int) -> None: ...
+    def log_refused(self, protocol: HttpProtocol, status: int, size: int = 0) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
@@ -110,9 +110,9 @@ class AccessLog:
             host,
         )
 
-    def log_refused(self, protocol: HttpProtocol, status: int) -> None:
-        """A request the core answered itself (400, 408, 413, ...): little is known of it."""
-        self._write(protocol, protocol.client_ip or "-", "-", "-", "-", status, 0, "-", "-", "-", 0.0, "-")
+    def log_refused(self, protocol: HttpProtocol, status: int, size: int = 0) -> None:
+        """A request the core answered itself (400, 408, 413, ...): little is known of it but its answer's size."""
+        self._write(protocol, protocol.client_ip or "-", "-", "-", "-", status, size, "-", "-", "-", 0.0, "-")
 
     def _write(
         self,
@@ -178,7 +178,7 @@ class NullAccessLog:
         if own is not None and own is not self:
             own.log(protocol, cycle)
 
-    def log_refused(self, protocol: HttpProtocol, status: int) -> None:
+    def log_refused(self, protocol: HttpProtocol, status: int, size: int = 0) -> None:
         pass
 
     def flush(self) -> None:

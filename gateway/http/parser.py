@@ -206,6 +206,8 @@ class RequestParser:
             # follows is the new protocol's (a WebSocket's frames), or is ignored.
             self.sink.on_upgrade_data(data[exc.args[0] :])
         except httptools.HttpParserError as exc:
+            if str(exc) == "Invalid HTTP version":  # HTTP/1.2, HTTP/3.1: well-formed, not ours (RFC 9110 §15.6.6)
+                raise HttpError(505, "This HTTP version is not supported; use HTTP/1.1.") from exc
             raise HttpError(400, _describe(exc)) from exc
         if self.in_head:
             self._check_partial_line(data)
@@ -404,6 +406,8 @@ class RequestParser:
             _lines[line] = parsed
 
     def _check_framing(self, version: str) -> None:
+        if self.expect_continue and version == "1.0":
+            self.expect_continue = False  # RFC 9110 §10.1.1: ignored on HTTP/1.0, which has no 1xx
         if self.chunked and version == "1.0":
             raise HttpError(400, "Transfer-Encoding is not allowed in HTTP/1.0.")
         if self.content_length is not None and self.content_length > self._max_body:
@@ -503,8 +507,15 @@ def routing_path(raw_path: bytes) -> str:
     the client sent.
     """
     path = raw_path.decode("latin-1")
-    if "%" in path:
-        path = unquote(path)
+    return clean_path(unquote(path) if "%" in path else path)
+
+
+def clean_path(path: str) -> str:
+    """A decoded path with its dot segments resolved and repeated slashes merged (the routing path's rules).
+
+    The WSGI environ applies them to its own decoding (bytes as latin-1), so
+    an app's PATH_INFO is the path its route was chosen by.
+    """
     if "/." in path:
         path = remove_dot_segments(path)
     if "//" in path:

@@ -362,12 +362,15 @@ class HttpProtocol(asyncio.Protocol):
     def _write_error(self, exc: HttpError, cycle: RequestCycle | None = None) -> None:
         if self.closed:
             return
+        response = error_response(exc.status, exc.detail, self.state.common)
+        size = len(response) - response.index(b"\r\n\r\n") - 4  # the body's bytes, as the log counts them
         if cycle is not None:  # the request is known: its log line names it (504, 413 while streaming)
             cycle.status = exc.status
+            cycle.sent = size
             self.log(self, cycle)
         else:
-            self.state.access_log.log_refused(self, exc.status)
-        self.transport.write(error_response(exc.status, exc.detail, self.state.common))
+            self.state.access_log.log_refused(self, exc.status, size)
+        self.transport.write(response)
         self._linger()
 
     def close_with_error(self, cycle: RequestCycle, status: int, detail: str) -> None:

@@ -117,9 +117,9 @@ class RecordingAccessLog:
         elif status >= 100:  # a WebSocket session (101), logged as it ends: its length is no request's duration
             series.statuses[1] += 1
 
-    def log_refused(self, protocol: HttpProtocol, status: int) -> None:
+    def log_refused(self, protocol: HttpProtocol, status: int, size: int = 0) -> None:
         """A request the core answered itself before its head was complete: no vhost, no duration."""
-        self.inner.log_refused(protocol, status)
+        self.inner.log_refused(protocol, status, size)
         self.refused.statuses[status // 100] += 1
 
     def flush(self) -> None:

@@ -138,8 +138,8 @@ class LimitedServer:
         assert not [line for line in new[:-2] if line.startswith("done ")], new
 
     def refused_in_log(self, status: int) -> int:
-        """Refusals logged: "-" for a head refused whole, the request line when its body was refused."""
-        return len(re.findall(rf'"(?:-|[A-Z]+ \S+ HTTP/1\.[01])" {status} ', self.gw.stdout()))
+        """Refusals logged: "-" for a head refused whole, else the request line; and the page's size."""
+        return len(re.findall(rf'"(?:-|[A-Z]+ \S+ HTTP/1\.[01])" {status} [1-9][0-9]* ', self.gw.stdout()))
 
     def assert_logged_refusal(self, status: int, before: int) -> None:
         deadline = time.monotonic() + 3.0

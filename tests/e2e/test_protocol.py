@@ -502,6 +502,16 @@ def test_100_continue_is_sent_when_the_app_first_reads(gw: Gateway, tmp_path: Pa
         assert client.still_open()
 
 
+def test_no_100_continue_for_http_1_0(gw: Gateway, tmp_path: Path) -> None:
+    """RFC 9110 §10.1.1: an HTTP/1.0 request's 100-continue is ignored; a 1.0 client has no 1xx."""
+    log = tmp_path / "late-read.log"
+    with Client.connect(gw) as client:
+        headers = "Expect: 100-continue\r\nContent-Length: 5\r\nConnection: keep-alive\r\n"
+        client.send(request_bytes("POST", f"/late-read?delay=0.2&log={log}", headers, version="1.0") + b"hello")
+        response = client.read_response("POST", skip_informational=False)
+        assert (response.status, response.body) == (200, b"got 5"), response.head
+
+
 def test_no_100_continue_when_the_app_answers_without_reading(gw: Gateway) -> None:
     with Client.connect(gw) as client:
         client.send(request_bytes("POST", "/noread", "Expect: 100-continue\r\nContent-Length: 100000\r\n"))
@@ -901,7 +911,8 @@ def test_app_raising_before_the_response_gets_a_500(gw: Gateway) -> None:
         assert client.closed_within(3.0)
     log = gw.wait_for_log("RuntimeError: boom before start")
     assert "Traceback (most recent call last)" in log
-    gw.wait_for_log('"GET /raises/before HTTP/1.1" 500', stream="stdout")  # the access log names the request
+    # The access log names the request, and counts the page's bytes as for any response (it said "-").
+    gw.wait_for_log(f'"GET /raises/before HTTP/1.1" 500 {len(response.body)} ', stream="stdout")
     with Client.connect(gw) as client:
         assert client.still_open()
 

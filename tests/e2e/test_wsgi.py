@@ -488,3 +488,35 @@ def test_django_admin_login_with_csrf_sessions_and_static(django_env: dict[str, 
             "path": "/site/where/",
             "absolute": f"{gw.url}/site/where/",
         }
+
+
+DENIED_ADMIN = f"""
+[[vhost]]
+names = ["x"]
+  [[vhost.route]]
+  path = "/admin/"
+  handler = "wsgi"
+  app = "{PLAIN}"
+  deny = ["127.0.0.0/8"]
+  [[vhost.route]]
+  path = "/"
+  handler = "wsgi"
+  app = "{PLAIN}"
+"""
+
+
+@pytest.mark.parametrize("target", ["/admin/../x", "/admin/%2e%2e/x", "/admin/./../x", "//x"])
+def test_the_app_sees_the_path_its_route_was_chosen_by(target: str) -> None:
+    """/admin/../x routes as /x, past the /admin route's deny: the app must not see /admin/../x (its admin view)."""
+    with run_gateway(config_text=DENIED_ADMIN) as gw, gw.connect() as sock:
+        assert raw_status(sock, "/admin/x") == 403
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status, _, body = read_one_response(sock)
+        assert status == 200
+        described = json.loads(body)
+        assert (described["SCRIPT_NAME"], described["PATH_INFO"]) == ("", "/x")
+
+
+def raw_status(sock: socket.socket, target: str) -> int:
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return read_one_response(sock)[0]

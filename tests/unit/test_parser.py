@@ -598,6 +598,7 @@ REFUSED = {
     "connect": (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501, False),
     "http-2.0": (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, False),
     "http-0.9-line": (b"GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505, False),
+    "http-1.2": (b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505, False),  # llhttp calls it an invalid version
     "expect-something-else": (
         b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\na",
         417,

@@ -150,6 +150,14 @@ def test_strip_prefix(raw_path: bytes, query: bytes, target: bytes) -> None:
     assert values(fields, b"x-forwarded-prefix") == [b"/api"]
 
 
+@pytest.mark.parametrize("raw_path", [b"//api/x", b"/foo/../api/x", b"/api/./x", b"/api/%2e/x", b"/api//x"])
+def test_strip_prefix_of_a_path_spelt_otherwise(raw_path: bytes) -> None:
+    """The route matched the cleaned /api/x: what follows /api goes up, not the raw path's first segments cut."""
+    heads = RequestHeads(False, strip="/api")
+    head, _ = heads.build(scope(raw_path=raw_path, path="/api/x"), b"up", True)
+    assert parse(head)[0] == b"GET /x HTTP/1.1"
+
+
 def test_deeper_prefix_and_no_prefix() -> None:
     head, _ = RequestHeads(False, strip="/a/b").build(scope(raw_path=b"/a/b/c"), b"up", True)
     assert parse(head)[0] == b"GET /c HTTP/1.1"

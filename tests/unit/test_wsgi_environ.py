@@ -239,3 +239,20 @@ def test_threads_must_be_positive() -> None:
 def test_a_load_error_names_the_route() -> None:
     with pytest.raises(Exception, match=r"^vhost\[0\] route\[0\] '/': 'x:y': no module named 'x'"):
         handler("x:y").load()
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "path_info"),
+    [
+        (b"//app/x", "/x"),
+        (b"/app/../app/x", "/x"),
+        (b"/app/./x", "/x"),
+        (b"/app//x/", "/x/"),
+        (b"/app/%2e%2e/app/x", "/x"),
+        (b"/app/caf%C3%A9", "/caf\xc3\xa9"),  # still the client's bytes, as latin-1
+    ],
+)
+def test_path_info_is_the_path_the_route_was_chosen_by(raw_path: bytes, path_info: str) -> None:
+    """It was the raw path decoded: /admin/../x, routed as /x past the /admin route's deny, reached the admin view."""
+    seen = environ(raw_path=raw_path)
+    assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == ("/app", path_info)
