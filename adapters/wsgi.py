@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from adapters._loading import import_object, prepend_sys_path
+from adapters._wsgi_a2wsgi import a2wsgi_app
 from adapters._wsgi_bridge import Bridge, WSGIApp
 from gateway.errors import AppLoadError
 from gateway.types import ASGIApp, HandlerContext
@@ -69,9 +70,7 @@ class WsgiHandler:
         wsgi = self.load()
         if self.options.bridge == "a2wsgi":
             if self._a2wsgi is None:
-                from a2wsgi import WSGIMiddleware  # only when a config asks for it
-
-                self._a2wsgi = WSGIMiddleware(wsgi, workers=self.options.threads)  # type: ignore[arg-type]
+                self._a2wsgi = a2wsgi_app(wsgi, self.options.threads)
             return cast(ASGIApp, self._a2wsgi)
         if self._bridge is None:
             self._bridge = Bridge(wsgi, self.options.threads, self.context.where)

@@ -254,6 +254,21 @@ def test_a_client_that_leaves_stops_the_iterable(ours: Gateway) -> None:
     assert stats(ours, "gone")["produced"] == seen["produced"]  # it stopped
 
 
+def test_clients_leaving_a2wsgi_streams_free_its_threads() -> None:
+    """a2wsgi's sender died on the core's ClientDisconnect and its thread blocked for ever: one thread, dead route."""
+    with serving(bridge="a2wsgi", GATEWAY_TEST_WSGI_THREADS="1") as gw:
+        for index in range(3):
+            with gw.connect() as sock:
+                sock.sendall(
+                    f"GET /mnt/stream?n=0&size=65536&delay=0.01&tag=a2gone{index} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                )
+                assert sock.recv(100).startswith(b"HTTP/1.1 200")
+            assert (
+                wait_for(gw, f"a2gone{index}", "closed")["closed"] is True
+            )  # the endless iterable stopped, closed once
+        assert httpx.get(gw.url + "/mnt/", timeout=5).status_code == 200
+
+
 def test_a_client_that_leaves_makes_write_raise(ours: Gateway) -> None:
     with ours.connect() as sock:
         sock.sendall(b"GET /mnt/written-stream?tag=wgone HTTP/1.1\r\nHost: x\r\n\r\n")
