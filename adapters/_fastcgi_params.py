@@ -18,7 +18,7 @@ from typing import Any
 
 from adapters._fastcgi_records import encode_pair, params_records
 from adapters._meta_variables import SERVER_SOFTWARE, header_key, split_host
-from gateway.types import Scope
+from gateway.types import ORIGINAL_TARGET, Scope
 
 _HEADER_KEYS: dict[bytes, bytes] = {}
 _HEADER_CACHE_MAX = 512
@@ -66,12 +66,14 @@ class ParamsBuilder:
         if method_pair is None:
             method_pair = self.methods[method] = encode_pair(b"REQUEST_METHOD", method.encode("latin-1"))
         query: bytes = scope["query_string"]
-        raw_path: bytes = scope["raw_path"]
-        target = self.targets.get((raw_path, query))
-        if target is None:
-            uri = raw_path + b"?" + query if query else raw_path
-            target = encode_pair(b"QUERY_STRING", query) + encode_pair(b"REQUEST_URI", uri)
-            _remember(self.targets, (raw_path, query), target)
+        original = scope.get(ORIGINAL_TARGET)
+        if original is None:
+            raw_path: bytes = scope["raw_path"]
+            target = self.targets.get((raw_path, query))
+            if target is None:
+                target = _remember(self.targets, (raw_path, query), _target_pairs(query, raw_path, query))
+        else:  # rewritten: the script's query is the new one, REQUEST_URI the client's
+            target = _target_pairs(query, *original)
         parts = [
             self.constant,
             script,
@@ -119,6 +121,12 @@ class ParamsBuilder:
         host = headers.get(b"HTTP_HOST")
         pairs.append(_server(scope, host))
         return b"".join(pairs), declared, bool(host)
+
+
+def _target_pairs(query: bytes, asked_path: bytes, asked_query: bytes) -> bytes:
+    """QUERY_STRING (the script's) and REQUEST_URI (the client's, as it asked)."""
+    uri = asked_path + b"?" + asked_query if asked_query else asked_path
+    return encode_pair(b"QUERY_STRING", query) + encode_pair(b"REQUEST_URI", uri)
 
 
 def _client_pairs(client: tuple[str, int]) -> bytes:

@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 from gateway import __version__
 from gateway.http.parser import clean_path
-from gateway.types import Scope
+from gateway.types import ORIGINAL_TARGET, Scope
 
 SERVER_SOFTWARE = f"gateway/{__version__}"
 _HEADER_KEYS: dict[bytes, str] = {
@@ -111,10 +111,11 @@ def decoded_path(scope: Scope) -> str:
 
 
 def request_uri(scope: Scope) -> str:
-    """The request target as the client sent it (origin form), query included: REQUEST_URI."""
-    raw: bytes | None = scope.get("raw_path")
+    """The request target as the client sent it (origin form), query included: REQUEST_URI (before any rewrite)."""
+    original = scope.get(ORIGINAL_TARGET)
+    raw: bytes | None = original[0] if original else scope.get("raw_path")
     path = raw.decode("latin-1") if raw is not None else str(scope["path"]).encode("utf-8").decode("latin-1")
-    query: bytes = scope["query_string"]
+    query: bytes = original[1] if original else scope["query_string"]
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 

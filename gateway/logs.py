@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from gateway.errors import StartupError
+from gateway.types import ORIGINAL_TARGET
 
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
@@ -89,9 +90,10 @@ class AccessLog:
                 user_agent = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
-        target = scope["raw_path"].decode("latin-1")
-        if scope["query_string"]:
-            target += "?" + scope["query_string"].decode("latin-1")
+        raw_path, query = scope.get(ORIGINAL_TARGET) or (scope["raw_path"], scope["query_string"])
+        target = raw_path.decode("latin-1")
+        if query:
+            target += "?" + query.decode("latin-1")
         user = scope.get("user") if isinstance(scope.get("user"), str) else None
         duration = perf_counter() - cycle.started
         client = scope.get("client")  # a trusted proxy's X-Forwarded-For may have replaced the peer

@@ -18,6 +18,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
+# Scope key the rewrite stage sets on its first rewrite: the client's (raw_path, query_string).
+# The access log and REQUEST_URI (CGI, FastCGI) show it, as Apache's %r and nginx's $request_uri do.
+ORIGINAL_TARGET = "gateway.original_target"
 
 # The core's one extension to ASGI, for speed (gateway/http/whole.py): an app
 # may carry a `gateway_respond_now(scope)` attribute, a plain function the core

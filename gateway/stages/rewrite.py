@@ -25,7 +25,7 @@ from urllib.parse import quote
 from gateway.config.validate import did_you_mean
 from gateway.stages import Report
 from gateway.stages.errors import plain_response
-from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
+from gateway.types import ORIGINAL_TARGET, ASGIApp, HandlerContext, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.error")
 KEYS = ("rewrite",)
@@ -117,6 +117,8 @@ def rewrite_scope(rules: tuple[Rule, ...], scope: Scope) -> bool:
         result = rule.apply(scope["path"], scope["query_string"])
         if result is not None:
             path, query = result
+            if ORIGINAL_TARGET not in scope:
+                scope[ORIGINAL_TARGET] = (scope.get("raw_path", b""), scope.get("query_string", b""))
             scope["path"] = path
             scope["raw_path"] = quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii")
             scope["query_string"] = query

@@ -143,6 +143,19 @@ def test_get_with_query_sees_every_meta_variable(php: Gateway, site: Path) -> No
     assert data["PHP_SELF"] == "/env.php"
 
 
+def test_a_rewritten_request_keeps_the_clients_request_uri(site: Path, tmp_path: Path) -> None:
+    """nginx's REQUEST_URI is $request_uri: a front controller routes on the pretty URL, its query on the new one."""
+    rewrite = 'rewrite = [{ from = "^/pretty/(.*)$", to = "/env.php?page=$1" }]\n'
+    config = php_config(site, tmp_path).replace('names = ["php.test"]\n', 'names = ["php.test"]\n' + rewrite)
+    with run_gateway(config_text=config) as gateway:
+        data = get_json(gateway, "/pretty/about?x=1")
+    assert (data["REQUEST_URI"], data["QUERY_STRING"], data["SCRIPT_NAME"]) == (
+        "/pretty/about?x=1",
+        "page=about",
+        "/env.php",
+    )
+
+
 def test_path_info_splits_at_the_script(php: Gateway) -> None:
     data = get_json(php, "/env.php/extra/path?x=1")
     assert (data["SCRIPT_NAME"], data["PATH_INFO"]) == ("/env.php", "/extra/path")

@@ -57,6 +57,12 @@ def test_vhost_rewrite_before_routing(gateway: Gateway) -> None:
     assert (seen["path"], seen["query_string"]) == ("/new/page", "x=1")
 
 
+def test_the_access_log_shows_what_the_client_asked_for(gateway: Gateway) -> None:
+    """As Apache's %r and nginx's $request: the rewrite's target is the app's business, not the log's."""
+    assert get(gateway, "/old/logged?x=1").json()["path"] == "/new/logged"
+    gateway.wait_for_log('"GET /old/logged?x=1 HTTP/1.1" 200', stream="stdout")
+
+
 def test_rewrite_can_set_the_query_and_keep_the_clients(gateway: Gateway) -> None:
     seen = get(gateway, "/p/42?ref=home").json()
     assert (seen["path"], seen["query_string"]) == ("/posts/show", "id=42&ref=home")
