@@ -112,7 +112,11 @@ class Router:
                 scope["state"] = route.state.copy()
             if found is not True:
                 scope["gateway.route_match"] = found
-            await (route.app if kind == "http" else route.websocket_app or route.app)(scope, receive, send)
+            app = route.app if kind == "http" else route.websocket_app or route.app
+            if vhost.error_pages is None:
+                await app(scope, receive, send)
+            else:
+                await vhost.error_pages.run(app, scope, receive, send)
             return
         if allowed is not None:
             await plain_response(

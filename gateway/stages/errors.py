@@ -7,7 +7,8 @@ has error documents. An error response is replaced by the document when:
   (403 access, 413/429/503 limits, a missing static file, 502/504 from a
   FastCGI or CGI backend that failed), or
 - `intercept_errors = true`, for any response with that status, whoever
-  made it (an app's own 500 page, say).
+  made it (an app's own 500 page, say);
+- an app raised before its response began: the gateway's 500 (run()).
 The document is fetched with an internal GET of its path through the same
 vhost (usually a static route) and sent with the original status; the
 original response's headers that matter to the client (WWW-Authenticate,
@@ -20,14 +21,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from gateway.errors import ResponseAborted
+from gateway.http.responses import APP_FAILED
 from gateway.stages import Report
-from gateway.types import ASGIApp, Message, Scope, Send
+from gateway.types import ASGIApp, Message, Receive, Scope, Send
 
 Headers = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
 
 logger = logging.getLogger("gateway.error")
 GATEWAY_MADE = "gateway.made"  # a key of http.response.start: the gateway, not an app, wrote this answer
 DOCUMENT_KEY = "gateway.error_document"  # set on the internal request for a document: never intercepted again
+# Failures the core answers in its own way (a client gone, a backend that broke mid-response).
+NOT_APP_FAILURES = (OSError, ResponseAborted)
 KEPT_HEADERS = frozenset({b"www-authenticate", b"allow", b"retry-after", b"content-range", b"location"})
 
 
@@ -60,6 +65,28 @@ class ErrorPages:
             await send(message)
 
         return error_send
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """app with send_for()'s send; an app that raises before its response began gets the 500 document.
+
+        The core would answer it with its plain 500 after the stage had gone:
+        here it is a gateway-made 500 (logged as the core logs it), so the
+        vhost's page for 500 replaces it.
+        """
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, watched)
+        except Exception as exc:
+            if started or scope["type"] != "http" or 500 not in self.pages or isinstance(exc, NOT_APP_FAILURES):
+                raise
+            logger.exception("Exception in app while serving %s %s", scope.get("method"), scope.get("path"))
+            await plain_response(send, 500, f"500 Internal Server Error\n{APP_FAILED}\n")
 
     async def serve(self, scope: Scope, original: list[Message], send: Send, dispatch: ASGIApp) -> None:
         start = original[0]

@@ -14,6 +14,7 @@ from tests.support.server import Gateway, gateway_command, run_gateway
 
 pytestmark = [pytest.mark.e2e]
 STATUS = "tests.support.apps:status"
+RAISES = "tests.support.apps:raises"
 
 CONFIG = """
 [[vhost]]
@@ -44,6 +45,10 @@ errors = {{ 401 = "/errors/401.html", 403 = "/errors/403.html", 404 = "/errors/4
   app = "{status}"
   rate = {{ requests = 1, per = "1m" }}
   [[vhost.route]]
+  path = "~^/(before|after)$"
+  handler = "asgi"
+  app = "{raises}"
+  [[vhost.route]]
   path = "/app/"
   handler = "asgi"
   app = "{status}"
@@ -70,7 +75,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         (errors / f"{code}.html").write_text(f"<h1>custom {code}</h1>\n")
     sha = base64.b64encode(hashlib.sha1(b"secret").digest()).decode()
     (errors / "users.htpasswd").write_text(f"alice:{{SHA}}{sha}\n")
-    with run_gateway(config_text=CONFIG.format(errors=errors, status=STATUS)) as server:
+    with run_gateway(config_text=CONFIG.format(errors=errors, status=STATUS, raises=RAISES)) as server:
         yield server
 
 
@@ -121,8 +126,19 @@ def test_intercept_errors_replaces_an_apps_error_page(gateway: Gateway) -> None:
 def test_bad_errors_tables_are_config_errors(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
-        CONFIG.format(errors=tmp_path, status=STATUS).replace('403 = "/errors/403.html", 404', '200 = "x.html", 403')
+        CONFIG.format(errors=tmp_path, status=STATUS, raises=RAISES).replace(
+            '403 = "/errors/403.html", 404', '200 = "x.html", 403'
+        )
     )
     result = gateway_command("check", str(config))
     assert result.returncode == 2
     assert "vhost[0].errors.200: expected an error status from 400 to 599" in result.stderr
+
+
+def test_an_app_that_raises_before_its_response_gets_the_500_document(gateway: Gateway) -> None:
+    """The gateway's own 500 for a crash: it was the core's plain page, out of the stage's reach."""
+    response = get(gateway, "pages.test", "/before")
+    assert (response.status_code, response.text) == (500, "<h1>custom 500</h1>\n")
+    gateway.wait_for_log("RuntimeError: boom before start")  # logged as the core logs it
+    with pytest.raises(httpx.RemoteProtocolError):  # begun: nothing to replace, the connection is cut
+        get(gateway, "pages.test", "/after")
