@@ -160,10 +160,14 @@ def _shadowed(vhost: Vhost) -> list[str]:
     texts = []
     for later_index, later in enumerate(vhost.routes):
         for index, earlier in enumerate(vhost.routes[:later_index]):
-            if earlier.methods is None and earlier.matcher.covers(later.matcher):
+            same_paths = earlier.matcher.spec == later.matcher.spec or earlier.matcher.covers(later.matcher)
+            all_methods = earlier.methods is None or (later.methods is not None and later.methods <= earlier.methods)
+            if same_paths and all_methods:
                 texts.append(
                     f"route[{later_index}]: '{later.matcher.spec}' is never reached: "
-                    f"route[{index}] '{earlier.matcher.spec}' matches all its paths first"
+                    f"route[{index}] '{earlier.matcher.spec}' matches all its paths"
+                    + ("" if earlier.methods is None else " and methods")
+                    + " first"
                 )
                 break
     return texts

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from gateway.config.loader import load
 from gateway.routing.hosts import HostTable, check_name, normalize_host
 from gateway.routing.paths import EXACT, PREFIX, REGEX, PathMatcher, parse_path
+from gateway.routing.report import warnings
+from gateway.routing.router import build_router
 
 # normalize_host ---------------------------------------------------------------------------------
 
@@ -265,3 +270,44 @@ def test_covers_when_every_later_path_meets_the_earlier_route(earlier: str, late
 )
 def test_does_not_cover_when_some_later_path_gets_through(earlier: str, later: str) -> None:
     assert not PathMatcher(earlier).covers(PathMatcher(later))
+
+
+SHADOW_CONFIG = """
+[[vhost]]
+names = ["a.test"]
+  [[vhost.route]]
+  path = "~^/x"
+  handler = "redirect"
+  to = "/one"
+  [[vhost.route]]
+  path = "~^/x"
+  handler = "redirect"
+  to = "/two"
+  [[vhost.route]]
+  path = "/y/"
+  methods = ["GET", "POST"]
+  handler = "redirect"
+  to = "/one"
+  [[vhost.route]]
+  path = "/y/"
+  methods = ["GET"]
+  handler = "redirect"
+  to = "/two"
+  [[vhost.route]]
+  path = "/y/"
+  methods = ["PUT"]
+  handler = "redirect"
+  to = "/three"
+"""
+
+
+def test_a_route_the_same_as_an_earlier_one_is_shadowed_too(tmp_path: Path) -> None:
+    """The same regex twice, or the same prefix for methods an earlier route takes already: never reached."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(SHADOW_CONFIG)
+    router = build_router(load(config))[0]
+    assert router is not None
+    assert [line.split(": ", 1)[1] for line in warnings(router)] == [
+        "vhost[0].route[1]: '~^/x' is never reached: route[0] '~^/x' matches all its paths first",
+        "vhost[0].route[3]: '/y/' is never reached: route[2] '/y/' matches all its paths and methods first",
+    ]
