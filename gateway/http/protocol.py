@@ -30,7 +30,7 @@ from gateway.http.parser import RequestParser
 from gateway.http.responses import error_response
 from gateway.http.websocket import WebSocketConnection, take_over
 from gateway.http.ws_handshake import websocket_requested
-from gateway.types import Scope
+from gateway.types import CONNECTION_KEY, Scope
 
 if TYPE_CHECKING:
     from gateway.http.state import ServerState
@@ -92,7 +92,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.transport.set_write_buffer_limits(high=WRITE_HIGH)
         template = self.state.scope_template(transport)
-        template["gateway.connection"] = self  # for the limits stage: a route's own body size and timeouts
+        template[CONNECTION_KEY] = self  # for the limits stage: a route's own body size and timeouts
         client = template["client"]
         self.client_ip = client[0] if client else ""
         if not self.state.admit(self):

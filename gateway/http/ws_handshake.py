@@ -24,7 +24,7 @@ from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token
 
 from gateway.errors import HttpError
-from gateway.types import Headers, Scope
+from gateway.types import CONNECTION_KEY, Headers, Scope
 
 VERSION = b"13"
 EXTENSION = "websocket.http.response"  # the ASGI denial extension the core speaks
@@ -146,5 +146,5 @@ def websocket_scope(scope: Scope, handshake: Handshake, state: dict[str, Any]) -
     ws["state"] = state.copy()
     extensions = {name: value for name, value in scope["extensions"].items() if not name.startswith("http.")}
     ws["extensions"] = {**extensions, EXTENSION: {}}
-    ws.pop("gateway.connection", None)  # the limits stage's hook into HTTP bodies: not for this scope
+    ws.pop(CONNECTION_KEY, None)  # the limits stage's hook into HTTP bodies: not for this scope
     return ws

@@ -24,7 +24,7 @@ from typing import Any
 from gateway.errors import ResponseAborted
 from gateway.http.responses import APP_FAILED
 from gateway.stages import Report
-from gateway.types import ASGIApp, Message, Receive, Scope, Send
+from gateway.types import CONNECTION_KEY, ASGIApp, Message, Receive, Scope, Send
 
 Headers = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
 
@@ -118,6 +118,7 @@ async def fetch(scope: Scope, path: str, dispatch: ASGIApp) -> tuple[list[tuple[
         }
     )
     inner.pop("gateway.route_match", None)
+    inner.pop(CONNECTION_KEY, None)  # a bodyless GET of our own: the request's body limits and deadline are not its
     got: dict[str, Any] = {"status": 0, "headers": [], "body": []}
 
     async def receive() -> Message:

@@ -34,7 +34,7 @@ from gateway.config.units import parse_duration, parse_size
 from gateway.config.validate import convert, did_you_mean
 from gateway.stages import Report
 from gateway.stages.errors import plain_response
-from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
+from gateway.types import CONNECTION_KEY, ASGIApp, HandlerContext, Receive, Scope, Send
 
 KEYS = ("limits", "rate")
 ORDER = 30
@@ -51,7 +51,6 @@ SERVER_ONLY = (
 )
 RATE_KEYS = ("requests", "per", "burst")
 RATE_CLIENTS_MAX = 100_000  # buckets remembered; the least recently seen go first
-CONNECTION_KEY = "gateway.connection"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import Gateway, gateway_command, run_gateway
+from tests.support.server import Gateway, gateway_command, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e]
 STATUS = "tests.support.apps:status"
@@ -142,3 +142,35 @@ def test_an_app_that_raises_before_its_response_gets_the_500_document(gateway: G
     gateway.wait_for_log("RuntimeError: boom before start")  # logged as the core logs it
     with pytest.raises(httpx.RemoteProtocolError):  # begun: nothing to replace, the connection is cut
         get(gateway, "pages.test", "/after")
+
+
+WIDENED = """
+[limits]
+max_body_size = 1000
+[[vhost]]
+names = ["big.test"]
+errors = {{ 413 = "/errors/413.html" }}
+  [[vhost.route]]
+  path = "/errors/"
+  handler = "static"
+  root = "{errors}"
+  [[vhost.route]]
+  path = "/uploads/"
+  handler = "asgi"
+  app = "{status}"
+  limits = {{ max_body_size = 100000 }}
+  [[vhost.route]]
+  path = "/app/"
+  handler = "asgi"
+  app = "{status}"
+"""
+
+
+def test_a_413_from_a_routes_limits_gets_its_document(tmp_path: Path) -> None:
+    """Another route widens the body limit, so /app/'s own refuses: its page's GET met the same Content-Length."""
+    (tmp_path / "413.html").write_text("<h1>too big</h1>\n")
+    with run_gateway(config_text=WIDENED.format(errors=tmp_path, status=STATUS)) as gateway, gateway.connect() as sock:
+        sock.sendall(b"POST /app/x HTTP/1.1\r\nHost: big.test\r\nContent-Length: 1001\r\n\r\n")
+        answer = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert answer.endswith(b"\r\n\r\n<h1>too big</h1>\n"), answer
