@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, cast
 from adapters._wsgi_environ import NO_BODY, ClientDisconnected, ErrorStream, WsgiInput, base_environ, environ_for
 from adapters._wsgi_pool import WorkerPool
 from gateway.http.cycle import NO_BODY_STATUSES
-from gateway.types import Headers, Receive, Scope, Send
+from gateway.types import CONNECTION_KEY, Headers, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
@@ -288,6 +288,11 @@ class _Exchange:
         cycle = self.cycle
         if self.gone or (cycle is not None and cycle.disconnected):
             return  # the client left while the request was queued
+        connection = self.scope.get(CONNECTION_KEY)
+        if connection is not None and connection.closed:  # the same, for a request a task waits for
+            self.gone = True
+            self._finish(None)  # the task wakes, finds the client gone, and ends
+            return
         self.sleep_lock = sleep_lock
         error: BaseException | None = None
         result: Iterable[bytes] | None = None
