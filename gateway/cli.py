@@ -224,12 +224,29 @@ def _load_router(config_path: str) -> tuple[Config, Router | None]:
         router, problems = build_router(config)
         problems = unusable + problems
     except ConfigError as exc:
-        _fail(exc.lines(), EXIT_USAGE)
+        _fail(ConfigError(exc.problems + _handler_problems(exc)).lines(), EXIT_USAGE)
     except AppLoadError as exc:
         _fail([str(exc)], EXIT_USAGE)
     if problems:
         _fail(ConfigError(problems).lines(), EXIT_USAGE)
     return config, router
+
+
+def _handler_problems(error: ConfigError) -> list[tuple[str, str, str]]:
+    """What the handlers and stages would say of the routes that did parse, so one run shows every problem.
+
+    Only keys no earlier problem names (a bad value's default could be blamed
+    again), and nothing when building fails: this second look is a courtesy.
+    """
+    partial = error.partial
+    if not isinstance(partial, Config) or not partial.vhosts:
+        return []
+    try:
+        found = build_router(partial)[1]
+    except Exception:  # a config known to be broken: its first problems stand alone
+        return []
+    named = {(source, key) for source, key, _ in error.problems}
+    return [p for p in found if (p[0], p[1]) not in named and not any(p[1].startswith(k + ".") for _, k in named)]
 
 
 @cli.command()

@@ -10,8 +10,9 @@ class ConfigError(Exception):
     problem and exits 2. The config package never prints.
     """
 
-    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+    def __init__(self, problems: list[tuple[str, str, str]], partial: object = None) -> None:
         self.problems = problems
+        self.partial = partial  # the Config as far as it could be read, for a second look (gateway check)
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:

@@ -46,7 +46,11 @@ def load(path: str | os.PathLike[str]) -> Config:
             more.add("", "included twice, or it is the config itself: each file is read once")
         else:
             seen.add(include.resolve())
-            included = _substitute(_read(include), "", more)
+            try:
+                included = _substitute(_read(include), "", more)
+            except ConfigError as exc:  # this file unreadable: the others, and the main file, are still checked
+                problems.items += exc.problems
+                continue
             for key in included:
                 if key != "vhost":
                     more.add(key, f"an included file holds [[vhost]] tables only; `{key}` belongs in {source}")
@@ -54,7 +58,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         problems.items += more.items
     _check_defaults(vhosts, problems)
     if problems.items:
-        raise ConfigError(problems.items)
+        raise ConfigError(problems.items, partial=replace(config, vhosts=tuple(vhosts)))
     return replace(config, vhosts=tuple(vhosts))
 
 

@@ -400,3 +400,15 @@ def test_every_file_handler_says_when_its_root_cannot_be_read(
     found = [(key, message) for _, key, message in build_router(load(config))[1]]
     unreadable = f"{str(tmp_path / 'www')!r} cannot be read by this server (check its permissions)"
     assert ("vhost[0].route[0].root", unreadable) in found, found
+
+
+def test_an_include_that_is_not_toml_hides_no_other_problem(tmp_path: Path) -> None:
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "a.toml").write_text("[[vhost]\n")
+    (tmp_path / "sites" / "b.toml").write_text(SITE.format(name="b") + "  statuss = 301\n")
+    main = write(tmp_path, 'include = ["sites/*.toml"]\n[server]\nworkers = -5\n' + SITE.format(name="main"))
+    found = problems(main)
+    assert len(found) == 3, found
+    assert found[0] == f"{main}: server.workers: expected a whole number from 0 to 2147483647, got -5"
+    assert found[1].startswith(f"{tmp_path / 'sites' / 'a.toml'}: not valid TOML")
+    assert found[2].startswith(f"{tmp_path / 'sites' / 'b.toml'}: vhost[1].route[0].statuss: unknown key")
