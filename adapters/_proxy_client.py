@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 from adapters._proxy_connection import UpstreamError
 from adapters._proxy_exchange import Exchange, RequestBody
-from adapters._proxy_headers import IDEMPOTENT, RequestHeads, upgrade_requested
+from adapters._proxy_headers import IDEMPOTENT, RequestHeads, relocator, upgrade_requested
 from adapters._proxy_health import HealthChecker
 from adapters._proxy_options import ProxyOptions
 from adapters._proxy_pool import ConnectionPool
@@ -165,7 +165,10 @@ class ProxyClient:
             except UpstreamError as exc:
                 raise self._failed(upstream, exc) from None
             upstream.active += 1
-            exchange = Exchange(connection, body, send, self.options.read_timeout, idempotent)
+            relocate = None
+            if not self.heads.preserve_host and upstream.address.host:
+                relocate = relocator(upstream.address.host_header, scope, self.heads.strip)
+            exchange = Exchange(connection, body, send, self.options.read_timeout, idempotent, relocate)
             try:
                 await exchange.run(head, scope, upstream.label)
             except UpstreamError as exc:

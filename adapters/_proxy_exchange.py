@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from adapters._proxy_connection import UpstreamConnection, UpstreamError
 from adapters._proxy_headers import RequestFraming, response_headers
 from adapters._request_body import ClientGone
 from gateway.errors import ResponseAborted
-from gateway.types import Receive, Scope, Send
+from gateway.types import Headers, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.adapters.proxy")
 REPLAY_MAX = 64 * 1024
@@ -81,8 +82,10 @@ class Exchange:
         send: Send,
         read_timeout: float,
         idempotent: bool,
+        relocate: Callable[[Headers], Headers] | None = None,
     ) -> None:
         self.connection = connection
+        self.relocate = relocate  # the upstream's redirects to itself, made the client's (_proxy_headers.relocator)
         self.body = body
         self.send = send
         self.read_timeout = read_timeout
@@ -159,7 +162,10 @@ class Exchange:
         head = connection.head
         if head is None:  # pragma: no cover (the loop above waits for it)
             raise UpstreamError("no response head")
-        start = {"type": "http.response.start", "status": head.status, "headers": response_headers(head.headers)}
+        headers = response_headers(head.headers)
+        if self.relocate is not None:
+            headers = self.relocate(headers)
+        start = {"type": "http.response.start", "status": head.status, "headers": headers}
         self.started = True
         await self.send(start)
         send = self.send

@@ -28,6 +28,7 @@ does by default.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from gateway.types import Headers, Scope
@@ -49,6 +50,7 @@ _REQUEST_DROPPED = HOP_BY_HOP | {
     b"via",
 }
 _RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
+_URL_GOES_ON = (b"", b"/", b"?", b"#")  # what may follow an authority in a URL
 _PATH_SAFE = "/:@!$&'()*+,;=~"  # a path's characters that stay as they are (RFC 3986 pchar), re-encoding a clean path
 # A WebSocket handshake's fields that belong to one hop: the proxy writes its own upstream.
 _WEBSOCKET_OWN = frozenset(
@@ -178,6 +180,33 @@ def connection_named(headers: Headers) -> frozenset[bytes]:
             names.update(token.strip().lower() for token in value.split(b","))
     names.discard(b"")
     return frozenset(names)
+
+
+def relocator(upstream_host: bytes, scope: Scope, prefix: bytes) -> Callable[[Headers], Headers] | None:
+    """A Location rewrite for the upstream's redirects to itself, as nginx's `proxy_redirect default` does.
+
+    The upstream was sent its own Host, so an absolute redirect it builds from
+    it ("http://127.0.0.1:8001/login") names an address the client cannot
+    reach: it becomes the client's scheme and Host, plus the route's prefix
+    when strip_prefix took it off. None when the client sent no Host.
+    """
+    host = next((value for name, value in scope["headers"] if name == b"host"), b"")
+    if not host:
+        return None
+    ours = b"http://" + upstream_host
+    public = b"%s://%s%s" % (scope.get("scheme", "http").encode("ascii"), host, prefix)
+    cut = len(ours)
+
+    def relocate(fields: Headers) -> Headers:
+        return [(name, public + value[cut:] if _names(name, value, ours) else value) for name, value in fields]
+
+    return relocate
+
+
+def _names(name: bytes, value: bytes, ours: bytes) -> bool:
+    """Whether a field is a Location naming the upstream's own base URL."""
+    cut = len(ours)
+    return name == b"location" and value[:cut].lower() == ours and value[cut : cut + 1] in _URL_GOES_ON
 
 
 def response_headers(fields: Headers) -> Headers:

@@ -58,6 +58,9 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000000")]})
         await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
         raise RuntimeError("the upstream fails in the middle of its response (on purpose)")
+    elif path.endswith("/redirect"):  # an absolute redirect built from the Host it was sent, as frameworks do
+        host = next((v for n, v in scope["headers"] if n == b"host"), b"")
+        await _answer(send, 302, b"", [(b"location", b"http://" + host + b"/target?x=1")])
     elif path == "/cookies":
         cookies = [(b"set-cookie", b"a=1; Path=/"), (b"set-cookie", b"b=2; Path=/"), (b"set-cookie", b"c=3")]
         await _answer(send, 200, b"{}", cookies)

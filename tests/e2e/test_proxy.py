@@ -437,6 +437,19 @@ def test_forwarding_headers_are_set_and_hop_by_hop_ones_removed(site: Site) -> N
     assert seen(described, "authorization") == ["Bearer kept"]
 
 
+def test_an_upstreams_redirect_to_itself_names_the_client_side_address(site: Site) -> None:
+    """nginx's proxy_redirect default: the upstream built it from its own Host, which the client cannot reach."""
+    with client(site, "one.test") as http:
+        stripped = http.get("/api/redirect")
+        whole = http.get("/redirect")
+        kept = http.get("/kept/redirect")  # preserve_host: the upstream built it from the client's Host already
+    assert (stripped.status_code, stripped.headers.get("location")) == (302, "http://one.test/api/target?x=1"), (
+        stripped.headers
+    )
+    assert whole.headers.get("location") == "http://one.test/target?x=1", (whole.status_code, whole.headers)
+    assert kept.headers.get("location") == "http://one.test/target?x=1", (kept.status_code, kept.headers)
+
+
 def test_preserve_host_and_strip_prefix(site: Site) -> None:
     with client(site, "one.test") as http:
         kept = echo(http.get("/kept/x%20y?q=1"))
