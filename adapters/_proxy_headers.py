@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import quote
 
+from gateway.http.parser import PCHAR
 from gateway.types import Headers, Scope
 
 HOP_BY_HOP = frozenset(
@@ -51,7 +52,6 @@ _REQUEST_DROPPED = HOP_BY_HOP | {
 }
 _RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
 _URL_GOES_ON = (b"", b"/", b"?", b"#")  # what may follow an authority in a URL
-_PATH_SAFE = "/:@!$&'()*+,;=~"  # a path's characters that stay as they are (RFC 3986 pchar), re-encoding a clean path
 # A WebSocket handshake's fields that belong to one hop: the proxy writes its own upstream.
 _WEBSOCKET_OWN = frozenset(
     {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions", b"sec-websocket-accept"}
@@ -152,7 +152,7 @@ class RequestHeads:
         raw: bytes = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
         if self.strip and (b"//" in raw or b"/." in raw or b"%2e" in raw.lower()):
             # Not the segments the route matched ("//api/x", "/x/../api/x" route as /api/x): strip from that path.
-            raw = quote(scope["path"], safe=_PATH_SAFE).encode("ascii")
+            raw = quote(scope["path"], safe=PCHAR).encode("ascii")
         if self.strip and raw.startswith(b"/"):
             rest = raw.split(b"/", self.strip_depth + 1)
             raw = b"/" + rest[self.strip_depth + 1] if len(rest) > self.strip_depth + 1 else b"/"

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
 
+from gateway.http.parser import PCHAR
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
-PCHAR = "/:@!$&'()*+,;="  # RFC 3986 path characters besides unreserved: left as they are
 _PLACEHOLDER = re.compile(r"\$(\d)|\{(path|query)\}")
 
 

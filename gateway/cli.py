@@ -21,7 +21,7 @@ from adapters.asgi import load_app
 from gateway.config.loader import load
 from gateway.config.schema import Config
 from gateway.errors import AppLoadError, ConfigError, HttpError, StartupError
-from gateway.http.parser import routing_path
+from gateway.http.parser import ENCODED_PATH_SAFE, routing_path
 from gateway.logs import configure_logging
 from gateway.routing.report import explain as explain_request
 from gateway.routing.report import handler_reference, limits_line, routes_table, status_table, warnings
@@ -306,7 +306,7 @@ def explain(
         typer.echo(f"every request goes to the app {loaded.app}")
         return
     try:  # as the server would: its bytes (a non-ASCII path as a browser sends it) through the same rules
-        path = routing_path(quote(parsed.path or "/", safe="/%!$&'()*+,;=:@~").encode("ascii"))
+        path = routing_path(quote(parsed.path or "/", safe=ENCODED_PATH_SAFE).encode("ascii"))
     except HttpError as exc:
         _fail([f"{exc.detail} The server answers such a request with a 400."], EXIT_USAGE)
     for line in explain_request(loaded, router, host, path, method):

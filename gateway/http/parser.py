@@ -39,6 +39,10 @@ from gateway.types import Scope
 
 # RFC 9112 §3.2 / RFC 3986 §3.2.2: reg-name or IPv4, or an IPv6 literal, then an optional port.
 _HOST = re.compile(rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+# RFC 3986 path characters besides the unreserved ones (which quote() never escapes): what
+# re-encoding a decoded path leaves as it is; with "%" also, a target that may be encoded already.
+PCHAR = "/:@!$&'()*+,;="
+ENCODED_PATH_SAFE = PCHAR + "%"
 _SLASHES = re.compile("/{2,}")
 _AUTHORITY_END = re.compile(rb"[/?#]")
 _FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding"})

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gateway.config.validate import did_you_mean
+from gateway.http.parser import PCHAR
 from gateway.stages import Report
 from gateway.stages.errors import plain_response
 from gateway.types import ORIGINAL_TARGET, ASGIApp, HandlerContext, Receive, Scope, Send
@@ -120,7 +121,7 @@ def rewrite_scope(rules: tuple[Rule, ...], scope: Scope) -> bool:
             if ORIGINAL_TARGET not in scope:
                 scope[ORIGINAL_TARGET] = (scope.get("raw_path", b""), scope.get("query_string", b""))
             scope["path"] = path
-            scope["raw_path"] = quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii")
+            scope["raw_path"] = quote(path, safe=PCHAR).encode("ascii")
             scope["query_string"] = query
             return True
     return False

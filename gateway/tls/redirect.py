@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from gateway.http.parser import ENCODED_PATH_SAFE
 from gateway.routing.hosts import normalize_host
 from gateway.types import Scope
 
-PATH_SAFE = "/:@!$&'()*+,;=%~"  # what a request target may already hold, so it is not encoded twice
+PATH_SAFE = ENCODED_PATH_SAFE  # what a request target may already hold, so it is not encoded twice
 QUERY_SAFE = PATH_SAFE + "?"
 _HOST = re.compile(r"[a-z0-9_.-]+|\[[0-9a-f:.]+\]")
 
