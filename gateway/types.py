@@ -21,7 +21,8 @@ Headers = list[tuple[bytes, bytes]]
 # Scope key the rewrite stage sets on its first rewrite: the client's (raw_path, query_string).
 # The access log and REQUEST_URI (CGI, FastCGI) show it, as Apache's %r and nginx's $request_uri do.
 ORIGINAL_TARGET = "gateway.original_target"
-# Scope key of an HTTP request's connection (the HttpProtocol), for the limits stage's apply_limits().
+# Scope key of an HTTP request's connection (the HttpProtocol): the limits stage's apply_limits(), the
+# WSGI worker's "has the client gone" check; an error document's internal GET has none.
 CONNECTION_KEY = "gateway.connection"
 
 # The core's one extension to ASGI, for speed (gateway/http/whole.py): an app
