@@ -35,7 +35,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from adapters._cgi_process import ProcessGroup
+from adapters._cgi_process import ProcessGroup, Program
 from adapters._cgi_response import CgiHead, CgiHeadReader, CgiResponseError
 from adapters._request_body import ClientGone
 from adapters._stderr_log import StderrLog
@@ -74,7 +74,7 @@ class Exchange:
         self.gone = False  # the client left before the response was done
         self.overflowed = False  # output past the program's Content-Length was dropped
 
-    async def run(self, process: asyncio.subprocess.Process, body: AsyncIterator[bytes], nph: bool) -> CgiHead | None:
+    async def run(self, process: Program, body: AsyncIterator[bytes], nph: bool) -> CgiHead | None:
         """Relay the program's response; the head of a local redirect is returned instead of sent."""
         assert process.stdout is not None and process.stderr is not None
         stderr = asyncio.ensure_future(read_stderr(StderrLog(self.label, logger), process.stderr))
@@ -132,7 +132,7 @@ class Exchange:
 
     # stdout ------------------------------------------------------------------
 
-    async def relay(self, process: asyncio.subprocess.Process, reader: CgiHeadReader) -> CgiHead | None:
+    async def relay(self, process: Program, reader: CgiHeadReader) -> CgiHead | None:
         stdout = process.stdout
         assert stdout is not None
         head = await self.read_head(process, stdout, reader)
@@ -179,7 +179,7 @@ class Exchange:
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
     async def read_head(
-        self, process: asyncio.subprocess.Process, stdout: asyncio.StreamReader, reader: CgiHeadReader
+        self, process: Program, stdout: asyncio.StreamReader, reader: CgiHeadReader
     ) -> CgiHead:
         try:
             while True:
@@ -194,7 +194,7 @@ class Exchange:
                 raise ClientLeft from None
             raise ScriptError(f"{exc}{await self.exit_status(process)}") from None
 
-    async def exit_status(self, process: asyncio.subprocess.Process) -> str:
+    async def exit_status(self, process: Program) -> str:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.group.exited), EXIT_STATUS_WAIT)
         code = process.returncode

@@ -15,9 +15,14 @@ Rules:
   threaded process (the wsgi handler's threads), which can deadlock; and
   uvloop takes no user=/group= arguments. Without setpriv the program runs
   directly (no parent-death signal; `user` is refused at load).
-- The exit is seen through the protocol's process_exited(), not
-  Process.wait(): on asyncio that waits for the pipes to close too, and a
-  forked child holding stdout would keep it waiting.
+- subprocess.Popen starts the program (close_fds), not the loop's
+  subprocess_exec: uvloop's (libuv's) spawn leaves the child extra copies
+  of its own stdout and stderr and a pipe of the loop's, so a program that
+  closed stdout and worked on held its client until it exited. The pipes
+  are then handed to the loop as streams.
+- The exit is seen through a pidfd the loop watches (a thread waiting where
+  the kernel has no pidfd_open), never through the pipes closing: a forked
+  child holding stdout would keep that waiting.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import pwd
 import shutil
 import signal
 import subprocess
-from typing import cast
+import threading
+from typing import IO
 
 KILL_GRACE = 1.0
 STREAM_LIMIT = 64 * 1024  # a pipe's reader stops reading at twice this many unread bytes
@@ -76,21 +82,30 @@ def launcher(user: str) -> list[bytes]:
     return [*prefix, b"--"]
 
 
-class ScriptProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """The stream protocol of asyncio's Process, telling its group when the program exits."""
+class Program:
+    """A started program: its pipes as the loop's streams, its exit status once it exited."""
 
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop, group: ProcessGroup) -> None:
-        super().__init__(limit, loop)
-        self.group = group
+    def __init__(self, popen: subprocess.Popen[bytes], stdin: asyncio.StreamWriter | None) -> None:
+        self.popen = popen
+        self.stdin = stdin
+        self.stdout = asyncio.StreamReader(STREAM_LIMIT)
+        self.stderr = asyncio.StreamReader(STREAM_LIMIT)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        # uvloop's transport has the SubprocessTransport methods without being its subclass.
-        self.group.started(cast(asyncio.SubprocessTransport, transport).get_pid())
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
 
-    def process_exited(self) -> None:
-        super().process_exited()
-        self.group.on_exit()
+
+async def _reader(pipe: IO[bytes], stream: asyncio.StreamReader) -> None:
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), pipe)
+
+
+async def _writer(pipe: IO[bytes]) -> asyncio.StreamWriter:
+    loop = asyncio.get_running_loop()
+    protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader())
+    transport, _ = await loop.connect_write_pipe(lambda: protocol, pipe)
+    return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 class ProcessGroup:
@@ -102,14 +117,11 @@ class ProcessGroup:
         self.exited = asyncio.get_running_loop().create_future()
         self.killer: asyncio.TimerHandle | None = None
 
-    async def spawn(
-        self, argv: list[bytes], env: dict[bytes, bytes], cwd: bytes, stdin: bool
-    ) -> asyncio.subprocess.Process:
+    async def spawn(self, argv: list[bytes], env: dict[bytes, bytes], cwd: bytes, stdin: bool) -> Program:
         """Start argv; OSError when it cannot be started."""
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_exec(
-            lambda: ScriptProtocol(STREAM_LIMIT, loop, self),
-            *argv,
+        popen = subprocess.Popen(  # noqa: ASYNC220 - fork+exec, as the loop's own subprocess_exec does it
+            argv,
+            bufsize=0,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -117,7 +129,37 @@ class ProcessGroup:
             cwd=cwd,
             start_new_session=True,
         )
-        return asyncio.subprocess.Process(transport, protocol, loop)
+        self.started(popen.pid)
+        self.watch(popen)
+        assert popen.stdout is not None and popen.stderr is not None
+        program = Program(popen, await _writer(popen.stdin) if popen.stdin is not None else None)
+        await _reader(popen.stdout, program.stdout)
+        await _reader(popen.stderr, program.stderr)
+        return program
+
+    def watch(self, popen: subprocess.Popen[bytes]) -> None:
+        """Call on_exit() once the program exited (and reap it)."""
+        loop = asyncio.get_running_loop()
+        try:
+            pidfd = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):  # no pidfd (an old kernel): a thread waits instead
+            waiter = threading.Thread(target=self.wait_in_thread, args=(popen, loop), daemon=True)
+            waiter.start()
+            return
+
+        def readable() -> None:
+            if popen.poll() is None:
+                return
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self.on_exit()
+
+        loop.add_reader(pidfd, readable)
+
+    def wait_in_thread(self, popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        popen.wait()
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self.on_exit)
 
     def started(self, pid: int) -> None:
         """The program runs (called before process_exited, however fast it exits)."""

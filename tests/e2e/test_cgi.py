@@ -444,6 +444,15 @@ def test_child_left_behind_is_killed(client: httpx.Client, site: Site) -> None:
     assert_gone(wait_for_pid(site, "fork1"))
 
 
+def test_a_script_that_closed_its_stdout_has_answered(client: httpx.Client, site: Site) -> None:
+    """Its response ends when stdout closes, not when it exits: nothing but the script holds its pipes."""
+    start = time.monotonic()
+    response = client.get(f"/cgi-bin/closes-stdout.sh?{fresh(site, 'closed1')}")
+    assert (response.status_code, response.text) == (200, "answered\n")
+    assert time.monotonic() - start < 2  # it works on for 3 s
+    assert alive(wait_for_pid(site, "closed1"))
+
+
 def test_client_disconnect_kills_the_script(gateway: Gateway, site: Site) -> None:
     sock = gateway.connect()
     tag = fresh(site, "gone1")

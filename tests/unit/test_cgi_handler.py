@@ -14,6 +14,7 @@ import pytest
 
 from adapters import cgi
 from adapters._cgi_exchange import read_stderr
+from adapters._cgi_process import ProcessGroup
 from adapters._cgi_redirect import HOPS, MAX_REDIRECTS, RedirectError, redirect_receive, redirect_scope
 from adapters._cgi_scripts import Script
 from adapters._stderr_log import LINE_MAX as STDERR_LINE_MAX
@@ -285,3 +286,32 @@ def test_redirect_receive_gives_an_empty_body_then_waits_for_the_disconnect() ->
         {"type": "http.request", "body": b"", "more_body": False},
         {"type": "http.disconnect"},
     ]
+
+
+# Starting programs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "no pidfd"])
+def test_a_programs_exit_is_seen_and_its_streams_read(monkeypatch: pytest.MonkeyPatch, pidfd: bool) -> None:
+    """Where the kernel has no pidfd_open a thread waits for the exit instead."""
+    if not pidfd:
+
+        def no_pidfd(pid: int) -> int:
+            raise OSError(38, "Function not implemented")
+
+        monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+
+    async def go() -> tuple[bytes, bytes, int | None, set[object]]:
+        live: set[ProcessGroup] = set()
+        group = ProcessGroup(live)
+        script = b"import sys; sys.stdout.write(sys.stdin.read().upper()); sys.stderr.write('done'); sys.exit(3)"
+        program = await group.spawn([os.fsencode(sys.executable), b"-c", script], {}, b"/", stdin=True)
+        assert live == {group}
+        assert program.stdin is not None
+        program.stdin.write(b"hello")
+        program.stdin.close()
+        out, err = await program.stdout.read(), await program.stderr.read()
+        await asyncio.wait_for(group.exited, 5)
+        return out, err, program.returncode, set(live)
+
+    assert asyncio.run(go()) == (b"HELLO", b"done", 3, set())
