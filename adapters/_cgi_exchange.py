@@ -178,9 +178,7 @@ class Exchange:
         self.done = True
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def read_head(
-        self, process: Program, stdout: asyncio.StreamReader, reader: CgiHeadReader
-    ) -> CgiHead:
+    async def read_head(self, process: Program, stdout: asyncio.StreamReader, reader: CgiHeadReader) -> CgiHead:
         try:
             while True:
                 data = await stdout.read(CHUNK)
