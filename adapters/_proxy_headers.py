@@ -28,10 +28,11 @@ does by default.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import quote
 
-from gateway.http.parser import PCHAR
+from gateway.http.parser import ENCODED_PATH_SAFE, PCHAR
 from gateway.types import Headers, Scope
 
 HOP_BY_HOP = frozenset(
@@ -51,6 +52,8 @@ _REQUEST_DROPPED = HOP_BY_HOP | {
     b"via",
 }
 _RESPONSE_DROPPED = HOP_BY_HOP | {b"date", b"server"}
+# Bytes a request target may not hold (RFC 9112 §3.2): a space or line break would end the request line.
+_NOT_IN_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _URL_GOES_ON = (b"", b"/", b"?", b"#")  # what may follow an authority in a URL
 # A WebSocket handshake's fields that belong to one hop: the proxy writes its own upstream.
 _WEBSOCKET_OWN = frozenset(
@@ -157,7 +160,10 @@ class RequestHeads:
             rest = raw.split(b"/", self.strip_depth + 1)
             raw = b"/" + rest[self.strip_depth + 1] if len(rest) > self.strip_depth + 1 else b"/"
         query: bytes = scope.get("query_string", b"")
-        return raw + b"?" + query if query else raw
+        target = raw + b"?" + query if query else raw
+        if _NOT_IN_TARGET.search(target) is not None:  # an app's or a CGI redirect's unencoded path or query
+            target = quote(target, safe=ENCODED_PATH_SAFE + "?").encode("ascii")
+        return target
 
 
 def finish_head(

@@ -9,6 +9,8 @@
 - The first rule whose `from` (a regex on the decoded path) matches
   applies; `to` may use $1…$9 and names the new path, with a query after
   "?" replacing the client's (`keep_query = true` appends the client's to it).
+  Captures in the query are percent-encoded as values; the template's own
+  text keeps its separators and escapes (anything else is encoded).
 - The client sees nothing of it (an external redirect is the `redirect`
   handler's job); apps see the new path, and REQUEST_URI for PHP/CGI is the
   rewritten target, as with nginx's rewrite … last.
@@ -23,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gateway.config.validate import did_you_mean
-from gateway.http.parser import PCHAR
+from gateway.http.parser import ENCODED_PATH_SAFE, PCHAR
 from gateway.stages import Report
 from gateway.stages.errors import plain_response
 from gateway.types import ORIGINAL_TARGET, ASGIApp, HandlerContext, Receive, Scope, Send
@@ -35,6 +37,10 @@ RULE_KEYS = ("from", "to", "keep_query")
 MAX_PASSES = 10
 PASSES_KEY = "gateway.rewrites"
 _GROUP = re.compile(r"\$([1-9])")
+# A capture put into the query is re-encoded (it comes from the decoded path): "a%26b=c" stays one value,
+# "%0D%0A" never reaches a backend as a line break. What may stand bare inside a query value (RFC 3986
+# query minus the separators & + = # ? and "%"), as nginx escapes rewrite captures in arguments.
+QUERY_VALUE_SAFE = "/:@!$'()*,;"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +56,18 @@ class Rule:
             return None
         groups = match.groups()
 
-        def fill(template: str) -> str:
-            return _GROUP.sub(
-                lambda m: (groups[int(m.group(1)) - 1] or "") if int(m.group(1)) <= len(groups) else "", template
-            )
+        def fill(template: str, encode: bool = False) -> str:
+            def group(found: re.Match[str]) -> str:
+                number = int(found.group(1))
+                value = (groups[number - 1] or "") if number <= len(groups) else ""
+                return quote(value, safe=QUERY_VALUE_SAFE) if encode else value
 
-        new_path = fill(self.path)
+            return _GROUP.sub(group, template)
+
+        new_path = fill(self.path)  # decoded, as scope["path"]; raw_path is its encoding
         if self.query is None:
             return new_path, query
-        new_query = fill(self.query).encode("utf-8")
+        new_query = quote(fill(self.query, encode=True), safe=ENCODED_PATH_SAFE + "?").encode("ascii")
         if self.keep_query and query:
             new_query = new_query + b"&" + query if new_query else query
         return new_path, new_query

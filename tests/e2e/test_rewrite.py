@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
 
-from tests.support.server import Gateway, gateway_command, run_gateway
+from tests.support.server import Gateway, gateway_command, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e]
 ECHO = "tests.support.apps:echo"
@@ -19,6 +21,7 @@ names = ["rw.test"]
 rewrite = [
   {{ from = "^/old/(.*)$", to = "/new/$1" }},
   {{ from = "^/p/([0-9]+)$", to = "/posts/show?id=$1", keep_query = true }},
+  {{ from = "^/tag/([^/]+)$", to = "/search?q=$1&lang=français" }},
 ]
   [[vhost.route]]
   path = "/legacy/"
@@ -66,6 +69,18 @@ def test_the_access_log_shows_what_the_client_asked_for(gateway: Gateway) -> Non
 def test_rewrite_can_set_the_query_and_keep_the_clients(gateway: Gateway) -> None:
     seen = get(gateway, "/p/42?ref=home").json()
     assert (seen["path"], seen["query_string"]) == ("/posts/show", "id=42&ref=home")
+
+
+def test_a_capture_put_into_the_query_stays_one_encoded_value(gateway: Gateway) -> None:
+    """The path's "%26" or "%0D%0A" decoded by the capture is encoded again: no new parameter, no raw bytes."""
+    with gateway.connect() as sock:
+        sock.sendall(b"GET /tag/a%26b%3Dc%20d%0D%0AX:%201%C3%A9 HTTP/1.1\r\nHost: rw.test\r\nConnection: close\r\n\r\n")
+        answer = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    seen = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert seen["path"] == "/search"
+    assert seen["query_string"] == "q=a%26b%3Dc%20d%0D%0AX:%201%C3%A9&lang=fran%C3%A7ais"
+    assert parse_qs(seen["query_string"]) == {"q": ["a&b=c d\r\nX: 1é"], "lang": ["français"]}
 
 
 def test_route_rewrite_routes_again(gateway: Gateway) -> None:

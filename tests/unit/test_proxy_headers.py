@@ -158,6 +158,24 @@ def test_strip_prefix_of_a_path_spelt_otherwise(raw_path: bytes) -> None:
     assert parse(head)[0] == b"GET /x HTTP/1.1"
 
 
+@pytest.mark.parametrize(
+    ("raw_path", "query", "target"),
+    [
+        (b"/a b", b"", b"/a%20b"),
+        (b"/x", b"q=a\r\nX-Injected: 1", b"/x?q=a%0D%0AX-Injected:%201"),
+        (b"/caf\xc3\xa9", b"q=%41&r=\xc3\xa9", b"/caf%C3%A9?q=%41&r=%C3%A9"),
+    ],
+)
+def test_a_target_with_bytes_a_request_line_cannot_hold_goes_up_encoded(
+    raw_path: bytes, query: bytes, target: bytes
+) -> None:
+    """An app's (or a CGI local redirect's) unencoded path or query never splits the upstream's request line."""
+    head, _ = RequestHeads(False).build(scope(raw_path=raw_path, query_string=query), b"up", True)
+    line, fields = parse(head)
+    assert line == b"GET " + target + b" HTTP/1.1"
+    assert values(fields, b"x-injected") == []
+
+
 def test_deeper_prefix_and_no_prefix() -> None:
     head, _ = RequestHeads(False, strip="/a/b").build(scope(raw_path=b"/a/b/c"), b"up", True)
     assert parse(head)[0] == b"GET /c HTTP/1.1"
