@@ -56,7 +56,9 @@ class ErrorPages:
         async def error_send(message: Message) -> None:
             if held:
                 held.append(message)
-                if not message.get("more_body", False) and message["type"] == "http.response.body":
+                if message["type"] == "http.response.pathsend" or (
+                    message["type"] == "http.response.body" and not message.get("more_body", False)
+                ):
                     await self.serve(scope, held, send, dispatch)
                 return
             if message["type"] == "http.response.start" and self.wants(message):

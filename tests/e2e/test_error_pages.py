@@ -65,6 +65,10 @@ intercept_errors = true
   path = "/app/"
   handler = "asgi"
   app = "{status}"
+  [[vhost.route]]
+  path = "/file/"
+  handler = "asgi"
+  app = "tests.support.apps:status_file"
 """
 
 
@@ -123,6 +127,15 @@ def test_intercept_errors_replaces_an_apps_error_page(gateway: Gateway) -> None:
     assert get(gateway, "strict.test", "/app/?code=404").text == "<h1>custom 404</h1>\n"
 
 
+def test_intercept_errors_replaces_an_error_page_sent_as_a_file(gateway: Gateway) -> None:
+    """An app's 404 sent by http.response.pathsend (Starlette's FileResponse) is replaced like any other."""
+    response = get(gateway, "strict.test", "/file/?code=404")
+    assert (response.status_code, response.text) == (404, "<h1>custom 404</h1>\n")
+    response = get(gateway, "strict.test", "/file/?code=418")
+    assert response.status_code == 418
+    assert "status_file" in response.text, "an unlisted code's file goes out as it is"
+
+
 def test_bad_errors_tables_are_config_errors(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
@@ -163,6 +176,10 @@ errors = {{ 413 = "/errors/413.html" }}
   path = "/app/"
   handler = "asgi"
   app = "{status}"
+  [[vhost.route]]
+  path = "/file/"
+  handler = "asgi"
+  app = "tests.support.apps:status_file"
 """
 
 
