@@ -96,13 +96,16 @@ async def sendfile(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.pathsend", "path": path})
 
 
+THIS_FILE = os.path.abspath(__file__)
+
+
 async def status_file(scope: Scope, receive: Any, send: Any) -> None:
     """Answers ?code=N with this file sent by http.response.pathsend (as Starlette's FileResponse does)."""
     if scope["type"] != "http":
         return
     code = int(scope["query_string"].decode().partition("=")[2] or 404)
     await send({"type": "http.response.start", "status": code, "headers": [(b"content-type", b"text/plain")]})
-    await send({"type": "http.response.pathsend", "path": os.path.abspath(__file__)})
+    await send({"type": "http.response.pathsend", "path": THIS_FILE})
 
 
 async def status(scope: Scope, receive: Any, send: Any) -> None:
