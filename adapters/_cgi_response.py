@@ -22,8 +22,10 @@ from dataclasses import dataclass
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: (.*))?\Z")
-_HOP_BY_HOP = frozenset(
+# Hop-by-hop fields are the connection's, Date and Server the core's (it writes its own: never two).
+_NOT_PASSED = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade", b"proxy-connection"}
+    | {b"date", b"server"}
 )
 MAX_HEAD = 64 * 1024
 
@@ -121,7 +123,7 @@ def parse_head(block: bytes, nph: bool = False) -> CgiHead:
                 raise CgiResponseError("more than one Status")
             status = _status_code(value.split(b" ", 1)[0])
             explicit = True
-        elif name in _HOP_BY_HOP:
+        elif name in _NOT_PASSED:
             continue
         else:
             if name == b"location":

@@ -427,7 +427,7 @@ def _header_lines(headers: list[tuple[str, str]]) -> tuple[bytes | None, str | N
     Raises ValueError for a CR or LF inside a name or value (they would split
     the head) and UnicodeEncodeError for text beyond latin-1, in start_response,
     where PEP 3333 puts the blame. The lines leave out Content-Length (the
-    core writes the length it sends) and are None for headers the core frames
+    core writes the length it sends), Date and Server, and are None for headers the core frames
     itself (Connection, Transfer-Encoding): the list path decides those.
     """
     parts: list[str] = []
@@ -440,6 +440,8 @@ def _header_lines(headers: list[tuple[str, str]]) -> tuple[bytes | None, str | N
             continue
         if lower == "connection" or lower == "transfer-encoding":
             plain = False
+        elif lower == "date" or lower == "server":
+            continue  # the core writes its own (cycle.py's _OURS)
         parts.append(f"{lower}: {value}\r\n")
     text = "".join(parts)
     count = len(parts)  # each line's own CR LF, and no other

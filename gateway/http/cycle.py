@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 FLOW_HIGH = 256 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
-_OURS = frozenset({b"content-length", b"connection", b"transfer-encoding"})  # framing is ours to decide
+# Framing is ours to decide; Date and Server the core writes (`server_header`): an app's would make two.
+_OURS = frozenset({b"content-length", b"connection", b"transfer-encoding", b"date", b"server"})
 logger = logging.getLogger("gateway.error")
 # A file that cannot be opened, as nginx answers it; other errors are the server's (500).
 _UNOPENED = {FileNotFoundError: 404, NotADirectoryError: 404, PermissionError: 403}

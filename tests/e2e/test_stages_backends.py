@@ -46,6 +46,14 @@ security_headers = true
   root = "{cgi}"
   deny = ["all"]
   [[vhost.route]]
+  path = "/asgi/"
+  handler = "asgi"
+  app = "tests.support.apps:own_fields"
+  [[vhost.route]]
+  path = "/wsgi/"
+  handler = "wsgi"
+  app = "tests.support.apps:own_fields_wsgi"
+  [[vhost.route]]
   path = "/"
   handler = "php"
   root = "{php}"
@@ -111,3 +119,15 @@ def test_route_body_limits(http: httpx.Client, path: str, limit: int) -> None:
 def test_access_and_its_error_document(http: httpx.Client) -> None:
     response = http.get("/closed/env.py")
     assert (response.status_code, response.text) == (403, "<h1>not for you</h1>\n")
+
+
+@pytest.mark.parametrize("path", ["/asgi/", "/wsgi/", "/own-fields.php", "/cgi-bin/own-fields.sh"])
+def test_an_apps_own_date_and_server_never_make_two(http: httpx.Client, path: str) -> None:
+    """Date and Server are the core's (`server_header`), as the proxy handler treats an upstream's."""
+    for _ in range(2):  # the second PHP answer comes from the cache of heads seen before
+        response = http.get(path)
+        assert (response.status_code, response.text) == (200, "own fields")
+        assert response.headers.get_list("server") == ["gateway"]
+        assert len(response.headers.get_list("date")) == 1
+        assert "2000" not in response.headers["date"]
+        assert response.headers["x-app"] == "yes"

@@ -114,3 +114,20 @@ async def status(scope: Scope, receive: Any, send: Any) -> None:
         return
     code = int(scope["query_string"].decode().partition("=")[2] or 500)
     await _respond(send, code, f"the app's own {code} page".encode())
+
+
+OWN_FIELDS = [(b"date", b"Sat, 01 Jan 2000 00:00:00 GMT"), (b"server", b"my-app/1.0"), (b"x-app", b"yes")]
+
+
+async def own_fields(scope: Scope, receive: Any, send: Any) -> None:
+    """Sends Date and Server of its own (the core writes both)."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": OWN_FIELDS})
+    await send({"type": "http.response.body", "body": b"own fields"})
+
+
+def own_fields_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """own_fields as a WSGI app."""
+    start_response("200 OK", [(name.decode(), value.decode()) for name, value in OWN_FIELDS])
+    return [b"own fields"]
