@@ -154,9 +154,10 @@ def forwarded_rewriter(trusted: tuple[str, ...]) -> Callable[[Scope], None] | No
         client = scope.get("client")
         if not (trusted_peer(client[0]) if client else unix):
             return
-        chain, proto = _forwarded(scope["headers"])
-        for hop in reversed(chain):
-            address = address_of(hop)
+        hops, proto = _forwarded(scope["headers"])
+        for node, hop_proto in reversed(hops):
+            proto = hop_proto or proto  # how this hop's client reached the (trusted) proxy that wrote it
+            address = address_of(node) if node else None
             if address is None:
                 break
             scope["client"] = (str(address), 0)
@@ -168,29 +169,44 @@ def forwarded_rewriter(trusted: tuple[str, ...]) -> Callable[[Scope], None] | No
     return rewrite
 
 
-def _forwarded(headers: list[tuple[bytes, bytes]]) -> tuple[list[str], str | None]:
-    """The client chain (nearest last) and the protocol from Forwarded (RFC 7239) or X-Forwarded-For/-Proto."""
+Hop = tuple[str | None, str | None]  # (the client's address or None, the protocol it used or None)
+
+
+def _forwarded(headers: list[tuple[bytes, bytes]]) -> tuple[list[Hop], str | None]:
+    """The hops (nearest last) from Forwarded (RFC 7239) or X-Forwarded-For/-Proto, and a protocol for them all.
+
+    A Forwarded element describes one hop: its `for` and `proto` (either may
+    be missing). X-Forwarded-Proto pairs with X-Forwarded-For hop by hop when
+    both list as many; otherwise its last value stands for the whole chain.
+    """
     chain: list[str] = []
-    proto: str | None = None
-    standard: list[str] = []
-    standard_proto: str | None = None
+    protos: list[str] = []
+    standard: list[Hop] = []
     for name, value in headers:
         if name == b"x-forwarded-for":
             chain += [part.strip() for part in value.decode("latin-1").split(",") if part.strip()]
         elif name == b"x-forwarded-proto":
-            proto = value.decode("latin-1").split(",")[-1].strip().lower()
+            protos += [part.strip().lower() for part in value.decode("latin-1").split(",") if part.strip()]
         elif name == b"forwarded":
-            for element in value.decode("latin-1").split(","):
-                for pair in element.split(";"):
-                    key, _, item = pair.strip().partition("=")
-                    item = item.strip().strip('"')
-                    if key.lower() == "for":
-                        standard.append(_forwarded_node(item))
-                    elif key.lower() == "proto":
-                        standard_proto = item.lower()
+            standard += [_forwarded_element(element) for element in value.decode("latin-1").split(",")]
     if standard:
-        return standard, standard_proto or proto
-    return chain, proto
+        return standard, None
+    if len(protos) == len(chain):
+        return list(zip(chain, protos, strict=True)), None
+    return [(node, None) for node in chain], protos[-1] if protos else None
+
+
+def _forwarded_element(element: str) -> Hop:
+    node: str | None = None
+    proto: str | None = None
+    for pair in element.split(";"):
+        key, _, item = pair.strip().partition("=")
+        item = item.strip().strip('"')
+        if key.lower() == "for":
+            node = _forwarded_node(item)
+        elif key.lower() == "proto":
+            proto = item.lower()
+    return node, proto
 
 
 def _forwarded_node(node: str) -> str:

@@ -118,6 +118,27 @@ def test_rightmost_untrusted_hop_is_the_client(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize(
+    ("headers", "client", "scheme"),
+    [
+        # A proxy terminating TLS that says only how the client came in (RFC 7239: every parameter is optional).
+        ({"forwarded": "proto=https"}, "127.0.0.9", "https"),
+        ({"forwarded": "proto=https;host=public.test"}, "127.0.0.9", "https"),
+        # The client's own hop says how it came in; the trusted proxies' hop between them does not.
+        ({"forwarded": "for=10.1.2.3;proto=https, for=127.0.0.9;proto=http"}, "10.1.2.3", "https"),
+        ({"forwarded": "for=10.1.2.3;proto=http, for=192.0.2.7;proto=https"}, "192.0.2.7", "https"),
+        ({"x-forwarded-for": "10.1.2.3, 127.0.0.9", "x-forwarded-proto": "https, http"}, "10.1.2.3", "https"),
+        ({"x-forwarded-for": "10.1.2.3, 127.0.0.9", "x-forwarded-proto": "https"}, "10.1.2.3", "https"),
+        ({"x-forwarded-proto": "https"}, "127.0.0.9", "https"),
+    ],
+)
+def test_the_scheme_is_the_one_the_client_used(
+    gateway: Gateway, headers: dict[str, str], client: str, scheme: str
+) -> None:
+    seen = request(gateway, "127.0.0.9", "public.test", "/", headers).json()
+    assert (seen["client"][0], seen["scheme"]) == (client, scheme)
+
+
+@pytest.mark.parametrize(
     ("written", "wrong", "expected"),
     [
         (
