@@ -81,6 +81,9 @@ def serve(
 ) -> None:
     """Serve a config file or a single ASGI app (like `uvicorn module:app`)."""
     configure_logging(log_level)
+    # Until the server's loop takes SIGUSR1 over (reopen the logs), one arriving must not kill a starting
+    # process. A handler, not SIG_IGN: programs started later must not inherit an ignored signal.
+    signal.signal(signal.SIGUSR1, _not_yet)
     options = {
         "isolated_route": isolated_route,
         "pool_host": pool_host,
@@ -136,6 +139,10 @@ def dev(
     raise typer.Exit(code)
 
 
+def _not_yet(signum: int, frame: object) -> None:
+    """SIGUSR1 before the server's loop handles it: nothing is open yet that needs reopening."""
+
+
 def _signal_gateway(config_path: str, signum: signal.Signals, doing: str) -> None:
     """Send signum to the gateway running from config_path, found through its pid file."""
     try:
@@ -155,6 +162,12 @@ def _signal_gateway(config_path: str, signum: signal.Signals, doing: str) -> Non
 def stop(config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml") -> None:
     """Stop a running gateway gracefully (SIGTERM): in-flight requests finish first."""
     _signal_gateway(config, signal.SIGTERM, "stopping")
+
+
+@cli.command(name="reopen-logs")
+def reopen_logs(config: Annotated[str, typer.Argument(help="The config file it runs.")] = "gateway.toml") -> None:
+    """Reopen the access log files by name (SIGUSR1), after logrotate renamed them (nginx -s reopen)."""
+    _signal_gateway(config, signal.SIGUSR1, "reopening the access logs of")
 
 
 @cli.command()

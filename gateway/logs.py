@@ -3,7 +3,8 @@
 The access log bypasses `logging` on purpose: one line per request is on the
 hot path, and a formatted write to a buffered stream costs a fraction of a
 LogRecord. Lines are flushed by the server's once-a-second tick (at once when
-the stream is a terminal) and at shutdown.
+the stream is a terminal) and at shutdown. SIGUSR1 reopens the files by name
+(after logrotate renamed them), as nginx's USR1 does.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def flush_access_logs() -> None:
         access_log.flush()
 
 
+def reopen_access_logs() -> int:
+    """Open every access log file again by its name (logrotate renamed it: SIGUSR1); how many were."""
+    return sum(access_log.reopen() for access_log in list(_open_logs))
+
+
 def configure_logging(level: str = "info") -> None:
     """Send gateway's error log to stderr (once; repeated calls only set the level)."""
     logger = logging.getLogger("gateway")
@@ -56,10 +62,11 @@ class RequestLog(Protocol):
 class AccessLog:
     """One line per request, in Apache's combined format or as JSON."""
 
-    def __init__(self, stream: TextIO, fmt: str, close: bool = False) -> None:
+    def __init__(self, stream: TextIO, fmt: str, close: bool = False, path: str | None = None) -> None:
         self.stream = stream
         self.json = fmt == "json"
         self.close_stream = close
+        self.path = path  # the file's name, to reopen it after a rotation
         self.immediate = stream.isatty()
         _open_logs.add(self)
 
@@ -71,10 +78,30 @@ class AccessLog:
         if target == "-":
             return cls(sys.stdout, fmt)
         try:
-            stream = open(target, "a", encoding="utf-8", buffering=65536)  # noqa: SIM115 (kept open: closed by close())
+            stream = _open_file(target)
         except OSError as exc:
             raise StartupError(f"{key} = {target!r}: cannot open it for writing: {exc.strerror or exc}") from None
-        return cls(stream, fmt, close=True)
+        return cls(stream, fmt, close=True, path=target)
+
+    def reopen(self) -> bool:
+        """Write on to a file of the log's name (what is buffered goes to the old one); False if not a file.
+
+        A file that cannot be opened now leaves the log writing where it was, and says so.
+        """
+        if self.path is None:
+            return False
+        try:
+            stream = _open_file(self.path)
+        except OSError as exc:
+            logging.getLogger("gateway.error").error(
+                "%s: cannot reopen the access log (%s); still writing to the file open before",
+                self.path,
+                exc.strerror or exc,
+            )
+            return False
+        old, self.stream = self.stream, stream
+        old.close()
+        return True
 
     def log(self, protocol: HttpProtocol, cycle: RequestCycle | WebSocketConnection) -> None:
         scope = cycle.scope
@@ -188,6 +215,10 @@ class NullAccessLog:
 
     def close(self) -> None:
         pass
+
+
+def _open_file(path: str) -> TextIO:
+    return open(path, "a", encoding="utf-8", buffering=65536)  # kept open: AccessLog.close() closes it
 
 
 def _quote(text: str) -> str:

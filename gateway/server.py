@@ -27,7 +27,7 @@ from gateway.http.state import ServerState
 from gateway.http.ws_settings import WebSocketSettings
 from gateway.lifespan import Lifespan
 from gateway.listeners import bind, describe
-from gateway.logs import AccessLog
+from gateway.logs import AccessLog, reopen_access_logs
 from gateway.metrics.requests import instrument
 from gateway.processes import rss_of
 from gateway.supervisor import (
@@ -177,6 +177,15 @@ class Server:
                 loop.add_signal_handler(sig, self._on_stop_signal)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        self._install_reopen_signal(loop)
+
+    def _install_reopen_signal(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGUSR1, self._on_reopen_signal)
+
+    def _on_reopen_signal(self) -> None:
+        """logrotate's postrotate (or `gateway reopen-logs`): the access log files are opened again by name."""
+        logger.info("SIGUSR1: reopened %d access log file(s)", reopen_access_logs())
 
     def _on_reload_signal(self) -> None:
         """One process cannot swap itself for a new one (that is the supervisor's, workers ≠ 1); it can

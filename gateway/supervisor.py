@@ -16,6 +16,8 @@ it writes R when it serves and M when it has served max_requests.
   imported here); invalid → every problem is logged and the old workers keep
   serving; valid → a new generation starts, and the old one drains once the
   new one serves. Listen addresses are kept (changing them needs a restart).
+- SIGUSR1: passed to the workers, which reopen their access log files
+  (logrotate's postrotate).
 - SIGTERM/SIGINT: workers drain (up to shutdown_timeout), then are killed;
   the pid file and Unix socket files are removed; exit 0. Workers get a
   parent-death signal, so even kill -9 of the supervisor leaves no orphan
@@ -78,6 +80,7 @@ class Worker:
     started: float = field(default_factory=time.monotonic)
     serving: bool = False
     draining: bool = False  # told to stop; not replaced when it exits
+    reopen_pending: bool = False  # SIGUSR1 came while it was starting: sent once it serves
     replaced: bool = False  # a replacement was started (recycle)
     reason: str = ""  # why it was recycled, for the log
     started_because: str = "start"  # shown by `gateway status`: start, restart, reload, or a recycle reason
@@ -139,6 +142,8 @@ class Supervisor:
                     self.stopping = True
                 elif signum == signal.SIGHUP:
                     self.reload()
+                elif signum == signal.SIGUSR1:
+                    self.reopen_logs()
             self.read_pipes()
             if self.reap() and self.boot_failures >= BOOT_FAILURES:
                 logger.error(
@@ -175,7 +180,7 @@ class Supervisor:
     def install_signals(self) -> None:
         os.set_blocking(self.wake_w, False)
         os.set_blocking(self.wake_r, False)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(signum, self.on_signal)
         signal.signal(signal.SIGCHLD, self.on_signal)
 
@@ -257,8 +262,27 @@ class Supervisor:
             with contextlib.suppress(ValueError):
                 worker.report = json.loads(line[1:])
 
+    def reopen_logs(self) -> None:
+        """SIGUSR1: every worker reopens its access log files (the pools write none).
+
+        A worker still starting gets the signal once it serves: it may have
+        opened the file before it was renamed, and its handler is not there yet.
+        """
+        workers = [w for w in self.workers if w.role == "worker" and not w.draining]
+        logger.info("SIGUSR1: %d worker(s) reopen their access log files", len(workers))
+        for worker in workers:
+            if worker.serving:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.send_signal(signal.SIGUSR1)
+            else:
+                worker.reopen_pending = True
+
     def on_serving(self, worker: Worker) -> None:
         worker.serving = True
+        if worker.reopen_pending:
+            worker.reopen_pending = False
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.send_signal(signal.SIGUSR1)
         self.boot_failures = 0
         if worker.role == "pools":
             logger.info("pool host %d (generation %d) is serving", worker.pid, worker.generation)

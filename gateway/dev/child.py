@@ -121,6 +121,7 @@ class DevServer(Server):
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
+        self._install_reopen_signal(loop)
 
     def _on_stop_signal(self) -> None:
         self.status.stop_requested = True

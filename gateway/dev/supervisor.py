@@ -96,6 +96,7 @@ class DevSupervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal)
+        loop.add_signal_handler(signal.SIGUSR1, self._on_reopen_signal)
         logger.info("%s", self._watching_line(), extra={"label": "watch"})
         await self._start_child()
         while not self.stopping.is_set():
@@ -106,6 +107,11 @@ class DevSupervisor:
             await self.standby.stop()
         logger.info("stopped", extra={"label": "stop"})
         return 0
+
+    def _on_reopen_signal(self) -> None:
+        """The serving child reopens its access log files (it handles SIGUSR1 as `serve` does)."""
+        if self.child is not None:
+            self.child.signal(signal.SIGUSR1)
 
     def _on_signal(self) -> None:
         """Only records: the main loop stops the child. A second signal makes the child stop at once."""

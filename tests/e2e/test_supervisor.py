@@ -318,3 +318,45 @@ names = ["php.test"]
         assert [pool["kind"] for pool in host["pools"]] == ["php-cgi"]
         assert php_masters(host["pid"]) == [host["pools"][0]["pid"]], "one php-cgi, the pool host's"
         assert all(php_masters(pid) == [] for pid in workers), "the workers run none of their own"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reopen_logs_after_logrotate_renamed_the_file(tmp_path: Path, workers: int) -> None:
+    """logrotate's postrotate (`gateway reopen-logs`, SIGUSR1): lines go on into a new file of the log's name."""
+    log = tmp_path / "access.log"
+    extra = f'access_log = "{log}"'
+    text = config(tmp_path, extra=extra).replace("workers = 2", f"workers = {workers}")
+    with run_gateway(config_text=text) as gateway:
+        deadline = time.monotonic() + 15
+        while gateway.stderr().count("is serving") < workers and workers > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with httpx.Client(base_url=gateway.url, timeout=10) as http:
+            for _ in range(4):
+                pid_of(http)
+            _wait_for_text(log, "GET / HTTP/1.1")
+            log.rename(tmp_path / "access.log.1")
+            reopen = gateway_command("reopen-logs", str(gateway.workdir / "gateway.toml"))
+            assert reopen.returncode == 0, reopen.stderr
+            assert f"reopening the access logs of gateway (pid {gateway.proc.pid})" in reopen.stdout
+            gateway.wait_for_log("reopened 1 access log file(s)", timeout=10)
+            if workers > 1:
+                deadline = time.monotonic() + 10
+                while gateway.stderr().count("reopened 1 access log file(s)") < workers:
+                    assert time.monotonic() < deadline, gateway.stderr()
+                    time.sleep(0.05)
+            for _ in range(10):  # over fresh connections: the kernel spreads them across the workers
+                with httpx.Client(base_url=gateway.url, timeout=10) as fresh:
+                    pid_of(fresh)
+        _wait_for_text(log, "GET / HTTP/1.1")
+        assert gateway.proc.poll() is None, "SIGUSR1 did not stop it"
+    rotated = (tmp_path / "access.log.1").read_text()
+    assert rotated.count("GET / HTTP/1.1") == 4, "what was written before the rename stays in the old file"
+    assert log.read_text().count("GET / HTTP/1.1") == 10
+
+
+def _wait_for_text(path: Path, text: str, timeout: float = 5.0) -> None:
+    """The access log is flushed once a second."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() or text not in path.read_text():
+        assert time.monotonic() < deadline, f"{text!r} never reached {path}"
+        time.sleep(0.05)
