@@ -26,7 +26,7 @@ from gateway.logs import configure_logging
 from gateway.routing.report import explain as explain_request
 from gateway.routing.report import handler_reference, limits_line, routes_table, status_table, warnings
 from gateway.routing.router import Router, build_router
-from gateway.supervisor import admin_socket_path, pid_file_path
+from gateway.supervisor import admin_socket_path, pid_file_path, running_gateway
 from gateway.tls.files import tls_problems
 
 cli = typer.Typer(
@@ -150,11 +150,13 @@ def _signal_gateway(config_path: str, signum: signal.Signals, doing: str) -> Non
     except ConfigError as exc:
         _fail(exc.lines(), EXIT_USAGE)
     path = pid_file_path(config)
+    pid = running_gateway(config)
     try:
-        pid = int(path.read_text().strip())
+        if pid is None:
+            raise ProcessLookupError
         os.kill(pid, signum)
-    except (OSError, ValueError):
-        _fail([f"no gateway is running from {config_path} (no live pid in {path})"], EXIT_USAGE)
+    except OSError:
+        _fail([f"no gateway is running from {config_path} (no live gateway's pid in {path})"], EXIT_USAGE)
     typer.echo(f"{doing} gateway (pid {pid})")
 
 

@@ -10,13 +10,13 @@ from typing import Any
 from adapters.asgi import load_app
 from gateway.config.loader import load, with_overrides
 from gateway.config.schema import Config
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartupError
 from gateway.pools.host import pool_host_app
 from gateway.pools.serving import app_process_config, isolated_app
 from gateway.routing.report import warnings
 from gateway.routing.router import build_router, widest_body
 from gateway.server import Server
-from gateway.supervisor import READY_FD_ENV, Supervisor, check_in_child
+from gateway.supervisor import READY_FD_ENV, Supervisor, check_in_child, pid_file_path, running_gateway
 from gateway.tls.files import tls_problems
 from gateway.types import ASGIApp
 
@@ -79,6 +79,7 @@ def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:
         server["workers"] = 1  # a worker of a supervisor
     else:
         config = with_overrides(_config_of(list(targets)), **server)
+        _refuse_a_second_gateway(config)
         if config.server.workers != 1:
             return supervise(config, list(targets), app_dir, server)
     config, app = resolve(list(targets), app_dir, **server)
@@ -98,6 +99,16 @@ def serve_pool_host(targets: list[str | ASGIApp], server: dict[str, Any]) -> int
     return Server(app_process_config(config, widest_body(config)), pool_host_app(config)).run()
 
 
+def _refuse_a_second_gateway(config: Config) -> None:
+    """Two gateways from one config would share the pid file and the admin socket: `stop` would find one."""
+    pid = running_gateway(config)
+    if pid is not None:
+        raise StartupError(
+            f"another gateway (pid {pid}) is running from {config.source} (pid file {pid_file_path(config)}): "
+            "stop it first (gateway stop), or give this one its own runtime_dir"
+        )
+
+
 def _config_of(targets: list[str | ASGIApp]) -> Config:
     """The config a list of targets names, apps not loaded (the supervisor loads none)."""
     paths = [t for t in targets if isinstance(t, str) and t.endswith(".toml")]
@@ -113,8 +124,13 @@ def supervise(config: Config, targets: list[str | ASGIApp], app_dir: str, server
         problems = check_in_child(config.source)
         if problems:
             raise ConfigError([("", "", line) for line in problems])
-    args = [*names, "--app-dir", app_dir]
+    level = logging.getLevelName(logging.getLogger("gateway").getEffectiveLevel()).lower()
+    args = [*names, "--app-dir", app_dir, "--log-level", level]
     for key in ("loop", "access_log", "access_log_format"):
         if server.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(server[key])]
-    return Supervisor(config, args).run()
+
+    def reread() -> Config:
+        return with_overrides(_config_of(list(targets)), **server)
+
+    return Supervisor(config, args, reread).run()

@@ -45,10 +45,12 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gateway.config.schema import Config
+from gateway.errors import ConfigError
 from gateway.listeners import bind, describe
 from gateway.metrics import multiprocess as metrics_files
 from gateway.pools.options import POOL_HOST_ENV
@@ -81,6 +83,7 @@ class Worker:
     serving: bool = False
     draining: bool = False  # told to stop; not replaced when it exits
     reopen_pending: bool = False  # SIGUSR1 came while it was starting: sent once it serves
+    timed_out: bool = False  # killed for not serving within START_TIMEOUT
     replaced: bool = False  # a replacement was started (recycle)
     reason: str = ""  # why it was recycled, for the log
     started_because: str = "start"  # shown by `gateway status`: start, restart, reload, or a recycle reason
@@ -93,17 +96,31 @@ class Worker:
         return self.process.pid
 
 
+@dataclass(frozen=True)
+class Restart:
+    """A worker to start again at `at` (monotonic time), after its backoff delay."""
+
+    at: float
+    generation: int
+    because: str
+    role: str
+
+
 class Supervisor:
     """Runs `workers` processes for one config until SIGTERM/SIGINT."""
 
-    def __init__(self, config: Config, worker_args: list[str]) -> None:
+    def __init__(self, config: Config, worker_args: list[str], reread: Callable[[], Config] | None = None) -> None:
         self.config = config
         self.worker_args = worker_args  # `gateway serve` arguments, less --listen
+        self.reread = reread  # the config file read again with the command line's settings (reload)
         self.workers: list[Worker] = []
-        self.generation = 1
+        self.generation = 1  # the generation that serves, or is starting to replace the one that does
+        self.last_generation = 1
         self.signals: list[int] = []
-        self.boot_failures = 0
+        self.boot_failures: dict[int, int] = {}  # per generation: a reload's failing workers are not the old ones'
         self.delay = BACKOFF_FIRST
+        self.restarts: list[Restart] = []  # workers to start again once their backoff delay has passed
+        self.previous: Config | None = None  # the config of the generation a reload started from
         self.wake_r, self.wake_w = os.pipe()
         self.sockets: list[socket.socket] = []
         self.admin: socket.socket | None = None
@@ -136,7 +153,7 @@ class Supervisor:
         code = EXIT_OK
         next_memory_check = time.monotonic() + MEMORY_CHECK
         while not self.stopping:
-            self.wait(0.5)
+            self.wait(self.next_wait())
             for signum in self.take_signals():
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     self.stopping = True
@@ -145,19 +162,21 @@ class Supervisor:
                 elif signum == signal.SIGUSR1:
                     self.reopen_logs()
             self.read_pipes()
-            if self.reap() and self.boot_failures >= BOOT_FAILURES:
+            if self.reap():
                 logger.error(
                     "workers failed %d times in a row before serving; stopping (their errors are above)",
-                    self.boot_failures,
+                    BOOT_FAILURES,
                 )
                 code = EXIT_STARTUP_FAILED
                 break
+            self.start_due()
+            self.time_out_starts()
             if time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + MEMORY_CHECK
                 self.check_memory()
-        self.stop_all()
         for sock in self.sockets:
-            sock.close()
+            sock.close()  # the workers close theirs as they drain: new connections are refused, not queued
+        self.stop_all()
         self.remove_files(pid_file)
         close_admin_socket(self.admin)
         logger.info("gateway stopped")
@@ -235,6 +254,9 @@ class Supervisor:
             pass_fds=[*fds, write_end],
             env=env,
             preexec_fn=die_with_parent,
+            # Its own process group: a terminal's Ctrl-C reaches only the supervisor, whose one SIGTERM lets
+            # in-flight requests finish (SIGINT and SIGTERM both arriving made the second "stop at once").
+            process_group=0,
         )
         os.close(write_end)
         worker = Worker(process, read_end, generation, started_because=because, role=role)
@@ -283,7 +305,7 @@ class Supervisor:
             worker.reopen_pending = False
             with contextlib.suppress(ProcessLookupError):
                 worker.process.send_signal(signal.SIGUSR1)
-        self.boot_failures = 0
+        self.boot_failures.pop(worker.generation, None)
         if worker.role == "pools":
             logger.info("pool host %d (generation %d) is serving", worker.pid, worker.generation)
             if not any(w.generation == worker.generation and w.role == "worker" for w in self.workers):
@@ -318,8 +340,12 @@ class Supervisor:
             worker.process.send_signal(signal.SIGTERM)
 
     def reap(self) -> bool:
-        """Forget workers that exited and restart those that should be running; True if one failed at boot."""
-        failed_at_boot = False
+        """Forget workers that exited and schedule the restart of those that should run; True to give up.
+
+        Giving up (exit 3) is for the first generation only: workers of a
+        reload that keep failing before they serve are abandoned, and the
+        generation already serving goes on (abandon_generation()).
+        """
         for worker in list(self.workers):
             status = worker.process.poll()
             if status is None:
@@ -331,26 +357,78 @@ class Supervisor:
             if worker.draining or self.stopping:
                 self.drain_unused_pool_hosts()
                 continue
+            failures = 0
             if not worker.serving:
-                self.boot_failures += 1
-                failed_at_boot = True
+                failures = self.boot_failures[worker.generation] = self.boot_failures.get(worker.generation, 0) + 1
             uptime = time.monotonic() - worker.started
             if uptime > STABLE:
                 self.delay = BACKOFF_FIRST
-            giving_up = self.boot_failures >= BOOT_FAILURES
+            giving_up = failures >= BOOT_FAILURES
             then = "" if worker.replaced or giving_up else f"; restarting in {self.delay:.1f}s"
             name = "pool host" if worker.role == "pools" else "worker"
             logger.error("%s %d exited with %s after %.1fs%s", name, worker.pid, exit_description(status), uptime, then)
-            if worker.replaced:
-                continue  # its replacement is already starting
+            if giving_up and self.abandon_generation(worker.generation):
+                continue
             if giving_up:
                 return True
-            self.sleep_unless_signalled(self.delay)
-            self.delay = min(self.delay * 2, BACKOFF_MAX)
+            if worker.replaced:
+                continue  # its replacement is already starting
             because = f"restart: {name} {worker.pid} exited with {exit_description(status)}"
-            generation = worker.generation if worker.role == "pools" else self.generation
-            self.spawn(generation, because, worker.role)
-        return failed_at_boot
+            # Its own generation: an old worker dying while a reload starts is not one more of the new ones.
+            self.restarts.append(Restart(time.monotonic() + self.delay, worker.generation, because, worker.role))
+            self.delay = min(self.delay * 2, BACKOFF_MAX)
+        return False
+
+    def abandon_generation(self, generation: int) -> bool:
+        """A reload whose workers cannot start: stop them, keep the serving generation; False if none serves."""
+        serving = [w for w in self.workers if w.generation < generation and w.serving and not w.draining]
+        if not serving:
+            return False
+        logger.error(
+            "reload abandoned: the new workers failed %d times before serving (their errors are above); "
+            "the workers of generation %d keep serving",
+            BOOT_FAILURES,
+            serving[0].generation,
+        )
+        for worker in self.workers:
+            if worker.generation == generation and not worker.draining:
+                self.drain(worker, "its generation was abandoned")
+        self.restarts = [r for r in self.restarts if r.generation != generation]
+        self.generation = serving[0].generation
+        if self.previous is not None:
+            self.config, self.previous = self.previous, None
+        return True
+
+    def start_due(self) -> None:
+        """Start the restarts whose backoff delay has passed (the loop never sleeps through one)."""
+        now = time.monotonic()
+        due = [r for r in self.restarts if r.at <= now]
+        if not due:
+            return
+        self.restarts = [r for r in self.restarts if r.at > now]
+        for restart in due:
+            wanted = restart.generation == self.generation or any(
+                w.generation == restart.generation and not w.draining for w in self.workers
+            )
+            if wanted:
+                self.spawn(restart.generation, restart.because, restart.role)
+
+    def time_out_starts(self) -> None:
+        """A worker not serving START_TIMEOUT seconds after it started is killed (and counts as a boot failure)."""
+        now = time.monotonic()
+        for worker in self.workers:
+            late = now - worker.started > START_TIMEOUT
+            if late and not worker.serving and not worker.draining and not worker.timed_out:
+                worker.timed_out = True
+                logger.error("%s %d did not serve within %.0fs; killing it", worker.role, worker.pid, START_TIMEOUT)
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+
+    def next_wait(self) -> float:
+        """Half a second, or less when a restart is due sooner."""
+        if not self.restarts:
+            return 0.5
+        return max(0.0, min(0.5, min(r.at for r in self.restarts) - time.monotonic()))
 
     def drain_unused_pool_hosts(self) -> None:
         """An older generation's pool host stops once none of its workers is left to send it requests."""
@@ -359,11 +437,6 @@ class Supervisor:
                 continue
             if not any(w.role == "worker" and w.generation == host.generation for w in self.workers):
                 self.drain(host, "its generation's workers are gone")
-
-    def sleep_unless_signalled(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.signals:
-            self.wait(deadline - time.monotonic())
 
     def check_memory(self) -> None:
         limit = self.config.server.max_memory
@@ -413,10 +486,30 @@ class Supervisor:
                 logger.error("reload refused: %s", line)
             logger.error("the config is invalid: the current workers keep serving")
             return
-        self.generation += 1
+        self.adopt_config()
+        self.last_generation += 1  # never a number used before, even after an abandoned reload
+        self.generation = self.last_generation
         if self.metrics_dir is None:
             self.metrics_dir = metrics_files.enable_on_reload(source)
         self.start_generation(self.generation, "reload")
+
+    def adopt_config(self) -> None:
+        """The reloaded config's [server] (workers, max_requests, max_memory, pools...) for the new generation.
+
+        The listeners stay the ones bound at start: changing `listen` needs a restart.
+        """
+        if self.reread is None:
+            return
+        try:
+            config = self.reread()
+        except (ConfigError, OSError) as exc:  # checked a moment ago; changed again since
+            logger.error("reload: %s; the new workers use the settings read at start", exc)
+            return
+        listen = self.config.server.listen
+        if config.server.listen != listen:
+            logger.warning("reload: `listen` changed; still listening on %s (restart the gateway to change it)", listen)
+            config = replace(config, server=replace(config.server, listen=listen))
+        self.previous, self.config = self.config, config
 
     def stop_all(self) -> None:
         """Workers first (their requests may still need the pools), then the pool hosts."""
@@ -523,3 +616,15 @@ def close_admin_socket(admin: socket.socket | None) -> None:
 def pid_file_path(config: Config) -> Path:
     """Where the supervisor's pid is: pid_file, relative to runtime_dir (itself relative to the config)."""
     return config.runtime_path / config.server.pid_file
+
+
+def running_gateway(config: Config) -> int | None:
+    """The pid in the config's pid file when that process is alive and is a gateway (not a reused pid); else None."""
+    if config.source == Config().source:
+        return None
+    try:
+        pid = int(pid_file_path(config).read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and b"gateway" in command else None

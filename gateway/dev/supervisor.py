@@ -273,11 +273,21 @@ class DevSupervisor:
         if child is not self.child or child.stopping or (self.stopping is not None and self.stopping.is_set()):
             return
         self.child = None
-        logger.error(
-            "the serving process exited with code %s; waiting for a change to start it again",
-            code,
-            extra={"label": "error"},
-        )
+        logger.error("the serving process exited with code %s; starting it again", code, extra={"label": "error"})
+        self._track(self._restart_child())
+
+    async def _restart_child(self) -> None:
+        """A crash (an app calling os._exit, a segfault): serve again at once, as after a change.
+
+        Requests would otherwise queue on listeners nobody accepts on until
+        the next save. A broken app does not loop here: the child answers 503
+        with its startup error instead of exiting.
+        """
+        if self.child is None and not (self.stopping is not None and self.stopping.is_set()):
+            self.changed_at = time.monotonic()
+            await self._start_child()
+            if self.stopping is not None and self.stopping.is_set():
+                await self._stop_child()  # stopped while it started: _main's own stop came before
 
     async def _stop_child(self) -> None:
         """SIGTERM, then wait; it stays self.child until gone, so a second Ctrl-C can reach it."""

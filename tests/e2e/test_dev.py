@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(30)]
 READY = " ready "
 APP = """\
 import asyncio
+import os
 
 VERSION = {version!r}
 
@@ -43,6 +44,8 @@ async def app(scope, receive, send):
         return
     if scope["path"] == "/slow":
         await asyncio.sleep(30)
+    if scope["path"] == "/crash":
+        os._exit(7)
     await send({{"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}})
     await send({{"type": "http.response.body", "body": VERSION.encode()}})
 """
@@ -253,6 +256,18 @@ def test_the_banner_lists_every_vhost_then_an_edit_restarts_and_no_request_fails
             time.sleep(0.05)
         assert lines == len(hammer.bodies) + 1, "one access line per request"
         assert "\x1b[" not in dev.stdout() + dev.stderr(), "no colour when the console is not a terminal"
+
+
+def test_a_serving_process_that_crashes_is_started_again(tmp_path: Path) -> None:
+    """Not left for the next save: requests would queue on listeners nobody accepts on."""
+    make_site(tmp_path)
+    with gateway_dev(tmp_path) as dev:
+        assert dev.get() == (200, "v1")
+        mark = len(dev.stderr())
+        request_ignoring_errors(dev, "/crash")
+        dev.wait_for("the serving process exited with code 7; starting it again", after=mark)
+        dev.wait_for("serving again", after=mark)
+        assert dev.get(timeout=5) == (200, "v1")
 
 
 def test_import_errors_show_their_traceback_and_a_503_until_fixed_then_sigint_stops(tmp_path: Path) -> None:

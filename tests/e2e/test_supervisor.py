@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -360,3 +361,98 @@ def _wait_for_text(path: Path, text: str, timeout: float = 5.0) -> None:
     while not path.exists() or text not in path.read_text():
         assert time.monotonic() < deadline, f"{text!r} never reached {path}"
         time.sleep(0.05)
+
+
+def serving_workers(gateway: Gateway, generation: int, count: int, timeout: float = 20.0) -> list[int]:
+    """Wait until `gateway status` shows count serving workers of that generation; their pids."""
+    config_file = str(gateway.workdir / "gateway.toml")
+    deadline = time.monotonic() + timeout
+    while True:
+        document = json.loads(gateway_command("status", config_file, "--json").stdout)
+        pids = [
+            w["pid"]
+            for w in document["workers"]
+            if w["generation"] == generation and w["state"] == "serving" and w["role"] == "worker"
+        ]
+        if len(pids) == count and len(document["workers"]) == count:
+            return pids
+        assert time.monotonic() < deadline, document
+        time.sleep(0.2)
+
+
+def test_a_reload_whose_workers_cannot_start_keeps_the_old_ones_serving(tmp_path: Path) -> None:
+    mark = tmp_path / "fail"
+    text = config(tmp_path, app="tests.support.apps:fails_while_marked")
+    with run_gateway(config_text=text, env={"GATEWAY_TEST_MARK": str(mark)}) as gateway:
+        before = serving_workers(gateway, 1, 2)
+        mark.touch()
+        assert gateway_command("reload", str(gateway.workdir / "gateway.toml")).returncode == 0
+        gateway.wait_for_log("reload abandoned", timeout=20)
+        assert gateway.proc.poll() is None, "the gateway goes on"
+        assert sorted(serving_workers(gateway, 1, 2)) == sorted(before)
+        assert pids_answering(gateway, 10) <= set(before)
+        mark.unlink()
+        assert gateway_command("reload", str(gateway.workdir / "gateway.toml")).returncode == 0
+        serving_workers(gateway, 3, 2)  # generation 2 was abandoned; a later reload works
+
+
+def test_a_reload_applies_the_new_server_settings(tmp_path: Path) -> None:
+    with run_gateway(config_text=config(tmp_path)) as gateway:
+        serving_workers(gateway, 1, 2)
+        config_file = gateway.workdir / "gateway.toml"
+        config_file.write_text(config_file.read_text().replace("workers = 2", "workers = 3"))
+        assert gateway_command("reload", str(config_file)).returncode == 0
+        assert len(set(serving_workers(gateway, 2, 3))) == 3
+
+
+def test_ctrl_c_lets_in_flight_requests_finish(two_workers: Gateway) -> None:
+    """Workers lead their own process groups: a terminal's SIGINT reaches the supervisor only."""
+    workers = pids_answering(two_workers, 20)
+    assert all(os.getpgid(pid) == pid for pid in workers)
+    answers: list[int] = []
+
+    def slow() -> None:
+        with httpx.Client(base_url=two_workers.url, timeout=20) as http:
+            answers.append(http.get("/slow?s=2", headers={"host": "sv.test"}).status_code)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.5)
+    two_workers.proc.send_signal(signal.SIGINT)
+    thread.join(20)
+    assert answers == [200]
+    assert two_workers.proc.wait(20) == 0
+
+
+def test_a_stopping_gateway_refuses_new_connections_at_once(two_workers: Gateway) -> None:
+    thread = threading.Thread(target=lambda: httpx.get(f"{two_workers.url}/slow?s=3", headers={"host": "sv.test"}))
+    thread.start()
+    time.sleep(0.5)
+    two_workers.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        two_workers.connect(timeout=5).recv(1)
+    assert time.monotonic() - started < 1
+    thread.join(20)
+
+
+def test_a_second_gateway_from_the_same_config_is_refused(two_workers: Gateway) -> None:
+    second = gateway_command("serve", str(two_workers.workdir / "gateway.toml"), "--listen", "127.0.0.1:0")
+    assert second.returncode == 3
+    assert f"another gateway (pid {two_workers.proc.pid}) is running from" in second.stderr
+
+
+def test_stop_leaves_alone_a_process_that_reused_the_pid(tmp_path: Path) -> None:
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(config(tmp_path))
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "gateway.pid").write_text(f"{bystander.pid}\n")
+        stop = gateway_command("stop", str(config_file))
+        assert stop.returncode == 2 and "no gateway is running" in stop.stderr
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()

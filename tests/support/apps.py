@@ -131,3 +131,19 @@ def own_fields_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]
     """own_fields as a WSGI app."""
     start_response("200 OK", [(name.decode(), value.decode()) for name, value in OWN_FIELDS])
     return [b"own fields"]
+
+
+async def fails_while_marked(scope: Scope, receive: Any, send: Any) -> None:
+    """echo, whose lifespan startup fails while the file $GATEWAY_TEST_MARK exists (a reload's new workers)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if os.path.exists(os.environ.get("GATEWAY_TEST_MARK", "")):  # noqa: ASYNC240 - once per start
+                    await send({"type": "lifespan.startup.failed", "message": "marked to fail"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await echo(scope, receive, send)
