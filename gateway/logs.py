@@ -164,16 +164,16 @@ class AccessLog:
                 json.dumps(
                     {
                         "time": when,
-                        "host": host,
+                        "host": _text(host),
                         "client": client,
                         "user": user,
                         "method": method,
-                        "target": target,
+                        "target": _text(target),
                         "protocol": version,
                         "status": status,
                         "bytes": size,
-                        "referer": referer,
-                        "user_agent": user_agent,
+                        "referer": _text(referer),
+                        "user_agent": _text(user_agent),
                         "duration_ms": round(duration * 1000, 3),
                     }
                 )
@@ -221,8 +221,21 @@ def _open_file(path: str) -> TextIO:
     return open(path, "a", encoding="utf-8", buffering=65536)  # kept open: AccessLog.close() closes it
 
 
+# Header values and the target are bytes decoded as latin-1, one character a byte: what is not printable
+# ASCII is written as \xHH of that byte, as nginx writes it, so a line is ASCII whatever a client sent.
+_ESCAPES = {code: f"\\x{code:02X}" for code in (*range(0x20), *range(0x7F, 0x100))}
+_ESCAPES |= {ord('"'): '\\"', ord("\\"): "\\\\"}
+
+
 def _quote(text: str) -> str:
-    """Escape what would break the line's quoting (Apache escapes the same)."""
-    if '"' in text or "\\" in text or not text.isprintable():
-        return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    return text
+    """Escape what would break the line's quoting or hide what the client sent."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return text.translate(_ESCAPES)
+
+
+def _text(value: str) -> str:
+    """A latin-1-decoded value as the UTF-8 text it usually is, for JSON (other bytes as \\xHH)."""
+    if value.isascii():
+        return value
+    return value.encode("latin-1", "replace").decode("utf-8", "backslashreplace")

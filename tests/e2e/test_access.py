@@ -6,13 +6,14 @@ reaches the server on 127.0.0.1 as a different address.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import Gateway, gateway_command, run_gateway
+from tests.support.server import Gateway, gateway_command, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e]
 ECHO = "tests.support.apps:echo"
@@ -94,6 +95,15 @@ def test_forwarded_for_from_a_trusted_proxy_sets_the_client(gateway: Gateway) ->
     assert seen["client"][0] == "10.1.2.3"
     assert seen["scheme"] == "https"
     gateway.wait_for_log('"client": "10.1.2.3"', stream="stdout")
+
+
+def test_the_json_log_shows_a_utf_8_user_agent_as_text(gateway: Gateway) -> None:
+    with gateway.connect() as sock:
+        sock.sendall(b"GET /ua HTTP/1.1\r\nHost: public.test\r\nUser-Agent: caf\xc3\xa9\r\nConnection: close\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+    gateway.wait_for_log('"target": "/ua", "protocol": "HTTP/1.1", "status": 200', stream="stdout")
+    line = next(line for line in gateway.stdout().splitlines() if '"target": "/ua"' in line)
+    assert json.loads(line)["user_agent"] == "caf\u00e9"
 
 
 def test_forwarded_for_from_anyone_else_is_ignored(gateway: Gateway) -> None:
