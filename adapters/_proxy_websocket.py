@@ -29,9 +29,11 @@ Rules:
   pauses; writes upstream wait on the upstream's socket while the client's
   receive() is not called. A message from the upstream above
   MAX_UPSTREAM_MESSAGE closes both sides with 1009.
-- A Close from either side is passed on with its code and reason; a side
-  that vanishes closes the other (1001 to the upstream for a client gone,
-  1011 to the client for an upstream gone). Pings are answered per hop.
+- A Close from either side is passed on with its code and reason (the
+  client's Close without a code as one without a code); a side that
+  vanishes closes the other (1001 to the upstream for a client gone, 1011
+  to the client for an upstream gone or breaking the protocol). Pings are
+  answered per hop.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
+from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import ProtocolError, generate_accept_token
 
 from adapters._proxy_connection import UpstreamConnection, UpstreamError
@@ -237,12 +240,22 @@ class Relay:
         if isinstance(event, Ping):
             self.write(event.response())
         elif isinstance(event, CloseConnection):
+            if self.ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
+                return await self.upstream_broke(event)  # wsproto's report of a bad frame, not a Close that came
             if self.ws.state == ConnectionState.REMOTE_CLOSING:
                 self.write(event.response())
             code = _NOT_SENDABLE.get(int(event.code), int(event.code))
             await self.close_client(code, event.reason or "")
             return False
         return True
+
+    async def upstream_broke(self, event: CloseConnection) -> bool:
+        """The upstream broke the protocol: it gets the Close wsproto chose, the client a 1011 (not its fault)."""
+        logger.error("proxy WebSocket %s: the upstream broke the WebSocket protocol: %s", self.path, event.reason)
+        if self.ws.state == ConnectionState.OPEN:
+            self.write(CloseConnection(event.code, event.reason))
+        await self.close_client(INTERNAL_ERROR, "the upstream failed")
+        return False
 
     async def message(self, event: TextMessage | BytesMessage) -> bool:
         self.parts.append(event.data)
@@ -283,7 +296,9 @@ class Relay:
             if kind == "websocket.disconnect":
                 self.client_closed = True
                 code = int(message.get("code") or NORMAL)
-                if self.ws.state == ConnectionState.OPEN:
+                if self.ws.state == ConnectionState.OPEN and code == CloseReason.NO_STATUS_RCVD:
+                    self.write(CloseConnection(CloseReason.NO_STATUS_RCVD))  # a Close without a code, as it came
+                elif self.ws.state == ConnectionState.OPEN:
                     self.write(CloseConnection(_NOT_SENDABLE.get(code, code), message.get("reason") or None))
                 connection.touch()
                 connection.wake()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import socket
@@ -17,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -388,6 +390,64 @@ def test_the_proxy_relays_a_websocket_to_its_upstream(site: Gateway, upstream: i
     while {"code": 4002, "reason": "leaving"} not in stats(upstream_url)["disconnects"]:
         assert time.monotonic() < deadline, stats(upstream_url)
         time.sleep(0.05)
+
+
+def test_the_proxy_passes_a_close_without_a_code_as_one(site: Gateway, upstream: int) -> None:
+    """RFC 6455 §7.1.5: no code is 1005 for the other end too, not a made-up 1000."""
+    sock = handshake(site, "/upstream/watch")
+    sock.sendall(b"\x88\x80" + MASK)  # a Close frame with no payload
+    with contextlib.suppress(OSError):
+        while sock.recv(4096):
+            pass
+    sock.close()
+    upstream_url = f"http://127.0.0.1:{upstream}"
+    deadline = time.monotonic() + 5
+    while not stats(upstream_url)["disconnects"] or stats(upstream_url)["disconnects"][-1]["code"] != 1005:
+        assert time.monotonic() < deadline, stats(upstream_url)
+        time.sleep(0.05)
+
+
+def test_an_upstream_that_breaks_the_protocol_gets_the_client_a_1011() -> None:
+    """Not wsproto's 1002 'client received unexpected masked frame': the client did nothing wrong."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def broken_upstream() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            key = next(
+                v
+                for k, _, v in (line.partition(b": ") for line in head.split(b"\r\n"))
+                if k.lower() == b"sec-websocket-key"
+            )
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+            conn.sendall(b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            conn.sendall(b"\x81\x82" + MASK + bytes(b ^ MASK[i] for i, b in enumerate(b"hi")))  # masked: a client's
+            with contextlib.suppress(OSError):
+                while conn.recv(4096):
+                    pass
+
+    server = threading.Thread(target=broken_upstream, daemon=True)
+    server.start()
+    port = listener.getsockname()[1]
+    config = '[[vhost]]\nnames = ["localhost"]\n  [[vhost.route]]\n  path = "/"\n  handler = "proxy"\n'
+    config += f'  upstreams = ["http://127.0.0.1:{port}"]\n'
+    with run_gateway(config_text=config) as gateway:
+        sock = handshake(gateway, "/")
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(4096):
+                answer += chunk
+        sock.close()
+        assert answer[:1] == b"\x88" and struct.unpack("!H", answer[2:4])[0] == 1011, answer
+        gateway.wait_for_log("the upstream broke the WebSocket protocol")
+    server.join(5)
+    listener.close()
 
 
 def test_the_proxy_passes_a_slow_readers_backpressure_to_the_upstream(site: Gateway, upstream: int) -> None:
