@@ -23,10 +23,10 @@ from types import ModuleType
 
 Report = Callable[[str, str], None]
 
-# Outermost first: over which scheme (https_redirect), who may ask (access), who is asking (auth), how much
-# (limits), where it goes (rewrite), then the output filters around the
-# handler's response (headers, compress, ranges).
-CHAIN = ("https_redirect", "access", "auth", "limits", "rewrite", "headers", "compress", "ranges")
+# Outermost first: over which scheme (https_redirect), the response headers (around every answer below,
+# refusals included), who may ask (access), who is asking (auth), how much (limits), where it goes
+# (rewrite), then the output filters around the handler's response (compress, ranges).
+CHAIN = ("https_redirect", "headers", "access", "auth", "limits", "rewrite", "compress", "ranges")
 
 
 def available() -> list[tuple[str, ModuleType]]:

@@ -10,10 +10,12 @@ has error documents. An error response is replaced by the document when:
   made it (an app's own 500 page, say);
 - an app raised before its response began: the gateway's 500 (run()).
 The document is fetched with an internal GET of its path through the same
-vhost (usually a static route) and sent with the original status; the
-original response's headers that matter to the client (WWW-Authenticate,
-Allow, Retry-After) are kept. If the document itself cannot be served, the
-original plain answer goes out, so an error page never hides an error.
+vhost (usually a static route) and sent with the original status; of the
+original response's headers, a gateway-made one keeps all but those that
+describe its body (a route's headers stage, Retry-After, WWW-Authenticate),
+an app's only those the client needs (WWW-Authenticate, Allow, Retry-After).
+If the document itself cannot be served, the original plain answer goes
+out, so an error page never hides an error.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ GATEWAY_MADE = "gateway.made"  # a key of http.response.start: the gateway, not 
 DOCUMENT_KEY = "gateway.error_document"  # set on the internal request for a document: never intercepted again
 # Failures the core answers in its own way (a client gone, a backend that broke mid-response).
 NOT_APP_FAILURES = (OSError, ResponseAborted)
+# What describes the document's body rather than the error: the document's own, never the original's.
+DOCUMENT_FIELDS = frozenset(
+    {b"content-type", b"content-length", b"content-encoding", b"etag", b"last-modified", b"accept-ranges", b"vary"}
+)
 KEPT_HEADERS = frozenset({b"www-authenticate", b"allow", b"retry-after", b"content-range", b"location"})
 
 
@@ -99,7 +105,11 @@ class ErrorPages:
                 await send(message)
             return
         headers, body = document
-        kept = [(name, value) for name, value in start.get("headers", []) if name.lower() in KEPT_HEADERS]
+        fields: Headers = start.get("headers", [])
+        if start.get(GATEWAY_MADE):  # every field is the gateway's or a stage's (CORS, security headers)
+            kept = [(name, value) for name, value in fields if name.lower() not in DOCUMENT_FIELDS]
+        else:  # an app's own error response: only what the client needs of it
+            kept = [(name, value) for name, value in fields if name.lower() in KEPT_HEADERS]
         await send({"type": "http.response.start", "status": status, "headers": headers + kept, GATEWAY_MADE: True})
         await send({"type": "http.response.body", "body": body})
 

@@ -1,8 +1,11 @@
 """Response headers: `headers = { set, add, remove }` and `security_headers = true`.
 
-The outermost output filter: it edits the http.response.start that the
-handler, ranges and compress produced, so `remove = ["Vary"]` would undo
-compress's work (and is the operator's to choose). Order on each response:
+The outermost output filter, outside every stage but https_redirect: it
+edits the http.response.start that the handler, ranges and compress
+produced, and the refusals of access, auth and limits too (a CORS header on
+a 429, as nginx's `add_header ... always`); `remove = ["Vary"]` would undo
+compress's work (and is the operator's to choose). A request a route's
+rewrite sent to another route is answered with that route's headers only. Order on each response:
 remove and set delete the app's fields by name, set and add append theirs,
 then each security header is added only when no field of that name is left.
 Date and Server are written by the core itself (`[server] server_header`),
@@ -17,10 +20,11 @@ from typing import Any
 
 from gateway.config.validate import did_you_mean
 from gateway.stages import Report
+from gateway.stages.rewrite import PASSES_KEY
 from gateway.types import ASGIApp, HandlerContext, Headers, Message, Receive, Scope, Send
 
 KEYS = ("headers", "security_headers")
-ORDER = 60
+ORDER = 7
 
 SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("X-Content-Type-Options", "nosniff"),
@@ -142,9 +146,10 @@ def wrap(options: Options, app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        passes = scope.get(PASSES_KEY, 0)
 
         async def send_edited(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and scope.get(PASSES_KEY, 0) == passes:
                 message = {**message, "headers": edit(message.get("headers", ()))}
             await send(message)
 
