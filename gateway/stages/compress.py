@@ -67,6 +67,7 @@ DEFAULT_TYPES = (
 )
 _TABLE_KEYS = ("algorithms", "min_size", "types", "level")
 _NO_BODY = frozenset({204, 206, 304})
+_VALIDATED = frozenset({206, 304})  # answers about a full response: they say what it would have said
 _NO_TRANSFORM = re.compile(rb"no-transform", re.IGNORECASE)  # not `b"..." in value`: see gateway/http/parser.py
 _CACHE_SIZE = 256  # distinct Accept-Encoding values remembered per route
 
@@ -172,13 +173,16 @@ def wrap(options: Options, app: ASGIApp) -> ASGIApp:
             return
         accept: bytes | None = None
         ranged = False
+        validators = b""
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
                 accept = value if accept is None else accept + b"," + value
             elif name == b"range":
                 ranged = True
+            elif name == b"if-none-match":
+                validators = value
         coding = None if ranged or accept is None else choose(accept)
-        await app(scope, receive, _Response(options, send, coding, scope["method"] == "HEAD"))
+        await app(scope, receive, _Response(options, send, coding, scope["method"] == "HEAD", validators))
 
     return compress_stage
 
@@ -191,13 +195,16 @@ _BODY = "http.response.body"
 class _Response:
     """The send of one response through compress: decide at the head, then pass through or encode."""
 
-    __slots__ = ("coding", "encoder", "head_only", "held", "known_size", "options", "send", "state")
+    __slots__ = ("coding", "encoder", "head_only", "held", "known_size", "options", "send", "state", "validators")
 
-    def __init__(self, options: Options, send: Send, coding: Coding | None, head_only: bool) -> None:
+    def __init__(
+        self, options: Options, send: Send, coding: Coding | None, head_only: bool, validators: bytes = b""
+    ) -> None:
         self.options = options
         self.send = send
         self.coding = coding
         self.head_only = head_only
+        self.validators = validators  # the request's If-None-Match, for a 304's ETag
         self.state = _START
         self.held: Message = {}
         self.known_size: int | None = None
@@ -227,6 +234,10 @@ class _Response:
 
     async def _start(self, message: Message) -> None:
         headers = message.get("headers", ())
+        if message["status"] in _VALIDATED:
+            self.state = _PASS
+            await self.send(self._as_the_full_response(message))
+            return
         if not self._compressible(message["status"], headers):
             self.state = _PASS
             await self.send(message)
@@ -250,6 +261,34 @@ class _Response:
             elif lname == b"content-length":
                 self.known_size = int(value) if value.isdigit() and len(value) <= 18 else None
         return content_type is not None and content_type in self.options.types
+
+    def _as_the_full_response(self, message: Message) -> Message:
+        """A 206 or 304 of what could be compressed says what the full response would (RFC 9110 §15.3.7, §15.4.5).
+
+        Its Vary: Accept-Encoding (a 304 without Content-Type is taken as
+        compressible), and on a 304 the weak ETag the client holds when it got
+        the compressed 200: a cache matches the 304 to what it stored by it.
+        """
+        headers = message.get("headers", ())
+        content_type = None
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"content-type":
+                content_type = value
+            elif lname == b"content-encoding" or (lname == b"cache-control" and _NO_TRANSFORM.search(value)):
+                return message
+        if content_type is None and message["status"] != 304:
+            return message
+        if content_type is not None and content_type not in self.options.types:
+            return message
+        edited = _with_vary(headers)
+        if message["status"] == 304 and self.validators:
+            edited = [(name, self._held_etag(value) if name.lower() == b"etag" else value) for name, value in edited]
+        return {**message, "headers": edited}
+
+    def _held_etag(self, etag: bytes) -> bytes:
+        weak = etag if etag.startswith(b"W/") else b"W/" + etag
+        return weak if weak in self.validators and etag not in _strong_tags(self.validators) else etag
 
     async def _release(self) -> None:
         """Send the held head as it is (with its Vary) and pass the rest through."""
@@ -329,6 +368,11 @@ class _Response:
             await self.send({"type": _BODY, "body": encoder.last(b""), "more_body": False})
         finally:
             os.close(fd)
+
+
+def _strong_tags(validators: bytes) -> list[bytes]:
+    """The strong entity-tags of an If-None-Match value."""
+    return [tag.strip() for tag in validators.split(b",") if tag.strip().startswith(b'"')]
 
 
 def _with_vary(headers: Any) -> Headers:

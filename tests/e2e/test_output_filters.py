@@ -191,6 +191,13 @@ def test_a_large_static_file_is_compressed_from_pathsend(client: httpx.Client) -
     assert len(raw) < len(TEXT) // 5 and decoder("br")(raw) == TEXT
     again = client.get("/static/big.txt", headers={"accept-encoding": "br", "if-none-match": response.headers["etag"]})
     assert again.status_code == 304
+    # RFC 9110 §15.4.5: the ETag and Vary the 200 had, so a cache refreshes the response it stored by them.
+    assert again.headers["etag"] == response.headers["etag"]
+    assert "accept-encoding" in again.headers["vary"].lower()
+    plain = client.get("/static/big.txt", headers={"accept-encoding": "identity"})
+    assert not plain.headers["etag"].startswith("W/")
+    again = client.get("/static/big.txt", headers={"if-none-match": plain.headers["etag"]})
+    assert (again.status_code, again.headers["etag"]) == (304, plain.headers["etag"])
 
 
 def test_a_cached_static_page_is_compressed(client: httpx.Client) -> None:
@@ -216,6 +223,7 @@ def test_static_ranges_are_the_static_handlers(client: httpx.Client) -> None:
     response, raw = fetch(client, "/static/big.txt", accept_encoding="gzip", range="bytes=100-199")
     assert response.status_code == 206 and "content-encoding" not in response.headers
     assert raw == TEXT[100:200]
+    assert "accept-encoding" in response.headers["vary"].lower(), "the full response varies: so does a part of it"
 
 
 # ranges on a dynamic response -------------------------------------------------------------------
