@@ -26,7 +26,7 @@ from gateway.stages import available
 from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
 from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
-from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
+from gateway.stages.rewrite import PASSES_KEY, Rule, parse_rules, rewrite_scope
 from gateway.types import ASGIApp, Handler, HandlerContext, Later, Receive, RespondNow, Scope, Send, Whole
 
 HOST_CACHE_SIZE = 4096
@@ -93,9 +93,11 @@ class Router:
         vhost = self.vhost_for(scope["headers"])
         if vhost.access_log is not None:
             scope[VHOST_LOG_KEY] = vhost.access_log
-        if vhost.rewrites:
+        # A route's rewrite routes its request here again (PASSES_KEY): the vhost's rewrites and error
+        # documents applied already, on its first pass (nginx's `rewrite ... last` in a location).
+        if vhost.rewrites and PASSES_KEY not in scope:
             rewrite_scope(vhost.rewrites, scope)
-        if vhost.error_pages is not None:
+        if vhost.error_pages is not None and PASSES_KEY not in scope:
             send = vhost.error_pages.send_for(scope, send, self)
         path = scope["path"]
         allowed: set[str] | None = None

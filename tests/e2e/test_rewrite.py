@@ -29,6 +29,11 @@ rewrite = [
   app = "{ECHO}"
   rewrite = [{{ from = "^/legacy/(.*)$", to = "/api/v2/$1" }}]
   [[vhost.route]]
+  path = "/x/"
+  handler = "asgi"
+  app = "{ECHO}"
+  rewrite = [{{ from = "^/x/(.*)$", to = "/old/$1" }}]
+  [[vhost.route]]
   path = "/loop/"
   handler = "asgi"
   app = "{ECHO}"
@@ -87,6 +92,11 @@ def test_route_rewrite_routes_again(gateway: Gateway) -> None:
     seen = get(gateway, "/legacy/users").json()
     assert seen["path"] == "/api/v2/users"
     assert seen["root_path"] == "/api", "the /api/ route's mount, not /legacy's"
+
+
+def test_a_route_rewrite_is_not_rewritten_again_by_the_vhost(gateway: Gateway) -> None:
+    """As nginx's `rewrite ... last` in a location: the server-level rules ran on the first pass only."""
+    assert get(gateway, "/x/echo").json()["path"] == "/old/echo"
 
 
 def test_a_rewrite_loop_is_a_500_not_a_hang(gateway: Gateway) -> None:
