@@ -26,6 +26,7 @@ from gateway.logs import configure_logging
 from gateway.routing.report import explain as explain_request
 from gateway.routing.report import handler_reference, limits_line, routes_table, status_table, warnings
 from gateway.routing.router import Router, build_router
+from gateway.runner import server_warnings
 from gateway.supervisor import admin_socket_path, pid_file_path, running_gateway
 from gateway.tls.files import tls_problems
 
@@ -274,12 +275,14 @@ def check(config: Annotated[str, typer.Argument(help="The config file to validat
     typer.echo(f"  limits: {limits_line(loaded.limits)}")
     if router is None:
         typer.echo(f"  app: {loaded.app or '(none: name one on the command line)'}")
+        for warning in server_warnings(loaded):
+            typer.echo(f"warning: {warning}", err=True)
         return
     for vhost, written in zip(router.vhosts, loaded.vhosts, strict=True):
         kinds = ", ".join(f"{route.matcher.spec} → {route.handler_name}" for route in vhost.routes)
         certificate = f" (tls: {written.tls.cert})" if written.tls is not None else ""
         typer.echo(f"  {vhost.where} {', '.join(vhost.names)}{certificate}: {kinds}")
-    for warning in warnings(router):
+    for warning in [*warnings(router), *server_warnings(loaded)]:
         typer.echo(f"warning: {warning}", err=True)
 
 

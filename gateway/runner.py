@@ -82,6 +82,8 @@ def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:
         _refuse_a_second_gateway(config)
         if config.server.workers != 1:
             return supervise(config, list(targets), app_dir, server)
+        for warning in server_warnings(config):
+            logger.warning("%s", warning)
     config, app = resolve(list(targets), app_dir, **server)
     return Server(config, app).run()
 
@@ -97,6 +99,17 @@ def serve_pool_host(targets: list[str | ASGIApp], server: dict[str, Any]) -> int
     """A supervisor's pool host (gateway/pools/host.py): every isolated route's pool, for all the workers."""
     config = with_overrides(_config_of(targets), **server)
     return Server(app_process_config(config, widest_body(config)), pool_host_app(config)).run()
+
+
+def server_warnings(config: Config) -> list[str]:
+    """[server] settings that a single process (workers = 1) does not use: said rather than silently ignored."""
+    settings = config.server
+    unused = [key for key in ("max_requests", "max_memory") if getattr(settings, key) and settings.workers == 1]
+    return [
+        f"{config.source}: server.{key} replaces workers under a supervisor; with workers = 1 it is not used "
+        "(set workers = 2 or more)"
+        for key in unused
+    ]
 
 
 def _refuse_a_second_gateway(config: Config) -> None:

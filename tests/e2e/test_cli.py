@@ -132,6 +132,19 @@ def test_check_accepts_a_good_config_and_summarises_it(tmp_path: Path) -> None:
     assert "1048576" in out and "5s" in out and "120s" in out and "50 connections" in out
 
 
+@pytest.mark.parametrize("key", ["max_requests = 100", 'max_memory = "512MiB"'])
+def test_check_says_a_single_process_does_not_recycle(tmp_path: Path, key: str) -> None:
+    """gunicorn users expect max_requests to work with one worker: said, rather than silently not done."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'app = "tests.support.apps:echo"\n[server]\n{key}\n')
+    result = gateway_command("check", str(config))
+    assert result.returncode == 0, result
+    name = key.split(" ")[0]
+    assert f"warning: {config}: server.{name} replaces workers under a supervisor; with workers = 1" in result.stderr
+    config.write_text(f'app = "tests.support.apps:echo"\n[server]\nworkers = 2\n{key}\n')
+    assert gateway_command("check", str(config)).stderr == ""
+
+
 def test_check_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text('[server]\nlisen = ["127.0.0.1:8080"]\n[limits]\nheader_timeout = "soon"\n')
