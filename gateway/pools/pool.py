@@ -217,6 +217,8 @@ class AppPool:
             await process.start(self.options.start_timeout)
         except StartFailed as exc:
             self.starting -= 1
+            if self.closing:  # stopped while it started (aclose() forgot it already): not a failure to report
+                return None
             self.processes.remove(process)
             self.start_failed(process, str(exc))
             return None

@@ -5,6 +5,7 @@ Every load is bounded in count and time; pool timings (idle_timeout) are short s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -393,6 +394,25 @@ def test_a_process_that_does_not_start_in_time_is_failed(tmp_path: Path) -> None
             response = http.get("/app", headers=HOST)
         assert response.status_code == 502
         assert "did not start serving within 1s (pool.start_timeout)" in gateway.stderr()
+
+
+def test_stopping_while_a_process_starts_is_quiet(tmp_path: Path) -> None:
+    """A process still starting when the pool closes is no start failure (it printed a task's traceback)."""
+    app = "tests.e2e.pool_apps.apps:interpreter"
+    slow = 'env = { POOL_TEST_SLOW_IMPORT = "30" }'
+    text = "[server]\nshutdown_timeout = 1\n" + echo_config(app, "{ min = 0, max = 1, start_timeout = 20 }", slow)
+    with run_gateway(config_text=text) as gateway:
+        waiting = threading.Thread(target=lambda: _ignoring_errors(gateway, "/app"), daemon=True)
+        waiting.start()  # its request starts the pool's process, which then imports its app for 30 s
+        time.sleep(1.5)
+    log = gateway.stderr()
+    assert "Traceback" not in log and "never retrieved" not in log, log
+    assert "could not start" not in log, log
+
+
+def _ignoring_errors(gateway: Gateway, path: str) -> None:
+    with contextlib.suppress(httpx.HTTPError), httpx.Client(base_url=gateway.url, timeout=10) as http:
+        http.get(path, headers=HOST)
 
 
 def test_health_waits_for_a_pool_with_no_process_serving(tmp_path: Path) -> None:
