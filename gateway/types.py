@@ -24,6 +24,12 @@ ORIGINAL_TARGET = "gateway.original_target"
 # Scope key of an HTTP request's connection (the HttpProtocol): the limits stage's apply_limits(), the
 # WSGI worker's "has the client gone" check; an error document's internal GET has none.
 CONNECTION_KEY = "gateway.connection"
+# Scope key the router sets when the request's vhost has an error document for 504: past request_timeout
+# the core then cancels the app's task with TIMEOUT_CANCEL as the message and gives it TIMEOUT_GRACE
+# seconds to send that document (stages/errors.py) before it writes its own plain 504.
+TIMEOUT_PAGE_KEY = "gateway.timeout_page"
+TIMEOUT_CANCEL = "gateway: request_timeout"
+TIMEOUT_GRACE = 2.0
 
 # The core's one extension to ASGI, for speed (gateway/http/whole.py): an app
 # may carry a `gateway_respond_now(scope)` attribute, a plain function the core

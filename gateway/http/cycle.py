@@ -75,6 +75,7 @@ class RequestCycle:
     expect_continue = False
     client_eof = False
     more_body = False  # more of the request body is to come
+    timeout_told = False  # past request_timeout, the task was cancelled to send the vhost's 504 document
 
     def __init__(self, protocol: HttpProtocol, scope: Scope, keep_alive: bool, started: float) -> None:
         """A request without a body; HttpProtocol sets more_body, content_length and expect_continue for one with."""
@@ -100,6 +101,9 @@ class RequestCycle:
             return
         except asyncio.CancelledError:
             if self.disconnected or self.response_complete:
+                return
+            if self.timeout_told and not self.response_started and self.protocol.cycle is self:
+                self.protocol.time_out(self)  # the app's stack lost the cancel's reason: the core's 504 now
                 return
             raise
         except Exception:

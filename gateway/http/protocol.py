@@ -30,7 +30,7 @@ from gateway.http.parser import RequestParser
 from gateway.http.responses import error_response
 from gateway.http.websocket import WebSocketConnection, take_over
 from gateway.http.ws_handshake import websocket_requested
-from gateway.types import CONNECTION_KEY, Scope
+from gateway.types import CONNECTION_KEY, TIMEOUT_CANCEL, TIMEOUT_GRACE, TIMEOUT_PAGE_KEY, Scope
 
 if TYPE_CHECKING:
     from gateway.http.state import ServerState
@@ -417,6 +417,27 @@ class HttpProtocol(asyncio.Protocol):
 
     # Timers --------------------------------------------------------------------
 
+    def time_out(self, cycle: RequestCycle, cancel: bool = False) -> None:
+        """request_timeout passed: a 504 if the response has not begun, else the connection is cut."""
+        self._abort_cycle(cycle, HttpError(504, "The application did not answer in time."), cancel=cancel)
+
+    @staticmethod
+    def _let_the_vhost_answer_timeout(cycle: RequestCycle, now: float) -> bool:
+        """A vhost with an error document for 504 sends it itself: its task is told why it is cancelled.
+
+        Once: if the task has not completed its answer TIMEOUT_GRACE seconds
+        later, the core's plain 504 (or a cut connection) follows as usual.
+        """
+        task = cycle.task
+        if cycle.timeout_told or cycle.response_started or not isinstance(task, asyncio.Task):
+            return False
+        if not cycle.scope.get(TIMEOUT_PAGE_KEY):
+            return False
+        cycle.timeout_told = True
+        cycle.deadline = now + TIMEOUT_GRACE
+        task.cancel(TIMEOUT_CANCEL)
+        return True
+
     def _set_timer(self, timer: int, seconds: float) -> None:
         self.timer = timer
         self.deadline = self.loop.time() + seconds
@@ -426,7 +447,8 @@ class HttpProtocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None and cycle.deadline and now >= cycle.deadline:
             cycle.deadline = 0.0
-            self._abort_cycle(cycle, HttpError(504, "The application did not answer in time."), cancel=True)
+            if not self._let_the_vhost_answer_timeout(cycle, now):
+                self.time_out(cycle, cancel=True)
             return
         if not self.timer or now < self.deadline:
             return

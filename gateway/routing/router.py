@@ -27,7 +27,18 @@ from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
 from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
 from gateway.stages.rewrite import PASSES_KEY, Rule, parse_rules, rewrite_scope
-from gateway.types import ASGIApp, Handler, HandlerContext, Later, Receive, RespondNow, Scope, Send, Whole
+from gateway.types import (
+    TIMEOUT_PAGE_KEY,
+    ASGIApp,
+    Handler,
+    HandlerContext,
+    Later,
+    Receive,
+    RespondNow,
+    Scope,
+    Send,
+    Whole,
+)
 
 HOST_CACHE_SIZE = 4096
 PYTHON_HANDLERS = frozenset({"asgi", "wsgi"})
@@ -99,6 +110,8 @@ class Router:
             rewrite_scope(vhost.rewrites, scope)
         if vhost.error_pages is not None and PASSES_KEY not in scope:
             send = vhost.error_pages.send_for(scope, send, self)
+            if 504 in vhost.error_pages.pages:
+                scope[TIMEOUT_PAGE_KEY] = True
         path = scope["path"]
         allowed: set[str] | None = None
         for route in vhost.routes:

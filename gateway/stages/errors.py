@@ -20,13 +20,14 @@ out, so an error page never hides an error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from gateway.errors import ResponseAborted
 from gateway.http.responses import APP_FAILED
 from gateway.stages import Report
-from gateway.types import CONNECTION_KEY, ASGIApp, Message, Receive, Scope, Send
+from gateway.types import CONNECTION_KEY, TIMEOUT_CANCEL, ASGIApp, Message, Receive, Scope, Send
 
 Headers = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
 
@@ -90,6 +91,14 @@ class ErrorPages:
 
         try:
             await app(scope, receive, watched)
+        except asyncio.CancelledError as exc:
+            if started or exc.args != (TIMEOUT_CANCEL,):
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel was the core's request to answer: the document's fetch may await
+            logger.error("%s %s: no answer within request_timeout", scope.get("method"), scope.get("path"))
+            await plain_response(send, 504, "504 Gateway Timeout\nThe application did not answer in time.\n")
         except Exception as exc:
             if started or scope["type"] != "http" or 500 not in self.pages or isinstance(exc, NOT_APP_FAILURES):
                 raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,10 +177,6 @@ errors = {{ 413 = "/errors/413.html" }}
   path = "/app/"
   handler = "asgi"
   app = "{status}"
-  [[vhost.route]]
-  path = "/file/"
-  handler = "asgi"
-  app = "tests.support.apps:status_file"
 """
 
 
@@ -191,3 +188,51 @@ def test_a_413_from_a_routes_limits_gets_its_document(tmp_path: Path) -> None:
         answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert answer.endswith(b"\r\n\r\n<h1>too big</h1>\n"), answer
+
+
+TIMED = """
+[[vhost]]
+names = ["slow.test"]
+errors = {{ 504 = "/errors/504.html" }}
+  [[vhost.route]]
+  path = "/errors/"
+  handler = "static"
+  root = "{errors}"
+  [[vhost.route]]
+  path = "/wsgi/"
+  handler = "wsgi"
+  app = "tests.e2e.wsgi_apps.apps:environ_app"
+  limits = {{ request_timeout = 1 }}
+  [[vhost.route]]
+  path = "/stubborn"
+  handler = "asgi"
+  app = "tests.support.apps:stubborn"
+  limits = {{ request_timeout = 1 }}
+  [[vhost.route]]
+  path = "/"
+  handler = "asgi"
+  app = "tests.support.apps:slow"
+  limits = {{ request_timeout = 1 }}
+"""
+
+
+@pytest.mark.parametrize("path", ["/?s=10", "/wsgi/sleep?s=3"])
+def test_a_request_past_its_timeout_gets_the_504_document(tmp_path: Path, path: str) -> None:
+    """As nginx's error_page 504 for an upstream that does not answer in time."""
+    (tmp_path / "504.html").write_text("<h1>too slow</h1>\n")
+    with run_gateway(config_text=TIMED.format(errors=tmp_path)) as gateway:
+        started = time.monotonic()
+        response = get(gateway, "slow.test", path)
+        assert (response.status_code, response.text) == (504, "<h1>too slow</h1>\n")
+        assert time.monotonic() - started < 4  # the timer is checked once a second
+        gateway.wait_for_log(f'"GET {path} HTTP/1.1" 504', stream="stdout")
+
+
+def test_an_app_that_ignores_the_timeout_still_gets_the_plain_504(tmp_path: Path) -> None:
+    """The document is the app's task's to send; one that will not is cut off, as without a document."""
+    (tmp_path / "504.html").write_text("<h1>too slow</h1>\n")
+    with run_gateway(config_text=TIMED.format(errors=tmp_path)) as gateway:
+        started = time.monotonic()
+        response = get(gateway, "slow.test", "/stubborn")
+        assert response.status_code == 504 and "did not answer in time" in response.text
+        assert time.monotonic() - started < 6  # request_timeout, the document's grace, the once-a-second check

@@ -147,3 +147,14 @@ async def fails_while_marked(scope: Scope, receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     await echo(scope, receive, send)
+
+
+async def stubborn(scope: Scope, receive: Any, send: Any) -> None:
+    """Sleeps 10 s and ignores being cancelled once (an app that catches CancelledError and goes on)."""
+    if scope["type"] != "http":
+        return
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        await asyncio.sleep(10)
+    await _respond(send, 200, b"late")
