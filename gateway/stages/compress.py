@@ -251,16 +251,8 @@ class _Response:
     def _compressible(self, status: int, headers: Any) -> bool:
         if status < 200 or status in _NO_BODY:
             return False
-        content_type = None
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-type":
-                content_type = value
-            elif lname == b"content-encoding" or (lname == b"cache-control" and _NO_TRANSFORM.search(value)):
-                return False
-            elif lname == b"content-length":
-                self.known_size = int(value) if value.isdigit() and len(value) <= 18 else None
-        return content_type is not None and content_type in self.options.types
+        content_type, untouchable, self.known_size = _scan(headers)
+        return not untouchable and content_type is not None and content_type in self.options.types
 
     def _as_the_full_response(self, message: Message) -> Message:
         """A 206 or 304 of what could be compressed says what the full response would (RFC 9110 §15.3.7, §15.4.5).
@@ -270,14 +262,8 @@ class _Response:
         the compressed 200: a cache matches the 304 to what it stored by it.
         """
         headers = message.get("headers", ())
-        content_type = None
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-type":
-                content_type = value
-            elif lname == b"content-encoding" or (lname == b"cache-control" and _NO_TRANSFORM.search(value)):
-                return message
-        if content_type is None and message["status"] != 304:
+        content_type, untouchable, _ = _scan(headers)
+        if untouchable or (content_type is None and message["status"] != 304):
             return message
         if content_type is not None and content_type not in self.options.types:
             return message
@@ -368,6 +354,21 @@ class _Response:
             await self.send({"type": _BODY, "body": encoder.last(b""), "more_body": False})
         finally:
             os.close(fd)
+
+
+def _scan(headers: Any) -> tuple[bytes | None, bool, int | None]:
+    """(Content-Type, whether compress must leave the body alone (Content-Encoding, no-transform), Content-Length)."""
+    content_type = length = None
+    untouchable = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"content-type":
+            content_type = value
+        elif lname == b"content-encoding" or (lname == b"cache-control" and _NO_TRANSFORM.search(value)):
+            untouchable = True
+        elif lname == b"content-length":
+            length = int(value) if value.isdigit() and len(value) <= 18 else None
+    return content_type, untouchable, length
 
 
 def _strong_tags(validators: bytes) -> list[bytes]:
