@@ -290,8 +290,9 @@ def not_compressed(sent: list[Message], body: bytes = TEXT) -> dict[bytes, bytes
     [
         ("already encoded", 200, [(b"content-type", b"text/plain"), (b"content-encoding", b"gzip-by-app")]),
         ("no content", 204, [(b"content-type", b"text/plain")]),
-        ("not modified", 304, [(b"content-type", b"text/plain")]),
-        ("partial", 206, [(b"content-type", b"text/plain"), (b"content-range", b"bytes 0-9/100")]),
+        ("not modified image", 304, [(b"content-type", b"image/png")]),
+        ("partial image", 206, [(b"content-type", b"image/png"), (b"content-range", b"bytes 0-9/100")]),
+        ("partial of no type", 206, [(b"content-range", b"bytes 0-9/100")]),
         ("informational", 103, [(b"content-type", b"text/plain")]),
         ("image", 200, [(b"content-type", b"image/png")]),
         ("no type", 200, []),
@@ -304,6 +305,33 @@ def test_responses_that_are_not_compressible_pass_untouched(
     sent = call(app_sending([TEXT], status=status, headers=headers))
     assert sent[0]["headers"] == headers, why  # not even Vary
     assert body_of(sent) == TEXT
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (304, [(b"content-type", b"text/plain")]),
+        (304, [(b"etag", b'"v1"')]),  # a 304 often has no Content-Type: taken as what could be compressed
+        (206, [(b"content-type", b"text/plain"), (b"content-range", b"bytes 0-9/100")]),
+    ],
+)
+def test_a_304_or_206_of_what_could_be_compressed_varies_as_the_full_response(
+    status: int, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """RFC 9110 §15.4.5 and §15.3.7: they carry the Vary the 200 would have; nothing in them is compressed."""
+    sent = call(app_sending([b""], status=status, headers=headers))
+    assert sent[0]["headers"] == [*headers, (b"vary", b"Accept-Encoding")]
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "etag"),
+    [(b'W/"v1"', b'W/"v1"'), (b'"v1"', b'"v1"'), (b'"v0", W/"v1"', b'W/"v1"'), (b'W/"v1", "v1"', b'"v1"')],
+)
+def test_a_304_has_the_etag_the_client_holds(if_none_match: bytes, etag: bytes) -> None:
+    """A compressed 200 had W/"v1" (the app's "v1" made weak): its 304 says so, or a cache cannot match it."""
+    headers = [(b"etag", b'"v1"'), (b"content-type", b"text/plain")]
+    sent = call(app_sending([b""], status=304, headers=headers), extra=[(b"if-none-match", if_none_match)])
+    assert dict(sent[0]["headers"])[b"etag"] == etag
 
 
 def test_a_range_request_is_not_compressed_but_varies() -> None:
