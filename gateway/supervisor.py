@@ -120,7 +120,7 @@ class Supervisor:
         self.boot_failures: dict[int, int] = {}  # per generation: a reload's failing workers are not the old ones'
         self.delay = BACKOFF_FIRST
         self.restarts: list[Restart] = []  # workers to start again once their backoff delay has passed
-        self.previous: Config | None = None  # the config of the generation a reload started from
+        self.configs: dict[int, Config] = {1: config}  # each generation's config, to go back to after a failed reload
         self.wake_r, self.wake_w = os.pipe()
         self.sockets: list[socket.socket] = []
         self.admin: socket.socket | None = None
@@ -161,6 +161,8 @@ class Supervisor:
                     self.reload()
                 elif signum == signal.SIGUSR1:
                     self.reopen_logs()
+            if self.stopping:
+                break  # nothing more is started: stop_all() follows
             self.read_pipes()
             if self.reap():
                 logger.error(
@@ -290,7 +292,7 @@ class Supervisor:
         A worker still starting gets the signal once it serves: it may have
         opened the file before it was renamed, and its handler is not there yet.
         """
-        workers = [w for w in self.workers if w.role == "worker" and not w.draining]
+        workers = [w for w in self.workers if w.role == "worker"]  # draining ones too: they still log
         logger.info("SIGUSR1: %d worker(s) reopen their access log files", len(workers))
         for worker in workers:
             if worker.serving:
@@ -342,9 +344,10 @@ class Supervisor:
     def reap(self) -> bool:
         """Forget workers that exited and schedule the restart of those that should run; True to give up.
 
-        Giving up (exit 3) is for the first generation only: workers of a
-        reload that keep failing before they serve are abandoned, and the
-        generation already serving goes on (abandon_generation()).
+        Giving up (exit 3) is only for a gateway where nothing serves: workers
+        of a reload that keep failing before they serve are abandoned and the
+        generation already serving goes on (abandon_generation()); a worker
+        that keeps failing beside others that serve is retried, slowly.
         """
         for worker in list(self.workers):
             status = worker.process.poll()
@@ -369,8 +372,11 @@ class Supervisor:
             logger.error("%s %d exited with %s after %.1fs%s", name, worker.pid, exit_description(status), uptime, then)
             if giving_up and self.abandon_generation(worker.generation):
                 continue
-            if giving_up:
+            if giving_up and not any(w.serving and not w.draining for w in self.workers):
                 return True
+            if giving_up:  # the others serve (a worker restarted after a reload was abandoned reads the new files)
+                logger.error("%s keeps failing before it serves; the others serve on; retrying", name)
+                self.delay = BACKOFF_MAX
             if worker.replaced:
                 continue  # its replacement is already starting
             because = f"restart: {name} {worker.pid} exited with {exit_description(status)}"
@@ -381,22 +387,24 @@ class Supervisor:
 
     def abandon_generation(self, generation: int) -> bool:
         """A reload whose workers cannot start: stop them, keep the serving generation; False if none serves."""
-        serving = [w for w in self.workers if w.generation < generation and w.serving and not w.draining]
+        serving = [w.generation for w in self.workers if w.generation < generation and w.serving and not w.draining]
         if not serving:
             return False
+        kept = max(serving)  # the newest that serves: an older one drains once it does
         logger.error(
             "reload abandoned: the new workers failed %d times before serving (their errors are above); "
             "the workers of generation %d keep serving",
             BOOT_FAILURES,
-            serving[0].generation,
+            kept,
         )
         for worker in self.workers:
             if worker.generation == generation and not worker.draining:
                 self.drain(worker, "its generation was abandoned")
         self.restarts = [r for r in self.restarts if r.generation != generation]
-        self.generation = serving[0].generation
-        if self.previous is not None:
-            self.config, self.previous = self.previous, None
+        self.configs.pop(generation, None)
+        if generation == self.generation:
+            self.generation = kept
+            self.config = self.configs.get(kept, self.config)
         return True
 
     def start_due(self) -> None:
@@ -486,9 +494,12 @@ class Supervisor:
                 logger.error("reload refused: %s", line)
             logger.error("the config is invalid: the current workers keep serving")
             return
-        self.adopt_config()
         self.last_generation += 1  # never a number used before, even after an abandoned reload
         self.generation = self.last_generation
+        self.adopt_config()
+        self.configs[self.generation] = self.config
+        live = {w.generation for w in self.workers} | {self.generation}
+        self.configs = {generation: config for generation, config in self.configs.items() if generation in live}
         if self.metrics_dir is None:
             self.metrics_dir = metrics_files.enable_on_reload(source)
         self.start_generation(self.generation, "reload")
@@ -509,7 +520,7 @@ class Supervisor:
         if config.server.listen != listen:
             logger.warning("reload: `listen` changed; still listening on %s (restart the gateway to change it)", listen)
             config = replace(config, server=replace(config.server, listen=listen))
-        self.previous, self.config = self.config, config
+        self.config = config
 
     def stop_all(self) -> None:
         """Workers first (their requests may still need the pools), then the pool hosts."""
@@ -624,7 +635,16 @@ def running_gateway(config: Config) -> int | None:
         return None
     try:
         pid = int(pid_file_path(config).read_text().strip())
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    return pid if pid != os.getpid() and b"gateway" in command else None
+    return pid if pid != os.getpid() and _serves_gateway(command) else None
+
+
+def _serves_gateway(argv: list[bytes]) -> bool:
+    """`gateway serve …`, `python -m gateway serve …` or `python …/bin/gateway serve …` (not `less gateway.toml`)."""
+    for index, arg in enumerate(argv[:-1]):
+        named = os.path.basename(arg) == b"gateway" and (index < 2 or argv[index - 1] == b"-m")
+        if named and argv[index + 1] == b"serve":
+            return True
+    return False

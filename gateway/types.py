@@ -28,6 +28,8 @@ CONNECTION_KEY = "gateway.connection"
 # the core then cancels the app's task with TIMEOUT_CANCEL as the message and gives it TIMEOUT_GRACE
 # seconds to send that document (stages/errors.py) before it writes its own plain 504.
 TIMEOUT_PAGE_KEY = "gateway.timeout_page"
+# Scope key the rewrite stage counts a route's rewrites in (the request is routed again each time).
+PASSES_KEY = "gateway.rewrites"
 TIMEOUT_CANCEL = "gateway: request_timeout"
 TIMEOUT_GRACE = 2.0
 

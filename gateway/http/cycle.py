@@ -102,8 +102,7 @@ class RequestCycle:
         except asyncio.CancelledError:
             if self.disconnected or self.response_complete:
                 return
-            if self.timeout_told and not self.response_started and self.protocol.cycle is self:
-                self.protocol.time_out(self)  # the app's stack lost the cancel's reason: the core's 504 now
+            if self._timed_out():  # the app's stack lost the cancel's reason: the core's 504 now
                 return
             raise
         except Exception:
@@ -113,11 +112,20 @@ class RequestCycle:
         if not self.response_complete and not self.disconnected and self.client_eof:
             self.protocol.abort()  # the app stopped on the http.disconnect a half-close reports: not its fault
             return
+        if self._timed_out():  # it caught the timeout's cancel and returned: still the 504 it was past
+            return
         if not self.response_complete and not self.disconnected:
             logger.error(
                 "App returned without completing its response to %s %s", self.scope["method"], self.scope["path"]
             )
             self._fail("The application did not send a complete response.")
+
+    def _timed_out(self) -> bool:
+        """After the core told the task of request_timeout (a vhost's 504 page): its plain 504 if nothing began."""
+        if not self.timeout_told or self.response_started or self.protocol.cycle is not self:
+            return False
+        self.protocol.time_out(self)
+        return True
 
     # Answering from a callback (an app's Later, gateway/types.py) ---------
 

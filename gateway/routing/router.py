@@ -26,8 +26,9 @@ from gateway.stages import available
 from gateway.stages import limits as limits_stage
 from gateway.stages.access import forwarded_rewriter
 from gateway.stages.errors import ErrorPages, parse_error_pages, plain_response
-from gateway.stages.rewrite import PASSES_KEY, Rule, parse_rules, rewrite_scope
+from gateway.stages.rewrite import Rule, parse_rules, rewrite_scope
 from gateway.types import (
+    PASSES_KEY,
     TIMEOUT_PAGE_KEY,
     ASGIApp,
     Handler,

@@ -180,7 +180,7 @@ def wrap(options: Options, app: ASGIApp) -> ASGIApp:
             elif name == b"range":
                 ranged = True
             elif name == b"if-none-match":
-                validators = value
+                validators = value if not validators else validators + b"," + value
         coding = None if ranged or accept is None else choose(accept)
         await app(scope, receive, _Response(options, send, coding, scope["method"] == "HEAD", validators))
 

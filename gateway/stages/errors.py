@@ -27,7 +27,17 @@ from typing import Any
 from gateway.errors import ResponseAborted
 from gateway.http.responses import APP_FAILED
 from gateway.stages import Report
-from gateway.types import CONNECTION_KEY, TIMEOUT_CANCEL, ASGIApp, Message, Receive, Scope, Send
+from gateway.types import (
+    CONNECTION_KEY,
+    PASSES_KEY,
+    TIMEOUT_CANCEL,
+    TIMEOUT_PAGE_KEY,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 Headers = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
 
@@ -140,6 +150,8 @@ async def fetch(scope: Scope, path: str, dispatch: ASGIApp) -> tuple[list[tuple[
     )
     inner.pop("gateway.route_match", None)
     inner.pop(CONNECTION_KEY, None)  # a bodyless GET of our own: the request's body limits and deadline are not its
+    inner.pop(PASSES_KEY, None)  # routed afresh: the vhost's rewrites apply to it
+    inner.pop(TIMEOUT_PAGE_KEY, None)
     got: dict[str, Any] = {"status": 0, "headers": [], "body": []}
 
     async def receive() -> Message:

@@ -20,8 +20,7 @@ from typing import Any
 
 from gateway.config.validate import did_you_mean
 from gateway.stages import Report
-from gateway.stages.rewrite import PASSES_KEY
-from gateway.types import ASGIApp, HandlerContext, Headers, Message, Receive, Scope, Send
+from gateway.types import PASSES_KEY, ASGIApp, HandlerContext, Headers, Message, Receive, Scope, Send
 
 KEYS = ("headers", "security_headers")
 ORDER = 7

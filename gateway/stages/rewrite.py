@@ -28,14 +28,13 @@ from gateway.config.validate import did_you_mean
 from gateway.http.parser import ENCODED_PATH_SAFE, PCHAR
 from gateway.stages import Report
 from gateway.stages.errors import plain_response
-from gateway.types import ORIGINAL_TARGET, ASGIApp, HandlerContext, Receive, Scope, Send
+from gateway.types import ORIGINAL_TARGET, PASSES_KEY, ASGIApp, HandlerContext, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.error")
 KEYS = ("rewrite",)
 ORDER = 40
 RULE_KEYS = ("from", "to", "keep_query")
 MAX_PASSES = 10
-PASSES_KEY = "gateway.rewrites"
 _GROUP = re.compile(r"\$([1-9])")
 # A capture put into the query is re-encoded (it comes from the decoded path): "a%26b=c" stays one value,
 # "%0D%0A" never reaches a backend as a line break. What may stand bare inside a query value (RFC 3986

@@ -204,6 +204,11 @@ errors = {{ 504 = "/errors/504.html" }}
   app = "tests.e2e.wsgi_apps.apps:environ_app"
   limits = {{ request_timeout = 1 }}
   [[vhost.route]]
+  path = "/gives-up"
+  handler = "asgi"
+  app = "tests.support.apps:returns_when_cancelled"
+  limits = {{ request_timeout = 1 }}
+  [[vhost.route]]
   path = "/stubborn"
   handler = "asgi"
   app = "tests.support.apps:stubborn"
@@ -228,11 +233,12 @@ def test_a_request_past_its_timeout_gets_the_504_document(tmp_path: Path, path: 
         gateway.wait_for_log(f'"GET {path} HTTP/1.1" 504', stream="stdout")
 
 
-def test_an_app_that_ignores_the_timeout_still_gets_the_plain_504(tmp_path: Path) -> None:
-    """The document is the app's task's to send; one that will not is cut off, as without a document."""
+@pytest.mark.parametrize("path", ["/stubborn", "/gives-up"])
+def test_an_app_that_ignores_the_timeout_still_gets_the_plain_504(tmp_path: Path, path: str) -> None:
+    """The document is the app's task's to send; one that will not (goes on, or returns) gets the core's 504."""
     (tmp_path / "504.html").write_text("<h1>too slow</h1>\n")
     with run_gateway(config_text=TIMED.format(errors=tmp_path)) as gateway:
         started = time.monotonic()
-        response = get(gateway, "slow.test", "/stubborn")
+        response = get(gateway, "slow.test", path)
         assert response.status_code == 504 and "did not answer in time" in response.text
         assert time.monotonic() - started < 6  # request_timeout, the document's grace, the once-a-second check

@@ -12,6 +12,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -401,6 +402,21 @@ def test_a_reload_whose_workers_cannot_start_keeps_the_old_ones_serving(tmp_path
         serving_workers(gateway, 3, 2)  # generation 2 was abandoned; a later reload works
 
 
+def test_an_old_worker_that_cannot_start_again_after_an_abandoned_reload_stops_nothing(tmp_path: Path) -> None:
+    """Workers read the files when they start: a restarted old one fails as the reload did, beside one that serves."""
+    mark = tmp_path / "fail"
+    text = config(tmp_path, app="tests.support.apps:fails_while_marked")
+    with run_gateway(config_text=text, env={"GATEWAY_TEST_MARK": str(mark)}) as gateway:
+        victim, survivor = serving_workers(gateway, 1, 2)
+        mark.touch()
+        assert gateway_command("reload", str(gateway.workdir / "gateway.toml")).returncode == 0
+        gateway.wait_for_log("reload abandoned", timeout=20)
+        os.kill(victim, signal.SIGKILL)
+        gateway.wait_for_log("keeps failing before it serves; the others serve on", timeout=20)
+        assert gateway.proc.poll() is None, "one worker serves: the gateway goes on"
+        assert pids_answering(gateway, 5) == {survivor}
+
+
 def test_a_reload_applies_the_new_server_settings(tmp_path: Path) -> None:
     with run_gateway(config_text=config(tmp_path)) as gateway:
         serving_workers(gateway, 1, 2)
@@ -432,7 +448,8 @@ def test_a_second_gateway_from_the_same_config_is_refused(two_workers: Gateway) 
 def test_stop_leaves_alone_a_process_that_reused_the_pid(tmp_path: Path) -> None:
     config_file = tmp_path / "gateway.toml"
     config_file.write_text(config(tmp_path))
-    bystander = subprocess.Popen(["sleep", "30"])
+    # Its command line names "gateway serve", but it is not one (a pid reused by an editor, a pager...).
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "gateway", "serve"])
     try:
         (tmp_path / "run").mkdir()
         (tmp_path / "run" / "gateway.pid").write_text(f"{bystander.pid}\n")

@@ -158,3 +158,14 @@ async def stubborn(scope: Scope, receive: Any, send: Any) -> None:
     except asyncio.CancelledError:
         await asyncio.sleep(10)
     await _respond(send, 200, b"late")
+
+
+async def returns_when_cancelled(scope: Scope, receive: Any, send: Any) -> None:
+    """Sleeps 10 s; cancelled, it returns without answering (an app that catches CancelledError and gives up)."""
+    if scope["type"] != "http":
+        return
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        return
+    await _respond(send, 200, b"late")
