@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from dataclasses import MISSING, Field, asdict, fields, is_dataclass, replace
 from typing import Any
 
@@ -195,8 +196,13 @@ def _django_projects(router: Router) -> dict[str, str]:
         except OSError:
             continue
         if "DJANGO_SETTINGS_MODULE" in text:
-            projects.setdefault(module, where)
+            named = _SETTINGS_NAMED.search(text)  # a project's asgi.py and wsgi.py name the same settings: one
+            projects.setdefault(named.group(1) if named else module, where)
     return projects
+
+
+# os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site.settings"), as django-admin startproject writes it
+_SETTINGS_NAMED = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([\w.]+)['"]""")
 
 
 def handler_reference() -> list[str]:
