@@ -1,7 +1,9 @@
-"""The README's handler reference is what `gateway handlers` prints (regenerate it when an option changes)."""
+"""The README against the code: its handler reference is what `gateway handlers` prints, its snippets parse."""
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 from gateway.routing.report import handler_reference
@@ -17,3 +19,14 @@ def test_handler_reference_is_current() -> None:
     assert written == "\n".join(handler_reference()).strip("\n"), (
         "README.md's handler reference is stale: paste the output of `gateway handlers` between its markers"
     )
+
+
+def test_every_toml_snippet_is_toml() -> None:
+    """A user pastes them: each must at least parse (TOML 1.0 has no line breaks inside an inline table)."""
+    snippets = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert len(snippets) >= 15
+    for snippet in snippets:
+        try:
+            tomllib.loads(snippet)
+        except tomllib.TOMLDecodeError as exc:
+            raise AssertionError(f"README snippet is not TOML ({exc}):\n{snippet}") from None
