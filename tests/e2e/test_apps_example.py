@@ -81,6 +81,14 @@ def test_php_guestbook_signs_and_lists_an_entry(example: Gateway) -> None:
     assert any(Path(example.extra["data"]).iterdir()), "the guestbook stores its data where GUESTBOOK_DATA says"  # type: ignore[arg-type]
 
 
+def test_the_guestbook_admin_is_behind_digest_auth(example: Gateway) -> None:
+    with site(example, "php.localhost") as http:
+        refused = http.get("/admin/")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Digest ")
+        page = http.get("/admin/", auth=httpx.DigestAuth("admin", "gateway-demo"))
+        assert page.status_code == 200 and "<dd>admin</dd>" in page.text, "REMOTE_USER reaches the page"
+
+
 def test_forged_post_is_refused(example: Gateway) -> None:
     with site(example, "php.localhost") as http:
         assert http.post("/sign", data={"csrf": "forged", "name": "Eve", "message": "x"}).status_code == 403
