@@ -317,7 +317,9 @@ def explain(
         )
     host = parsed.netloc
     for line in header or []:
-        name, _, value = line.partition(":")
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            _fail([f"--header {line!r}: write it as 'Name: value', as in -H 'Host: example.com'"], EXIT_USAGE)
         if name.strip().lower() == "host":
             host = value.strip()
     if router is None:

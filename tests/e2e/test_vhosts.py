@@ -550,6 +550,9 @@ def test_explain_a_wildcard_match_and_the_mount(site_config: Path) -> None:
     mounted = gateway_command("explain", str(site_config), "/api/where", "-H", "Host: beta.test", env=ENV)
     assert mounted.returncode == 0, mounted
     assert "mounted at '/api': the app sees root_path='/api', path='/api/where'" in mounted.stdout.splitlines()
+    garbled = gateway_command("explain", str(site_config), "/api/where", "-H", "Host beta.test", env=ENV)
+    assert garbled.returncode == 2
+    assert "--header 'Host beta.test': write it as 'Name: value'" in garbled.stderr
 
 
 def test_explain_an_unknown_host_lands_on_the_default(site_config: Path) -> None:
