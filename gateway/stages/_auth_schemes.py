@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 
 from gateway.stages import _digest
 from gateway.stages._htpasswd import StoredHash
-from gateway.types import Scope
+from gateway.types import ORIGINAL_TARGET, Scope
 
 OK, FAIL, STALE = "ok", "fail", "stale"
 Outcome = tuple[str, str]  # (OK | FAIL | STALE, user)
@@ -190,12 +190,18 @@ def _username(params: dict[str, str]) -> str | None:
 
 
 def _uri_matches(uri: str, scope: Scope) -> bool:
-    """Whether the header's uri is this request's target (RFC 7616 §3.4.6), allowing for %-encoding differences."""
-    raw_path = scope.get("raw_path")
+    """Whether the header's uri is the target the client sent (RFC 7616 §3.4.6).
+
+    The client's own target, before a rewrite changed the path (as Apache
+    checks the request line). The path may differ in %-encoding; the query
+    may not: "a%26b=1" and "a&b=1" are different requests.
+    """
+    raw_path, query = scope.get(ORIGINAL_TARGET) or (scope.get("raw_path"), scope.get("query_string", b""))
     path = raw_path.decode("latin-1") if raw_path else quote(scope.get("path", "/"))
-    query = scope.get("query_string", b"")
-    target = path + ("?" + query.decode("latin-1") if query else "")
     if uri.startswith(("http://", "https://")):  # absolute-form: compare from the path on
         slash = uri.find("/", uri.find("//") + 2)
         uri = uri[slash:] if slash >= 0 else "/"
-    return uri == target or unquote(uri) == unquote(target)
+    uri_path, _, uri_query = uri.partition("?")
+    if uri_query != query.decode("latin-1"):
+        return False
+    return uri_path == path or unquote(uri_path) == unquote(path)

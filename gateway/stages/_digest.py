@@ -102,8 +102,9 @@ def response(algorithm: str, stored_ha1: str, nonce: str, nc: str, cnonce: str, 
 
 
 def shared_nonces(realm: str, lifetime: float) -> Nonces:
-    """The process's one Nonces for a realm: every route of that realm shares its nonce counts,
-    so a header seen on one vhost cannot be replayed to the same path on another."""
+    """The process's one Nonces for a realm and lifetime: every route of that realm shares its nonce counts,
+    so a header seen on one vhost cannot be replayed to the same path on another (a route with another
+    lifetime takes none of these nonces: see Nonces)."""
     key = (realm, lifetime)
     nonces = _SHARED.get(key)
     if nonces is None:
@@ -115,7 +116,9 @@ class Nonces:
     """Mints and checks the nonces of one realm, and remembers which nonce counts were used."""
 
     def __init__(self, realm: str, lifetime: float, max_tracked: int = 10_000) -> None:
-        self._realm = realm.encode("utf-8")
+        # A nonce names its realm and lifetime in its MAC: one minted for another table's lifetime is not
+        # this table's (its nonce counts are not tracked here), so it cannot be replayed through it.
+        self._realm = realm.encode("utf-8") + struct.pack(">d", lifetime)
         self._lifetime_ns = int(lifetime * 1e9)
         self._max_tracked = max_tracked
         self._seen: OrderedDict[str, tuple[int, int, int]] = OrderedDict()  # nonce → (issued, high, window)

@@ -34,8 +34,11 @@ class EditError(Exception):
 
 
 def check_name(what: str, value: str) -> None:
-    if not value or ":" in value or any(c in value for c in "\r\n") or value != value.strip():
+    """A name the file's reader reads back: no ':', nothing a line could break at, not a comment's '#'."""
+    if not value or ":" in value or value != value.strip() or len(value.splitlines()) != 1 or not value.isprintable():
         raise EditError(f"the {what} {value!r} must be non-empty, without ':', line breaks or edge spaces")
+    if value.startswith("#"):
+        raise EditError(f"the {what} {value!r} must not start with '#': the line would be a comment")
 
 
 def basic_line(user: str, password: str, cost: int = BCRYPT_COST) -> str:
@@ -69,9 +72,11 @@ def passwd(
     check_name("user name", user)
     if realm is not None:
         check_name("realm", realm)
-        unknown = [name for name in algorithms if name not in DIGEST_ALGORITHMS]
+        by_name = {name.upper(): name for name in DIGEST_ALGORITHMS}  # as the config takes them, in any case
+        unknown = [name for name in algorithms if name.upper() not in by_name]
         if unknown:
             raise EditError(f"unknown algorithm {unknown[0]!r}; use {' or '.join(DIGEST_ALGORITHMS)}")
+        algorithms = tuple(by_name[name.upper()] for name in algorithms)
     where = f" (realm {realm!r})" if realm is not None else ""
     if delete:
         delete_user(path, user, realm)
@@ -112,8 +117,8 @@ def delete_user(path: Path, user: str, realm: str | None = None) -> None:
 
 
 def _check_kind(path: Path, lines: list[str], realm: str | None) -> None:
-    """Refuse to mix basic (user:hash) and digest (user:realm:HA1) lines in one file."""
-    for line in lines:
+    """Refuse to mix basic (user:hash) and digest (user:realm:HA1) lines in one file, or to edit a broken one."""
+    for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = len(line.split(":"))
@@ -121,6 +126,8 @@ def _check_kind(path: Path, lines: list[str], realm: str | None) -> None:
             raise EditError(f"{path} holds digest lines (user:realm:HA1); add --digest --realm REALM")
         if realm is not None and fields == 2:
             raise EditError(f"{path} holds basic lines (user:hash); leave out --digest for it")
+        if fields not in (2, 3):  # the server would refuse the file: say so now, not after "Added"
+            raise EditError(f"{path} line {number} is neither user:hash nor user:realm:HA1; mend it first")
 
 
 def _read(path: Path, must_exist: bool = False) -> list[str]:
@@ -134,11 +141,16 @@ def _read(path: Path, must_exist: bool = False) -> list[str]:
         raise EditError(f"{path} is not UTF-8 text; is it a user file?") from None
     except OSError as exc:
         raise EditError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return text.splitlines()
+    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")  # as the server reads it
 
 
 def _write(path: Path, lines: list[str]) -> None:
-    """Write lines to path atomically, keeping an existing file's mode and owner."""
+    """Write lines to path atomically, keeping an existing file's mode and owner.
+
+    A symlink is written through (its target is replaced), as htpasswd does:
+    the file the server reads is the one that changes.
+    """
+    path = Path(os.path.realpath(path))
     try:
         info: os.stat_result | None = path.stat()
     except FileNotFoundError:

@@ -52,6 +52,7 @@ CONFIG = """
 names = ["auth.test"]
 default = true
 auth = {{ type = "basic", realm = "staff", users = "{folder}/basic" }}
+rewrite = [{{ from = "^/pretty/(.*)$", to = "/md5/$1" }}]
 
   [[vhost.route]]
   path = "/open/"
@@ -237,7 +238,13 @@ def test_cgi_sees_remote_user_and_auth_type(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "user"), [("/digest/x", "alice:secret"), ("/md5/x?q=1&r=%20", "alice:secret"), ("/md5/y", "carol:pw")]
+    ("path", "user"),
+    [
+        ("/digest/x", "alice:secret"),
+        ("/md5/x?q=1&r=%20", "alice:secret"),
+        ("/md5/y", "carol:pw"),
+        ("/pretty/y?q=1", "carol:pw"),  # rewritten to /md5/: the client signed the target it sent (RFC 7616 §3.4.6)
+    ],
 )
 def test_curl_digest(gateway: Gateway, path: str, user: str) -> None:
     status, body = curl(gateway, path, "--digest", "-u", user)

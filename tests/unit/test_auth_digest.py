@@ -154,3 +154,12 @@ def test_expired_nonces_leave_the_table_without_raising_the_watermark() -> None:
     assert nonces.use(fresh, later, "00000001", later)
     assert old not in nonces._seen
     assert nonces._forgotten_before == 0
+
+
+def test_a_nonce_of_another_lifetime_is_not_this_tables() -> None:
+    """Routes of one realm with different nonce_lifetime keep their own nonce counts: neither takes the other's
+    nonces, or a header used on one vhost could be replayed on another."""
+    now = 10**18
+    nonce = Nonces("admin", 300).mint(now)
+    assert Nonces("admin", 300).issued_at(nonce, now) == now
+    assert Nonces("admin", 600).issued_at(nonce, now) is None

@@ -100,6 +100,9 @@ def test_digest_sha256_and_both(tmp_path: Path) -> None:
         (["--algorithm", "MD5", "F", "alice"], "x\n", "--algorithm needs them"),
         (["--digest", "--realm", "r", "--algorithm", "SHA-512", "--password-stdin", "F", "a"], "x\n", "unknown algo"),
         (["--password-stdin", "F", "al:ice"], "x\n", "without ':'"),
+        (["--password-stdin", "F", "#admin"], "x\n", "the line would be a comment"),
+        (["--password-stdin", "F", "a\u2028b"], "x\n", "without ':', line breaks"),  # str.splitlines() breaks there
+        (["--password-stdin", "F", "a\tb"], "x\n", "without ':', line breaks"),
         (["--digest", "--realm", "a:b", "--password-stdin", "F", "alice"], "x\n", "without ':'"),
         (["--password-stdin", "F", "alice"], "\n", "the password is empty"),
         (["--password-stdin", "F", "alice"], "é" * 40 + "\n", "at most 72 bytes"),
@@ -126,3 +129,30 @@ def test_mixing_file_kinds_is_refused(tmp_path: Path) -> None:
 def test_unwritable_folder(tmp_path: Path) -> None:
     code, output = passwd("--password-stdin", str(tmp_path / "missing" / "f"), "alice", input="x\n")
     assert code == 2 and "cannot write in" in output
+
+
+def test_a_symlinked_file_is_written_through(tmp_path: Path) -> None:
+    """As htpasswd does: the file the server reads (the link's target) is the one that changes."""
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "users"
+    assert passwd("--password-stdin", str(target), "alice", input="x\n")[0] == 0
+    link = tmp_path / "users.link"
+    link.symlink_to(target)
+    assert passwd("--password-stdin", str(link), "bob", input="y\n")[0] == 0
+    assert link.is_symlink()
+    assert sorted(read_htpasswd(target)) == ["alice", "bob"]
+
+
+def test_algorithm_names_in_any_case(tmp_path: Path) -> None:
+    users = tmp_path / "users.htdigest"
+    args = ["--digest", "--realm", "r", "--algorithm", "sha-256", "--password-stdin", str(users), "alice"]
+    assert passwd(*args, input="x\n")[0] == 0
+    assert len(users.read_text().split(":")[2].strip()) == 64
+
+
+def test_a_file_the_server_would_refuse_is_not_edited(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text("alice:$2b$10$abcdefghijklmnopqrstuv\ngarbage line\n")
+    code, output = passwd("--password-stdin", str(users), "bob", input="x\n")
+    assert code == 2 and "line 2 is neither user:hash nor user:realm:HA1" in output
+    assert "bob" not in users.read_text()

@@ -374,8 +374,10 @@ def test_digest_uri_with_query_and_absolute_form(digest_files: Path) -> None:
         {"uri": "/x?a=1", "path": "/x?a=1"},
         {"uri": "/x", "path": "/x?a=1", "nc": "00000002"},  # the query is part of the target
         {"uri": "http://example.com/x", "path": "/x", "nc": "00000003"},
+        {"uri": "/%78?q=a", "path": "/x?q=a", "nc": "00000004"},  # the path may be encoded otherwise
+        {"uri": "/x?q=a%26admin=1", "path": "/x?q=a&admin=1", "nc": "00000005"},  # the query may not
     )
-    assert [reply.status_code for reply in replies] == [200, 401, 200]
+    assert [reply.status_code for reply in replies] == [200, 401, 200, 200, 401]
 
 
 def test_digest_wrong_realm_password_method_opaque(digest_files: Path) -> None:
