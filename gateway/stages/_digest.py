@@ -37,7 +37,8 @@ ALGORITHMS: dict[str, tuple[str, bool]] = {
 }
 BASE_ALGORITHM = {"MD5": "MD5", "MD5-sess": "MD5", "SHA-256": "SHA-256", "SHA-256-sess": "SHA-256"}
 
-_PARAM_RE = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|$)')
+# One auth-param and its comma, after any empty list elements (RFC 9110 §5.6.1: "a, , b" is "a, b").
+_PARAM_RE = re.compile(r'(?:\s*,)*\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(?:,|$)')
 _NC_RE = re.compile(r"^[0-9a-fA-F]{8}$")
 _NONCE_BYTES = 32  # 8 time + 8 random + 16 MAC
 _WINDOW = 64
@@ -60,6 +61,8 @@ def parse_params(text: str) -> dict[str, str] | None:
     params: dict[str, str] = {}
     position = 0
     while position < len(text):
+        if not text[position:].strip(" \t,"):
+            break  # empty elements at the end
         match = _PARAM_RE.match(text, position)
         if match is None or match.end() == position:
             return None

@@ -64,6 +64,8 @@ def test_parse_params_as_rfc_7616_writes_them() -> None:
     [
         ('Username="a\\"b", REALM=x', {"username": 'a"b', "realm": "x"}),
         ("a=1,b=2,", {"a": "1", "b": "2"}),
+        ("a=1, , b=2", {"a": "1", "b": "2"}),  # RFC 9110 §5.6.1: empty list elements are accepted
+        (", a=1,,", {"a": "1"}),
         ("", {}),
         ('a="unterminated', None),
         ("a=1 b=2", None),
