@@ -88,6 +88,7 @@ class AuthApp:
             await self._refuse(scope, send, 401, stale=scheme)
         elif scheme.allowed is not None and user not in scheme.allowed:
             self._penalty.succeeded(client)
+            scope["user"] = user  # the access log names who was refused, as Apache's %u does
             await self._refuse(scope, send, 403)
         else:
             self._penalty.succeeded(client)
