@@ -223,7 +223,7 @@ def test_require_group(gateway: Gateway) -> None:
     assert curl(gateway, "/admins/", "-u", "alice:secret")[0] == 200
     status, body = curl(gateway, "/admins/", "-u", "bob:hunter2")
     assert status == 403 and body.startswith("403 Forbidden")
-    gateway.wait_for_log(' - bob [', stream="stdout")  # the refused user is named, as Apache's %u does
+    gateway.wait_for_log(" - bob [", stream="stdout")  # the refused user is named, as Apache's %u does
 
 
 def test_cgi_sees_remote_user_and_auth_type(gateway: Gateway) -> None:
