@@ -43,6 +43,9 @@ class Limits:
     )
     body_timeout: float = field(default=30.0, metadata=_secs("seconds of silence while reading a body; beyond → 408"))
     keepalive_timeout: float = field(default=5.0, metadata=_secs("seconds an idle keep-alive connection stays open"))
+    send_timeout: float = field(
+        default=60.0, metadata=_secs("seconds a client may take none of a response waiting for it; beyond → closed")
+    )
     keepalive_requests: int = field(default=1000, metadata=_doc("requests served on one connection before it closes"))
     max_connections: int = field(default=1024, metadata=_doc("open connections per worker; beyond → 503"))
     max_connections_per_client: int = field(

@@ -92,6 +92,7 @@ _lines: dict[bytes, RequestLine] = {}
 Head = tuple[dict[str, Any], tuple[tuple[bytes, bytes], ...]]  # the scope's request-line keys, the headers
 _HEAD_CACHE_SIZE = 1024
 _HEAD_CACHE_LENGTH = 2048
+_CHUNK_LINES_SLACK = 4096  # chunk-size lines and trailer fields a read may hold beside one long line
 _HEAD_END = b"\r\n\r\n"
 _heads: dict[Limits, dict[bytes, Head]] = {}
 # The scope keys the parser sets for each request (placeholders in the template).
@@ -121,6 +122,7 @@ class RequestParser:
     __slots__ = (
         "_between",
         "_dirty",
+        "_framing_len",
         "_headers",
         "_heads",
         "_in_trailers",
@@ -171,6 +173,7 @@ class RequestParser:
         self._line_len = 0
         self._message_done = False
         self._in_trailers = False
+        self._framing_len = 0
         self._dirty = True
         self._line: bytes | None = None  # the request line data began with, when it did
         self._known: RequestLine | None = None  # its values, when it is in the cache
@@ -200,6 +203,7 @@ class RequestParser:
             line = self._line = data[:end] if end > 0 else None
             self._known = _lines.get(line) if line is not None else None
         self._message_done = False
+        body_before = self.body_seen
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -217,6 +221,21 @@ class RequestParser:
             self._check_partial_line(data)
         elif recording:
             self._remember_head(data)
+        elif self.chunked and not self._message_done:
+            self._check_chunk_lines(len(data), body_before)
+
+    def _check_chunk_lines(self, size: int, body_before: int) -> None:
+        """Bound what a chunked body sends besides its data: a chunk extension or trailer line still arriving.
+
+        httptools takes either without limit; reads that carry no body byte add
+        up until one does (a chunk's data ends any such line).
+        """
+        if self.body_seen != body_before:
+            self._framing_len = 0
+            return
+        self._framing_len += size
+        if self._framing_len > self._max_field + _CHUNK_LINES_SLACK:
+            raise HttpError(431, "A chunk extension or trailer field of this request is too large.")
 
     def _check_partial_line(self, data: bytes) -> None:
         """Bound a field line that is still arriving (httptools buffers it whole)."""
@@ -247,6 +266,7 @@ class RequestParser:
         self.in_head = True
         self._between = False
         self._line_len = 0
+        self._framing_len = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._url = b""
         self._saw_newline = False

@@ -9,7 +9,12 @@ Rules:
   timeout from the first byte of a head (or the connection's start), body
   timeout while the app waits for body bytes, keep-alive timeout while idle,
   linger after an error response. The handler's request timeout lives on the
-  cycle.
+  cycle. The same sweep watches the transport's unsent bytes: a client that
+  takes none of them for send_timeout is cut off (nginx's send_timeout), so a
+  reader that stopped holds neither memory nor a connection for ever.
+- A response written while the client is not reading (the transport paused
+  our writing) holds the next request back: no pipelined request is served
+  and nothing more is read until the client takes what it was sent.
 - A refused request gets a small error response after the responses before
   it, then a lingering close: we stop writing, read and discard for a moment
   so the client sees the answer rather than a reset.
@@ -61,6 +66,10 @@ class HttpProtocol(asyncio.Protocol):
         self.header_timeout = limits.header_timeout
         self.body_timeout = limits.body_timeout
         self.keepalive_timeout = limits.keepalive_timeout
+        self.send_timeout = limits.send_timeout
+        self.unsent = 0  # the transport's unsent bytes at the last sweep
+        self.unsent_since = 0.0  # when the client last took any of them
+        self.next_waits = False  # a response completed while writing was paused: the next request waits
         self.default_body_timeout = limits.body_timeout
         self.keepalive_requests = limits.keepalive_requests
         self.request_timeout = limits.request_timeout
@@ -99,6 +108,7 @@ class HttpProtocol(asyncio.Protocol):
             self.app = self.state.unavailable_app
             self.respond_now = None
             self.keepalive_requests = 0  # the unavailable answer closes the connection
+            self.state.closing_now(self)  # it serves nothing: it must not keep others out once there is room
         self.parser = RequestParser(self, self.state.limits, template)
         self._set_timer(HEAD_TIMER, self.header_timeout)
 
@@ -281,6 +291,9 @@ class HttpProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self._wake_drain()
+        if self.next_waits:
+            self.next_waits = False
+            self._next_request(self.loop.time())
 
     async def drain(self) -> None:
         """Wait until the transport's buffer falls below its low-water mark."""
@@ -315,6 +328,16 @@ class HttpProtocol(asyncio.Protocol):
             self._linger()
             return
         self.cycle = None
+        if self.write_paused:  # the client is not taking what it was sent: serve and read nothing more yet
+            self.next_waits = True
+            self.pause_reading()
+            return
+        self._next_request(now)
+
+    def _next_request(self, now: float) -> None:
+        """The connection is free: the next pipelined request, a pending refusal, or waiting for a head."""
+        if self.closed:
+            return
         if self.pipeline:
             self._start(self.pipeline.popleft())
             self.resume_reading()
@@ -438,12 +461,35 @@ class HttpProtocol(asyncio.Protocol):
         task.cancel(TIMEOUT_CANCEL)
         return True
 
+    def _stopped_reading(self, now: float) -> bool:
+        """Cut off a client that took none of its unsent response bytes for send_timeout; True if it was."""
+        unsent = self.transport.get_write_buffer_size()
+        if not unsent:
+            self.unsent = 0
+            return False
+        if not self.unsent or unsent < self.unsent:  # bytes waiting anew, or the client took some
+            self.unsent_since = now
+        self.unsent = unsent
+        if now - self.unsent_since < self.send_timeout:
+            return False
+        logger.info(
+            "%s took none of the response for %g s (send_timeout): connection closed, %d bytes unsent",
+            self.client_ip or "a unix socket client",
+            self.send_timeout,
+            unsent,
+        )
+        self.ignore_input = True
+        self.transport.abort()
+        return True
+
     def _set_timer(self, timer: int, seconds: float) -> None:
         self.timer = timer
         self.deadline = self.loop.time() + seconds
 
     def check_timers(self, now: float) -> None:
         """Called once a second by the server's sweep."""
+        if self._stopped_reading(now):
+            return
         cycle = self.cycle
         if cycle is not None and cycle.deadline and now >= cycle.deadline:
             cycle.deadline = 0.0
@@ -459,5 +505,7 @@ class HttpProtocol(asyncio.Protocol):
             self.refuse(HttpError(408, "The request head did not arrive in time."))
         elif timer == BODY_TIMER:
             self.refuse(HttpError(408, "The request body stalled."))
+        elif self.transport.get_write_buffer_size():
+            self._set_timer(timer, 1.0)  # idle or lingering with bytes still unsent: send_timeout decides
         else:
             self.transport.close()

@@ -57,6 +57,13 @@ async def fixed(scope: Scope, receive: Any, send: Any) -> None:
     await _respond(send, 200, b"hello world", [(b"content-type", b"text/plain")])
 
 
+async def blob(scope: Scope, receive: Any, send: Any) -> None:
+    """?size= bytes (default 1 MiB) in one body message; each call appends a line to ?log=."""
+    params = _params(scope)
+    _log(params.get("log", ""), "served")
+    await _respond(send, 200, b"b" * int(params.get("size", str(1024 * 1024))), [(b"content-type", b"text/plain")])
+
+
 async def parts(scope: Scope, receive: Any, send: Any) -> None:
     """?n= body messages "part0", "part1", ... with no Content-Length."""
     count = int(_params(scope).get("n", "3"))
@@ -255,6 +262,7 @@ ROUTES = {
     "slow": apps.slow,
     "raises": raises,
     "fixed": fixed,
+    "blob": blob,
     "parts": parts,
     "sized": sized,
     "declared": declared,
