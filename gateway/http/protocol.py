@@ -293,7 +293,7 @@ class HttpProtocol(asyncio.Protocol):
         self._wake_drain()
         if self.next_waits:
             self.next_waits = False
-            self._next_request(self.loop.time())
+            self.on_response_complete(None)
 
     async def drain(self) -> None:
         """Wait until the transport's buffer falls below its low-water mark."""
@@ -316,27 +316,28 @@ class HttpProtocol(asyncio.Protocol):
         cycle.scope["state"] = self.state.lifespan_state.copy()  # here: an answer at once needs none
         cycle.task = self.loop.create_task(cycle.run(self.app))
 
-    def on_response_complete(self, cycle: RequestCycle, now: float = 0.0) -> None:
-        """The cycle's response is written: log it, then next request or close (now: the loop's time, if known)."""
-        self.log(self, cycle)
-        if self.closed:
-            return
-        if not cycle.keep_alive or not cycle.request_complete:
-            # Linger rather than close: bytes the client is still sending would
-            # otherwise make the kernel reset the connection under its response.
-            self.cycle = None
-            self._linger()
-            return
-        self.cycle = None
-        if self.write_paused:  # the client is not taking what it was sent: serve and read nothing more yet
-            self.next_waits = True
-            self.pause_reading()
-            return
-        self._next_request(now)
+    def on_response_complete(self, cycle: RequestCycle | None, now: float = 0.0) -> None:
+        """The cycle's response is written: log it, then next request or close (now: the loop's time, if known).
 
-    def _next_request(self, now: float) -> None:
-        """The connection is free: the next pipelined request, a pending refusal, or waiting for a head."""
-        if self.closed:
+        None: the connection was holding its next request until the client took what it was sent (one
+        method, not two, on the path every response takes).
+        """
+        if cycle is not None:
+            self.log(self, cycle)
+            if self.closed:
+                return
+            if not cycle.keep_alive or not cycle.request_complete:
+                # Linger rather than close: bytes the client is still sending would
+                # otherwise make the kernel reset the connection under its response.
+                self.cycle = None
+                self._linger()
+                return
+            self.cycle = None
+            if self.write_paused:  # the client is not taking what it was sent: serve and read nothing more yet
+                self.next_waits = True
+                self.pause_reading()
+                return
+        elif self.closed:
             return
         if self.pipeline:
             self._start(self.pipeline.popleft())
