@@ -5,7 +5,9 @@ Rules:
   failure waits base · 2^(n-1) seconds, capped at `cap`, before its 401 goes
   out. The count lasts until the client has been quiet for `window` seconds. The caller sleeps with
   asyncio.sleep, so only that request waits: other clients are untouched.
-- A success clears the client's record.
+- A success clears the client's record while it is within its free
+  failures (a user who mistyped); past them, only a quiet window does: an
+  attacker who owns one account cannot log in between guesses to reset it.
 - The table holds at most `max_clients` addresses, the least recently
   failing pushed out first, so a spray of addresses cannot grow memory.
 """
@@ -41,7 +43,9 @@ class Penalty:
         return 0.0 if excess <= 0 else min(self.cap, self.base * 2 ** min(excess - 1, 16))
 
     def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+        record = self._failures.get(client)
+        if record is not None and record[1] <= self.free:
+            del self._failures[client]
 
 
 # One table for the process: an attacker gains nothing by moving between routes.
