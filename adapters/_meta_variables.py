@@ -56,6 +56,11 @@ def add_request_variables(variables: dict[str, Any], scope: Scope) -> None:
     if client:
         variables["REMOTE_ADDR"] = client[0]
         variables["REMOTE_PORT"] = str(client[1])
+    add_user_variables(variables, scope)
+
+
+def add_user_variables(variables: dict[str, Any], scope: Scope) -> None:
+    """REMOTE_USER and AUTH_TYPE when the auth stage let a user in (scope["user"], scope["auth_type"])."""
     user = scope.get("user")
     if isinstance(user, str):
         variables["REMOTE_USER"] = user.encode("utf-8").decode("latin-1")  # the name's UTF-8 bytes, as CGI carries them

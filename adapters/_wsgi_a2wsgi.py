@@ -1,5 +1,9 @@
 """`bridge = "a2wsgi"`: a2wsgi's WSGIMiddleware, made to let go of a client that has gone.
 
+Its environ also gets what ours has and a2wsgi's lacks: wsgi.input_terminated
+(its input ends where the body ends, so Werkzeug reads a chunked body rather
+than taking it as empty) and REMOTE_USER / AUTH_TYPE from the auth stage.
+
 Why: a2wsgi hands each message from the app's thread to a sender task
 through a bounded queue. When the core's send() raises for a client that
 has gone (ClientDisconnect, as ASGI spec 2.4 allows), that task dies, the
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
+from adapters._meta_variables import add_user_variables
 from adapters._wsgi_bridge import WSGIApp
 from gateway.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,8 +50,10 @@ def a2wsgi_app(wsgi: WSGIApp, threads: int) -> ASGIApp:
 
 def _stopping(wsgi: WSGIApp) -> WSGIApp:
     def call(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        gone = environ["asgi.scope"].get(GONE, [False])
-        return _UntilGone(wsgi(environ, start_response), gone)
+        scope = environ["asgi.scope"]
+        environ["wsgi.input_terminated"] = True
+        add_user_variables(environ, scope)
+        return _UntilGone(wsgi(environ, start_response), scope.get(GONE, [False]))
 
     return call
 

@@ -6,6 +6,7 @@ on purpose (PEP 3333's exc_info, httpoxy, Host, framing) the test says so.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -408,8 +409,11 @@ def test_a_request_past_its_timeout_before_any_output_is_a_504() -> None:
 # Flask --------------------------------------------------------------------------------
 
 
-def test_flask_forms_json_sessions_and_urls() -> None:
-    with serving("tests.e2e.wsgi_apps.flask_app:app", mount="/flask") as gw, httpx.Client(base_url=gw.url) as client:
+@pytest.mark.parametrize("bridge", ["gateway", "a2wsgi"])
+def test_flask_forms_json_sessions_and_urls(bridge: str) -> None:
+    """On either bridge: a2wsgi's own environ lacked wsgi.input_terminated, and Flask read a chunked body as empty."""
+    flask = "tests.e2e.wsgi_apps.flask_app:app"
+    with serving(flask, bridge=bridge, mount="/flask") as gw, httpx.Client(base_url=gw.url) as client:
         assert client.get("/flask/").text == "Hello from Flask"
         form = client.post("/flask/form", data={"name": "Ada", "colour": ["red", "blue"]}).json()
         assert form == {"name": "Ada", "colours": ["red", "blue"], "attachment": None, "attachment_name": None}
@@ -429,6 +433,17 @@ def test_flask_forms_json_sessions_and_urls() -> None:
         assert [client.get("/flask/count").json()["count"] for _ in range(3)] == [1, 2, 3]
         chunked = client.post("/flask/chunked", content=iter([b"a" * 1000, b"b" * 500]))
         assert chunked.json() == {"length": 1500}
+
+
+@pytest.mark.parametrize("bridge", ["gateway", "a2wsgi"])
+def test_the_auth_stages_user_is_remote_user(tmp_path: Path, bridge: str) -> None:
+    users = tmp_path / "users"
+    users.write_text("bob:{SHA}" + base64.b64encode(hashlib.sha1(b"s3cret").digest()).decode() + "\n")
+    route = f'path = "{MOUNT}"\nhandler = "wsgi"\napp = "{PLAIN}"\nbridge = "{bridge}"\n'
+    route += f'auth = {{ type = "basic", realm = "r", users = "{users}" }}\n'
+    with run_gateway(config_text=f'[[vhost]]\nnames = ["x"]\n[[vhost.route]]\n{route}') as gw:
+        seen = httpx.get(f"{gw.url}{MOUNT}/who", auth=("bob", "s3cret")).json()
+    assert (seen["REMOTE_USER"], seen["AUTH_TYPE"]) == ("bob", "Basic")
 
 
 # Django -------------------------------------------------------------------------------
