@@ -37,6 +37,7 @@ from adapters._fastcgi_records import (
     stdin,
     stdin_end,
 )
+from adapters._request_body import no_body
 from adapters._stderr_log import StderrLog
 from gateway.errors import ResponseAborted
 from gateway.types import Send
@@ -49,6 +50,10 @@ END_STDIN = stdin_end(REQUEST_ID)
 
 class Overloaded(BackendError):
     """The server said FCGI_OVERLOADED: a 503, not a 502."""
+
+
+class NoAnswer(BackendError):
+    """The server closed the connection before any record: on a kept connection, the request never ran."""
 
 
 async def run_request(
@@ -65,19 +70,46 @@ async def run_request(
     connection = await pool.acquire(held)
     exchange = Exchange(connection, send, script)
     try:
-        await exchange.run(head, length, body)
+        try:
+            await exchange.run(head, length, body)
+        except NoAnswer:
+            if length or connection.uses < 2:
+                raise
+            connection, exchange = await _again(pool, connection, send, script)
+            await exchange.run(head, 0, body)
     finally:
         pool.release(connection, exchange.reusable)
 
 
-async def finish_request(pool: FastCgiPool, connection: FastCgiConnection, send: Send, script: str) -> None:
-    """Relay the response to a request sent already, whole (a Later whose answer did not come whole)."""
+async def finish_request(
+    pool: FastCgiPool, connection: FastCgiConnection, send: Send, script: str, head: bytes
+) -> None:
+    """Relay the response to a bodyless request sent already, whole (a Later whose answer did not come whole)."""
     exchange = Exchange(connection, send, script)
     exchange.stdin_done = True
     try:
-        await exchange.answer()
+        try:
+            await exchange.answer()
+        except NoAnswer:
+            if connection.uses < 2:
+                raise
+            connection, exchange = await _again(pool, connection, send, script)
+            await exchange.run(head, 0, no_body())
     finally:
         pool.release(connection, exchange.reusable)
+
+
+async def _again(
+    pool: FastCgiPool, connection: FastCgiConnection, send: Send, script: str
+) -> tuple[FastCgiConnection, Exchange]:
+    """A kept connection the server had closed before our request (php-fpm's pm.max_requests recycling a
+    worker): nothing ran, so a bodyless request goes once more on a new connection, as nginx retries a
+    cached one. The request's slot stays held."""
+    logger.info("%s: the FastCGI server had closed its kept connection; sending the request on a new one", script)
+    connection.close()
+    fresh = await pool.connect()
+    fresh.uses = 1
+    return fresh, Exchange(fresh, send, script)
 
 
 class Exchange:
@@ -143,7 +175,7 @@ class Exchange:
             records = await self.connection.records()
             if not records:
                 if not seen_any:
-                    raise BackendError("the FastCGI server closed the connection without answering (did it die?)")
+                    raise NoAnswer("the FastCGI server closed the connection without answering (did it die?)")
                 raise BackendError("the FastCGI server closed the connection before ending the request")
             seen_any = True
             out: list[bytes] = []

@@ -174,7 +174,8 @@ class FastCgiLater:
     def _carry_on(self, connection: FastCgiConnection) -> None:
         connection.later = self.connection = None  # records() takes the pending records (and resumes reading)
         pool, script = self.pool, self.script
-        self._hand_over(lambda send: finish_request(pool, connection, send, script))
+        head = BEGIN[pool.keep_conn] + self.params
+        self._hand_over(lambda send: finish_request(pool, connection, send, script, head))
 
     def _hand_over(self, work: Callable[[Send], Coroutine[Any, Any, None]]) -> None:
         relay = self.relay

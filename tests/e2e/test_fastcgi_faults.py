@@ -29,7 +29,7 @@ from adapters._fastcgi_records import (
 from tests.support.server import Gateway, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
-SCRIPTS = ("garbage", "close", "cut", "overloaded", "badhead", "silent", "good", "wrongid")
+SCRIPTS = ("garbage", "close", "cut", "overloaded", "badhead", "silent", "good", "wrongid", "recycled")
 
 
 def record(record_type: int, content: bytes, request_id: int = 1) -> bytes:
@@ -52,7 +52,9 @@ ANSWERS: dict[str, bytes | None] = {
     "silent": None,
     "good": record(STDOUT, b"Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nfine") + end(),
     "wrongid": record(STDOUT, b"Content-Type: text/plain\r\n\r\nother", request_id=7) + end(),
+    "recycled": record(STDOUT, b"Content-Type: text/plain\r\n\r\nfresh") + end(),
 }
+RECYCLED_AFTER = 2  # "recycled" on a kept connection: answered twice, then closed unanswered (pm.max_requests)
 ENDS_CONNECTION = {"garbage", "close", "cut"}
 
 
@@ -61,11 +63,15 @@ class FakeFastCgi(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         reader = RecordReader()
+        answered = 0
         while True:
             request = self.read_request(reader)
             if request is None:
                 return
             script, keep_conn = request
+            if script == "recycled" and answered >= RECYCLED_AFTER:
+                return  # as php-fpm's worker at pm.max_requests: the connection closes, the request never runs
+            answered += 1
             answer = ANSWERS[script]
             if answer is None:
                 time.sleep(3)
@@ -184,3 +190,10 @@ def test_bad_gateway_page_is_plain_and_says_where_to_look(gateway: Gateway) -> N
     assert response.headers["content-type"].startswith("text/plain")
     assert "error log" in response.text
     assert Path(gateway.workdir / "stderr.log").exists()
+
+
+def test_a_kept_connection_the_server_recycled_is_retried_on_a_new_one(gateway: Gateway) -> None:
+    """php-fpm closes a worker's kept connection at pm.max_requests; the request sent on it never ran (nginx
+    retries such a cached connection): every request is answered, none is a 502."""
+    statuses = [get(gateway, "/recycled.php").status_code for _ in range(7)]
+    assert statuses == [200] * 7
