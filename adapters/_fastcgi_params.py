@@ -56,6 +56,7 @@ class ParamsBuilder:
         # headers, and a site's pages are asked for again and again: their pairs are encoded
         # once (bounded caches, emptied when full).
         self.clients: dict[tuple[str, int], bytes] = {}
+        self.listeners: dict[tuple[str, int], bytes] = {}  # the listening address: SERVER_ADDR
         self.targets: dict[tuple[bytes, bytes], bytes] = {}  # (raw path, query) -> QUERY_STRING and REQUEST_URI
         self.header_blocks: dict[tuple[tuple[tuple[bytes, bytes], ...], str], tuple[bytes, bool, bool]] = {}
 
@@ -98,6 +99,12 @@ class ParamsBuilder:
             if pairs is None:
                 pairs = _remember(self.clients, client, _client_pairs(client))
             parts.append(pairs)
+        server = scope.get("server")
+        if server and server[1] is not None:  # a TCP listener (nginx's $server_addr)
+            pair = self.listeners.get(server)
+            if pair is None:
+                pair = _remember(self.listeners, server, encode_pair(b"SERVER_ADDR", server[0].encode("latin-1")))
+            parts.append(pair)
         if scope.get("scheme") == "https":
             parts.append(_HTTPS)
         user = scope.get("user")
@@ -171,4 +178,8 @@ def _server(scope: Scope, host: bytes | None) -> bytes:
             name, port = server[0], str(server[1])
         else:
             name, port = "localhost", "443" if scheme == "https" else "80"
-    return encode_pair(b"SERVER_NAME", name.encode("latin-1")) + encode_pair(b"SERVER_PORT", port.encode())
+    return (
+        encode_pair(b"SERVER_NAME", name.encode("latin-1"))
+        + encode_pair(b"SERVER_PORT", port.encode())
+        + encode_pair(b"REQUEST_SCHEME", scheme.encode("latin-1"))
+    )

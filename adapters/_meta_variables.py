@@ -92,7 +92,12 @@ def cgi_variables(
     add_request_variables(variables, scope)
     if "REMOTE_ADDR" in variables:
         variables["REMOTE_HOST"] = variables["REMOTE_ADDR"]
-    if scope.get("scheme") == "https":
+    scheme = scope.get("scheme", "http")
+    variables["REQUEST_SCHEME"] = scheme  # as Apache and nginx's fastcgi_params give them
+    server = scope.get("server")
+    if server and server[1] is not None:
+        variables["SERVER_ADDR"] = server[0]
+    if scheme == "https":
         variables["HTTPS"] = "on"
     return variables
 

@@ -133,6 +133,7 @@ def test_get_with_query_sees_every_meta_variable(php: Gateway, site: Path) -> No
     assert (data["SERVER_NAME"], data["SERVER_PORT"]) == ("php.test", "80")
     assert data["REMOTE_ADDR"] == "127.0.0.1"
     assert int(str(data["REMOTE_PORT"])) > 0
+    assert (data["REQUEST_SCHEME"], data["SERVER_ADDR"]) == ("http", "127.0.0.1")  # nginx's fastcgi_params have them
     assert data["REDIRECT_STATUS"] == "200"
     assert data["HTTP_X_THING"] == "yes"
     assert "HTTP_PROXY" not in data, "a Proxy header must never become HTTP_PROXY (httpoxy)"

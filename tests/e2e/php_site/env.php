@@ -4,7 +4,8 @@ declare(strict_types=1);
 
 $keys = ['GATEWAY_INTERFACE', 'SERVER_SOFTWARE', 'SERVER_NAME', 'SERVER_PORT', 'SERVER_PROTOCOL', 'REQUEST_METHOD',
     'REQUEST_URI', 'QUERY_STRING', 'SCRIPT_NAME', 'SCRIPT_FILENAME', 'PATH_INFO', 'DOCUMENT_ROOT', 'REMOTE_ADDR',
-    'REMOTE_PORT', 'CONTENT_TYPE', 'CONTENT_LENGTH', 'HTTPS', 'REDIRECT_STATUS', 'REMOTE_USER', 'PHP_SELF'];
+    'REMOTE_PORT', 'CONTENT_TYPE', 'CONTENT_LENGTH', 'HTTPS', 'REDIRECT_STATUS', 'REMOTE_USER', 'PHP_SELF',
+    'REQUEST_SCHEME', 'SERVER_ADDR'];
 $out = [];
 foreach ($_SERVER as $key => $value) {
     if (in_array($key, $keys, true) || str_starts_with((string) $key, 'HTTP_')) {
