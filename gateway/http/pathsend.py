@@ -139,7 +139,7 @@ async def _sendfile_hybrid(protocol: HttpProtocol, file_fd: int, sock_fd: int, o
         try:
             sent = os.sendfile(sock_fd, file_fd, offset, count - offset)
         except BlockingIOError:
-            await _writable(loop, sock_fd)
+            await _writable(protocol, loop, sock_fd)
             continue
         except OSError:
             break
@@ -149,7 +149,8 @@ async def _sendfile_hybrid(protocol: HttpProtocol, file_fd: int, sock_fd: int, o
     return offset
 
 
-async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+async def _writable(protocol: HttpProtocol, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """Wait until the socket takes more; the protocol's sweep cancels a wait longer than send_timeout."""
     ready: asyncio.Future[None] = loop.create_future()
 
     def wake() -> None:
@@ -157,9 +158,11 @@ async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
             ready.set_result(None)
 
     loop.add_writer(fd, wake)
+    protocol.file_waiting_since = loop.time()
     try:
         await ready
     finally:
+        protocol.file_waiting_since = 0.0
         loop.remove_writer(fd)
 
 

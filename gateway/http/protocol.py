@@ -70,6 +70,7 @@ class HttpProtocol(asyncio.Protocol):
         self.unsent = 0  # the transport's unsent bytes at the last sweep
         self.unsent_since = 0.0  # when the client last took any of them
         self.next_waits = False  # a response completed while writing was paused: the next request waits
+        self.file_waiting_since = 0.0  # a file being sent waits for the socket since then (pathsend.py)
         self.default_body_timeout = limits.body_timeout
         self.keepalive_requests = limits.keepalive_requests
         self.request_timeout = limits.request_timeout
@@ -463,21 +464,32 @@ class HttpProtocol(asyncio.Protocol):
         return True
 
     def _stopped_reading(self, now: float) -> bool:
-        """Cut off a client that took none of its unsent response bytes for send_timeout; True if it was."""
-        unsent = self.transport.get_write_buffer_size()
-        if not unsent:
-            self.unsent = 0
-            return False
-        if not self.unsent or unsent < self.unsent:  # bytes waiting anew, or the client took some
-            self.unsent_since = now
-        self.unsent = unsent
-        if now - self.unsent_since < self.send_timeout:
-            return False
+        """Cut off a client that took none of its unsent response bytes for send_timeout; True if it was.
+
+        The bytes wait in the transport, or in a file the cycle's task sends
+        beside it, which waits for the socket (file_waiting_since).
+        """
+        waiting = self.file_waiting_since
+        if waiting and now - waiting >= self.send_timeout:
+            unsent = -1
+            cycle = self.cycle
+            if cycle is not None and isinstance(cycle.task, asyncio.Task):
+                cycle.task.cancel()  # its wait for the socket would outlive the connection
+        else:
+            unsent = self.transport.get_write_buffer_size()
+            if not unsent:
+                self.unsent = 0
+                return False
+            if not self.unsent or unsent < self.unsent:  # bytes waiting anew, or the client took some
+                self.unsent_since = now
+            self.unsent = unsent
+            if now - self.unsent_since < self.send_timeout:
+                return False
         logger.info(
-            "%s took none of the response for %g s (send_timeout): connection closed, %d bytes unsent",
+            "%s took none of the response for %g s (send_timeout): connection closed%s",
             self.client_ip or "a unix socket client",
             self.send_timeout,
-            unsent,
+            f", {unsent} bytes unsent" if unsent >= 0 else " in the middle of a file",
         )
         self.ignore_input = True
         self.transport.abort()

@@ -72,6 +72,22 @@ def test_a_client_that_stops_reading_is_cut_off_after_send_timeout(gw: Gateway, 
     assert served(gw).startswith(b"HTTP/1.1 200 "), "its connection slot came back"
 
 
+def test_a_client_that_stops_reading_a_file_is_cut_off_after_send_timeout(gw: Gateway, tmp_path: Path) -> None:
+    """A large file goes out by sendfile beside the transport: the wait for the socket is bounded the same way."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"f" * (32 * MiB))
+    line = "took none of the response for 2 s (send_timeout): connection closed in the middle of a file"
+    cut_before = gw.stderr().count(line)
+    with reader_that_stops(gw) as sock:
+        sock.sendall(get(f"/sendfile?path={big}"))
+        started = time.monotonic()
+        while gw.stderr().count(line) == cut_before:
+            assert time.monotonic() - started < 6, "the client was not cut off"
+            time.sleep(0.05)
+    assert served(gw).startswith(b"HTTP/1.1 200 "), "its connection slot came back"
+    assert "Traceback" not in gw.stderr()
+
+
 def test_pipelined_requests_wait_while_the_client_reads_nothing(gw: Gateway, tmp_path: Path) -> None:
     """Each 1 MiB answer would otherwise be made and kept in memory: 50 requests, 50 MiB."""
     log = tmp_path / "served.log"
