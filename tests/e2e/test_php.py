@@ -505,7 +505,9 @@ def test_requests_queued_past_request_timeout_are_504s_and_the_pool_recovers(sit
     """Two slow scripts hold both children; two more requests wait behind them: all four time out, none hangs."""
     with run_gateway(config_text=php_config(site, tmp_path, request_timeout=1)) as gateway:
         started = time.monotonic()
-        slow = threading.Thread(target=lambda: statuses.extend(fetch_all(gateway, ["/slow.php?s=2.5"] * 2)))
+        # 4 s: past the queued requests' deadlines however the once-a-second check falls (0.5 + 1 + up to 1 s);
+        # with 2.5 s a child could free itself just before that check and answer a queued request with a 200.
+        slow = threading.Thread(target=lambda: statuses.extend(fetch_all(gateway, ["/slow.php?s=4"] * 2)))
         statuses: list[int] = []
         slow.start()
         time.sleep(0.5)  # both children are busy
@@ -513,7 +515,7 @@ def test_requests_queued_past_request_timeout_are_504s_and_the_pool_recovers(sit
         slow.join(10)
         assert (statuses, queued) == ([504, 504], [504, 504])
         assert time.monotonic() - started < 4
-        time.sleep(max(0.0, started + 3 - time.monotonic()))  # the slow scripts have ended in php-cgi
+        time.sleep(max(0.0, started + 4.5 - time.monotonic()))  # the slow scripts have ended in php-cgi
         assert fetch_all(gateway, ["/hello.php"] * 4) == [200] * 4, "no slot of the pool was lost"
 
 
