@@ -22,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 from gateway import __version__
 from gateway.http.parser import clean_path
-from gateway.types import ORIGINAL_TARGET, Scope
+from gateway.types import Scope, client_target
 
 SERVER_SOFTWARE = f"gateway/{__version__}"
 _HEADER_KEYS: dict[bytes, str] = {
@@ -85,7 +85,7 @@ def cgi_variables(
         "SCRIPT_FILENAME": script_filename,
         "PATH_INFO": path_info,
         "DOCUMENT_ROOT": document_root,
-        "REQUEST_URI": request_uri(scope),
+        "REQUEST_URI": client_target(scope),
     }
     if path_info:
         variables["PATH_TRANSLATED"] = document_root + path_info
@@ -118,15 +118,6 @@ def decoded_path(scope: Scope) -> str:
     if raw is None:
         return str(scope["path"]).encode("utf-8").decode("latin-1")
     return clean_path(unquote_to_bytes(raw).decode("latin-1") if _PERCENT in raw else raw.decode("latin-1"))
-
-
-def request_uri(scope: Scope) -> str:
-    """The request target as the client sent it (origin form), query included: REQUEST_URI (before any rewrite)."""
-    original = scope.get(ORIGINAL_TARGET)
-    raw: bytes | None = original[0] if original else scope.get("raw_path")
-    path = raw.decode("latin-1") if raw is not None else str(scope["path"]).encode("utf-8").decode("latin-1")
-    query: bytes = original[1] if original else scope["query_string"]
-    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 def split_host(host: str, scheme: str) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from gateway.errors import StartupError
-from gateway.types import ORIGINAL_TARGET
+from gateway.types import client_target
 
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
@@ -117,10 +117,7 @@ class AccessLog:
                 user_agent = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
-        raw_path, query = scope.get(ORIGINAL_TARGET) or (scope["raw_path"], scope["query_string"])
-        target = raw_path.decode("latin-1")
-        if query:
-            target += "?" + query.decode("latin-1")
+        target = client_target(scope)
         user = scope.get("user") if isinstance(scope.get("user"), str) else None
         duration = perf_counter() - cycle.started
         client = scope.get("client")  # a trusted proxy's X-Forwarded-For may have replaced the peer

@@ -19,7 +19,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 # Scope key the rewrite stage sets on its first rewrite: the client's (raw_path, query_string).
-# The access log and REQUEST_URI (CGI, FastCGI) show it, as Apache's %r and nginx's $request_uri do.
+# client_target() reads it: the access log, REQUEST_URI (CGI, FastCGI) and Digest auth see the client's target.
 ORIGINAL_TARGET = "gateway.original_target"
 # Scope key of an HTTP request's connection (the HttpProtocol): the limits stage's apply_limits(), the
 # WSGI worker's "has the client gone" check; an error document's internal GET has none.
@@ -32,6 +32,20 @@ TIMEOUT_PAGE_KEY = "gateway.timeout_page"
 PASSES_KEY = "gateway.rewrites"
 TIMEOUT_CANCEL = "gateway: request_timeout"
 TIMEOUT_GRACE = 2.0
+
+
+def client_target(scope: Scope) -> str:
+    """The request target as the client sent it (origin form, query included), before any rewrite.
+
+    The access log's request (Apache's %r), REQUEST_URI (nginx's $request_uri) and the target a Digest
+    client signed; its bytes as latin-1.
+    """
+    original = scope.get(ORIGINAL_TARGET)
+    raw: bytes | None = original[0] if original else scope.get("raw_path")
+    path = raw.decode("latin-1") if raw is not None else str(scope["path"]).encode("utf-8").decode("latin-1")
+    query: bytes = original[1] if original else scope["query_string"]
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
 
 # The core's one extension to ASGI, for speed (gateway/http/whole.py): an app
 # may carry a `gateway_respond_now(scope)` attribute, a plain function the core

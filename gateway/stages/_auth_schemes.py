@@ -17,11 +17,11 @@ import secrets
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from gateway.stages import _digest
 from gateway.stages._htpasswd import StoredHash
-from gateway.types import ORIGINAL_TARGET, Scope
+from gateway.types import Scope, client_target
 
 OK, FAIL, STALE = "ok", "fail", "stale"
 Outcome = tuple[str, str]  # (OK | FAIL | STALE, user)
@@ -196,12 +196,11 @@ def _uri_matches(uri: str, scope: Scope) -> bool:
     checks the request line). The path may differ in %-encoding; the query
     may not: "a%26b=1" and "a&b=1" are different requests.
     """
-    raw_path, query = scope.get(ORIGINAL_TARGET) or (scope.get("raw_path"), scope.get("query_string", b""))
-    path = raw_path.decode("latin-1") if raw_path else quote(scope.get("path", "/"))
+    path, _, query = client_target(scope).partition("?")
     if uri.startswith(("http://", "https://")):  # absolute-form: compare from the path on
         slash = uri.find("/", uri.find("//") + 2)
         uri = uri[slash:] if slash >= 0 else "/"
     uri_path, _, uri_query = uri.partition("?")
-    if uri_query != query.decode("latin-1"):
+    if uri_query != query:
         return False
     return uri_path == path or unquote(uri_path) == unquote(path)
