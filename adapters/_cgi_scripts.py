@@ -31,7 +31,7 @@ import stat
 from urllib.parse import unquote_to_bytes
 
 from adapters._lookup_cache import LookupCache
-from adapters._static_files import FORBIDDEN, NOT_FOUND, Reply, path_segments
+from adapters._static_files import ADD_SLASH, FORBIDDEN, NOT_FOUND, AddSlash, Reply, path_segments
 
 MAX_ARGS = 64
 MAX_ARGS_BYTES = 16 * 1024
@@ -53,11 +53,6 @@ class Script:
         self.nph = os.path.basename(filename).startswith(b"nph-")  # §5: the script writes the status line
 
 
-class AddSlash:
-    """A directory asked for without its trailing slash."""
-
-
-ADD_SLASH = AddSlash()
 Resolved = Script | AddSlash | Reply
 
 

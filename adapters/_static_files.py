@@ -34,7 +34,7 @@ from adapters._static_http import content_type_of, http_date
 from gateway.http.pathsend import OPEN_FLAGS
 from gateway.http.responses import header_lines
 from gateway.stages.errors import GATEWAY_MADE
-from gateway.types import Headers, Send, Whole
+from gateway.types import Headers, Scope, Send, Whole
 
 if TYPE_CHECKING:
     from gateway.http.cycle import RequestCycle
@@ -71,7 +71,18 @@ BAD_REQUEST = Reply(400, "Bad Request: the path holds a NUL byte")
 
 
 class AddSlash:
-    """A directory asked for without its trailing slash."""
+    """A directory asked for without its trailing slash (static files and CGI folders alike)."""
+
+    async def send(self, scope: Scope, send: Send) -> None:
+        """301 to the path with its slash, rebuilt from the non-empty segments so it can never start with "//"."""
+        raw_path: bytes = scope["raw_path"]
+        location = b"/" + b"/".join(part for part in raw_path.split(b"/") if part) + b"/"
+        query: bytes = scope["query_string"]
+        if query:
+            location += b"?" + query
+        headers = [(b"location", location), (b"content-type", b"text/plain; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 301, "headers": headers})
+        await send({"type": "http.response.body", "body": b"Moved Permanently\n"})
 
 
 class Listing:

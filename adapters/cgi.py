@@ -32,10 +32,10 @@ from adapters._cgi_exchange import ClientLeft, Exchange, ScriptError, ScriptTime
 from adapters._cgi_process import ProcessGroup, launcher, setpriv_path, user_ids
 from adapters._cgi_redirect import RedirectError, redirect_receive, redirect_scope
 from adapters._cgi_response import CgiHead
-from adapters._cgi_scripts import ADD_SLASH, Script, ScriptTable, isindex_args
+from adapters._cgi_scripts import Script, ScriptTable, isindex_args
 from adapters._meta_variables import cgi_variables, encode_variables
 from adapters._request_body import ClientGone, request_body
-from adapters._static_files import Reply
+from adapters._static_files import ADD_SLASH, Reply
 from gateway.errors import ResponseAborted
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
@@ -225,7 +225,7 @@ class CgiApp:
         if isinstance(found, Script):
             await self.run(found, scope, receive, send)
         elif found is ADD_SLASH:
-            await _add_slash(scope, send)
+            await ADD_SLASH.send(scope, send)
         elif isinstance(found, Reply):
             await found.send(send)
 
@@ -288,18 +288,6 @@ class CgiApp:
             await BAD_GATEWAY.send(send)
             return
         await dispatch(target, redirect_receive(receive), send)
-
-
-async def _add_slash(scope: Scope, send: Send) -> None:
-    """301 to the folder's URL with its slash, rebuilt from non-empty segments so it never starts with "//"."""
-    raw_path: bytes = scope["raw_path"]
-    location = b"/" + b"/".join(part for part in raw_path.split(b"/") if part) + b"/"
-    query: bytes = scope["query_string"]
-    if query:
-        location += b"?" + query
-    headers = [(b"location", location), (b"content-type", b"text/plain; charset=utf-8")]
-    await send({"type": "http.response.start", "status": 301, "headers": headers})
-    await send({"type": "http.response.body", "body": b"Moved Permanently\n"})
 
 
 def _interpreter(command: str) -> tuple[bytes, ...] | None:

@@ -182,7 +182,7 @@ class StaticFiles:
         if isinstance(found, Reply):
             await found.send(send)
         elif isinstance(found, AddSlash):
-            await _redirect_to_directory(scope, send)
+            await found.send(scope, send)
         else:
             await self.send_listing(found.path, scope, send)
 
@@ -294,15 +294,3 @@ async def _stream(fd: int, pieces: list[tuple[bytes, int, int]], tail: bytes, se
             pending = b""
             offset += len(data)
     await send({"type": "http.response.body", "body": tail, "more_body": False})
-
-
-async def _redirect_to_directory(scope: Scope, send: Send) -> None:
-    """301 to the path with its slash, rebuilt from the non-empty segments so it can never start with "//"."""
-    raw_path: bytes = scope["raw_path"]
-    location = b"/" + b"/".join(part for part in raw_path.split(b"/") if part) + b"/"
-    query: bytes = scope["query_string"]
-    if query:
-        location += b"?" + query
-    headers = [(b"location", location), (b"content-type", b"text/plain; charset=utf-8")]
-    await send({"type": "http.response.start", "status": 301, "headers": headers})
-    await send({"type": "http.response.body", "body": b"Moved Permanently\n"})
