@@ -31,7 +31,7 @@ import stat
 from urllib.parse import unquote_to_bytes
 
 from adapters._lookup_cache import LookupCache
-from adapters._static_files import ADD_SLASH, FORBIDDEN, NOT_FOUND, AddSlash, Reply, path_segments
+from adapters._static_files import ADD_SLASH, FORBIDDEN, NOT_FOUND, AddSlash, Reply, segments_below
 
 MAX_ARGS = 64
 MAX_ARGS_BYTES = 16 * 1024
@@ -79,13 +79,9 @@ class ScriptTable:
         return self.cache.get(raw_path)
 
     def lookup(self, raw_path: bytes) -> Resolved:
-        segments = path_segments(raw_path)
-        if isinstance(segments, Reply):
-            return segments
-        count = len(self.mount)
-        if segments[:count] != self.mount:
-            return NOT_FOUND
-        below = segments[count:]
+        below = segments_below(raw_path, self.mount)
+        if isinstance(below, Reply):
+            return below
         path = self.root
         for position, segment in enumerate(below):
             if segment.startswith(b"."):

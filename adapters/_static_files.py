@@ -246,13 +246,9 @@ class FileTable:
         return built
 
     def locate(self, raw_path: bytes) -> Located | Reply | AddSlash | Listing:
-        segments = path_segments(raw_path)
-        if isinstance(segments, Reply):
-            return segments
-        count = len(self.mount)
-        if segments[:count] != self.mount:
-            return NOT_FOUND
-        below = segments[count:]
+        below = segments_below(raw_path, self.mount)
+        if isinstance(below, Reply):
+            return below
         path = self.confine(self.root + b"/" + b"/".join(below) if below else self.root)
         if path is None:
             return NOT_FOUND
@@ -345,6 +341,17 @@ def path_segments(raw_path: bytes) -> list[bytes] | Reply:
         if segment != b".":
             segments.append(segment)
     return segments
+
+
+def segments_below(raw_path: bytes, mount: list[bytes]) -> list[bytes] | Reply:
+    """path_segments() of a path under a route's mount, without the mount's own; a 404 outside it."""
+    segments = path_segments(raw_path)
+    if isinstance(segments, Reply):
+        return segments
+    count = len(mount)
+    if segments[:count] != mount:
+        return NOT_FOUND
+    return segments[count:]
 
 
 def _stat(path: bytes) -> os.stat_result | Reply:
