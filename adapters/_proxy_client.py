@@ -18,7 +18,7 @@ A request's attempts:
 - a failure that is retryable (nothing came back; nothing was sent, or the
   method is idempotent and its body was kept: _proxy_exchange.py) moves on
   to the next upstream, counting against this one's health; so does a
-  refused or timed-out connect;
+  refused or timed-out connect (unless `others` is off: an app pool's);
 - when no upstream is left, the last failure answers: 502, 504 for a
   timeout, 503 when every upstream was at max_connections.
 A websocket scope is relayed message by message (_proxy_websocket.py), with
@@ -62,6 +62,9 @@ class ProxyClient:
         self.heads = RequestHeads(options.preserve_host, mount if options.strip_prefix else "")
         self.balancer = Balancer([], options.balance == "least_connections")
         self.keep_alive = options.keepalive > 0
+        # A retryable failure moves on to another upstream; an app pool turns it off: the request
+        # may be what killed its process, and its processes are taken through the pool's checkout.
+        self.others = True
         self.health: HealthChecker | None = None
         for address in upstreams:
             self.add_upstream(address)
@@ -113,18 +116,25 @@ class ProxyClient:
             return
         await self.forward_to(None, scope, receive, send)
 
-    async def forward_to(self, first: Upstream | None, scope: Scope, receive: Receive, send: Send) -> None:
-        """forward() with the first attempt on a chosen upstream (an app pool picks its process itself)."""
+    async def forward_to(
+        self, first: Upstream | None, scope: Scope, receive: Receive, send: Send
+    ) -> UpstreamError | None:
+        """forward() with the first attempt on a chosen upstream (an app pool picks its process itself).
+
+        Returns the failure the client was answered with (502, 503, 504), if any.
+        """
         if scope["type"] == "websocket":
             await relay_websocket(self, scope, receive, send, first)
-            return
+            return None
         try:
             await self._forward(scope, receive, send, first)
         except ClientGone:
-            return
+            return None
         except UpstreamError as exc:
             logger.error("proxy %s %s: upstream %s: %s", scope["method"], scope["path"], exc.upstream, exc)
             await REPLIES.get(exc.status, REPLIES[502]).send(send)
+            return exc
+        return None
 
     async def upgrade(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request to switch to a protocol other than WebSocket (which the core turns into a websocket scope)."""
@@ -148,7 +158,7 @@ class ProxyClient:
                 await self._attempt(upstream, head, body, scope, send, idempotent)
                 return
             except UpstreamError as exc:
-                if not exc.retryable:
+                if not exc.retryable or not self.others:
                     raise
                 path = scope["path"]
                 logger.warning("proxy %s %s: upstream %s: %s; trying another", method, path, upstream.label, exc)

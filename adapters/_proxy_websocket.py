@@ -92,7 +92,7 @@ async def relay_websocket(
             return
         except UpstreamError as exc:
             error = client._failed(upstream, exc)  # named and counted against its health, as for requests
-            if not error.retryable:
+            if not error.retryable or not client.others:
                 logger.error("proxy WebSocket %s: upstream %s: %s", scope["path"], upstream.label, error)
                 await _deny(send, error.status)
                 return

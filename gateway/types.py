@@ -31,6 +31,8 @@ TIMEOUT_PAGE_KEY = "gateway.timeout_page"
 # Scope key the rewrite stage counts a route's rewrites in (the request is routed again each time).
 PASSES_KEY = "gateway.rewrites"
 TIMEOUT_CANCEL = "gateway: request_timeout"
+# The message of the core's own cancel past request_timeout (its 504 is written, or the connection cut).
+TIMEOUT_CUT = "gateway: request_timeout passed"
 TIMEOUT_GRACE = 2.0
 
 

@@ -35,7 +35,7 @@ from gateway.http.parser import RequestParser
 from gateway.http.responses import error_response
 from gateway.http.websocket import WebSocketConnection, take_over
 from gateway.http.ws_handshake import websocket_requested
-from gateway.types import CONNECTION_KEY, TIMEOUT_CANCEL, TIMEOUT_GRACE, TIMEOUT_PAGE_KEY, Scope
+from gateway.types import CONNECTION_KEY, TIMEOUT_CANCEL, TIMEOUT_CUT, TIMEOUT_GRACE, TIMEOUT_PAGE_KEY, Scope
 
 if TYPE_CHECKING:
     from gateway.http.state import ServerState
@@ -375,8 +375,13 @@ class HttpProtocol(asyncio.Protocol):
             self.pending_error = exc
 
     def _abort_cycle(self, cycle: RequestCycle, exc: HttpError, cancel: bool) -> None:
-        if cancel and cycle.task is not None:
-            cycle.task.cancel()
+        task = cycle.task
+        if cancel and task is not None:
+            # Why, for the app (an app pool replaces a WSGI process past request_timeout); a Later needs none.
+            if isinstance(task, asyncio.Task):
+                task.cancel(TIMEOUT_CUT)
+            else:
+                task.cancel()
         if cycle.response_started:
             self.abort()
         else:

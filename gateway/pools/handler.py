@@ -144,6 +144,7 @@ class IsolatedHandler:
             self.isolation.env,
             self.cwd,
             self.config.limits.request_timeout,
+            threads=self.route.handler == "wsgi",
         )
         return self.pool
 

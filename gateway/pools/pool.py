@@ -14,8 +14,15 @@ Rules:
   second), a process drains: it takes no new requests, a replacement starts
   when one is needed, and it stops once its last request has finished.
 - A process that exits unexpectedly is logged with its status and dropped;
-  its requests that had received nothing yet are retried on another process
-  by the proxy client (_proxy_client.py), those mid-response are cut.
+  its requests get a 502 (or are cut mid-response). None is sent to another
+  process: it may be what killed this one (Passenger's rule too), and the
+  others' slots are the checkout's to give.
+- A process keeps its upstream (the proxy client's connections to it) until
+  it stops: requests handed to a draining process still reach it.
+- A WSGI app's thread cannot be stopped: a request that passes
+  request_timeout (a 504) may leave one stuck in the app, which no slot
+  count sees. Its process is recycled, as gunicorn replaces a worker past
+  its timeout; an ASGI app's task is cancelled in its process instead.
 - Start failures back off exponentially (0.1 s to 10 s). While no process
   lives and the pool is backing off, requests get a 502 at once rather than
   waiting for an app that cannot start; the reason is in the error log.
@@ -41,7 +48,7 @@ from gateway.pools.app_process import AppProcess, StartFailed
 from gateway.pools.options import PoolOptions
 from gateway.pools.scope_header import PoolRequestHeads
 from gateway.processes import exit_description
-from gateway.types import Receive, Scope, Send
+from gateway.types import TIMEOUT_CANCEL, TIMEOUT_CUT, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.pools")
 T = TypeVar("T")
@@ -51,6 +58,7 @@ BACKOFF_MAX = 10.0
 QUEUE_FULL = Reply(503, "Service Unavailable: the application is busy; try again.", ((b"retry-after", b"1"),))
 CANNOT_START = Reply(502, "Bad Gateway: the application could not be started; the reason is in the error log.")
 STOPPING = Reply(503, "Service Unavailable: the application is stopping.", ((b"retry-after", b"1"),))
+EXITED = Reply(502, "Bad Gateway: the application's process exited; the reason is in the error log.")
 
 
 class Unavailable(Exception):
@@ -74,6 +82,7 @@ class AppPool:
         env: dict[str, str],
         cwd: Path,
         read_timeout: float,
+        threads: bool = False,
     ) -> None:
         self.label = label
         self.options = options
@@ -85,6 +94,8 @@ class AppPool:
         proxy = ProxyOptions(preserve_host=True, read_timeout=read_timeout, keepalive=min(concurrency, 32), max_fails=0)
         self.client = ProxyClient([], proxy)
         self.client.heads = PoolRequestHeads()
+        self.client.others = False
+        self.threads = threads  # a WSGI app: a request past request_timeout may hold a thread for good
         self.processes: list[AppProcess] = []
         self.upstreams: dict[AppProcess, Upstream] = {}
         self.waiters: deque[asyncio.Future[AppProcess]] = deque()
@@ -108,9 +119,24 @@ class AppPool:
             await exc.reply.send(send)
             return
         try:
-            await self.client.forward_to(self.upstreams.get(process), scope, receive, send)
+            upstream = self.upstreams.get(process)
+            if upstream is None:  # it exited between the checkout and now (logged by watch())
+                await EXITED.send(send)
+                return
+            failure = await self.client.forward_to(upstream, scope, receive, send)
+            if failure is not None and failure.status == 504:
+                self.timed_out(process)
+        except asyncio.CancelledError as exc:
+            if exc.args and exc.args[0] in (TIMEOUT_CANCEL, TIMEOUT_CUT):
+                self.timed_out(process)
+            raise
         finally:
             self.checkin(process)
+
+    def timed_out(self, process: AppProcess) -> None:
+        """A request passed request_timeout in the app: a WSGI app's process is replaced (its thread may be stuck)."""
+        if self.threads and process.state == "ready":
+            self.recycle(process, "a request passed request_timeout; its thread may still be running")
 
     async def checkout(self) -> AppProcess:
         """A slot on a process: at once when one is free, else after waiting in the queue."""
@@ -268,9 +294,6 @@ class AppPool:
         process.recycle_reason = reason
         self.last_recycle = f"pid {process.pid}: {reason}"
         logger.info("%s (pid %d) is recycled: %s", process.label, process.pid, reason)
-        upstream = self.upstreams.pop(process, None)
-        if upstream is not None:
-            self.client.remove_upstream(upstream.label)
         if process.busy == 0:
             self.retire(process)
         self.grow()

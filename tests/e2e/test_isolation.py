@@ -191,17 +191,68 @@ def test_a_process_is_recycled_after_max_requests(tmp_path: Path) -> None:
         assert "max_requests (3) reached" in status_of(gateway)["last_recycle"]
 
 
-def test_a_request_whose_process_dies_before_answering_is_retried(tmp_path: Path) -> None:
+def test_recycling_under_load_fails_no_request(tmp_path: Path) -> None:
+    """A request handed a slot on a process that then reaches max_requests is still served there."""
+    pool = "{ min = 1, max = 1, max_requests = 4, concurrency = 2 }"
+    codes: list[int] = []
+
+    def client(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=20) as http:
+            codes.extend(http.get("/app", headers=HOST).status_code for _ in range(25))
+
+    with run_gateway(config_text=echo_config(ECHO, pool)) as gateway:
+        threads = [threading.Thread(target=client, args=(gateway.url,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(codes) == 150 and set(codes) == {200}, sorted(set(codes))
+        assert "none is available" not in gateway.stderr()
+
+
+STUCK_CONFIG = """
+[limits]
+request_timeout = 2
+[[vhost]]
+names = ["iso.test"]
+  [[vhost.route]]
+  path = "/app"
+  handler = "wsgi"
+  app = "tests.e2e.wsgi_apps.apps:environ_app"
+  threads = 1
+  isolation = "process"
+  pool = { min = 1, max = 1 }
+"""
+
+
+def test_a_wsgi_process_whose_request_timed_out_is_replaced(tmp_path: Path) -> None:
+    """A WSGI thread cannot be stopped: left stuck, it would make every later request a 504 (gunicorn's timeout)."""
+    with run_gateway(config_text=STUCK_CONFIG) as gateway, httpx.Client(base_url=gateway.url, timeout=20) as http:
+        stuck_pid = status_of(gateway)["processes"][0]["pid"]
+        assert http.get("/app/sleep?s=60", headers=HOST).status_code == 504
+        response = http.get("/app/stats", headers=HOST)
+        assert response.status_code == 200, "the next request met the stuck thread"
+        assert "a request passed request_timeout" in status_of(gateway)["last_recycle"]
+        wait_until(lambda: not alive(stuck_pid), 15, "the stuck process was stopped")
+
+
+def test_a_request_whose_process_dies_before_answering_is_a_502_not_sent_to_another(tmp_path: Path) -> None:
+    """A request that kills its process could kill every process it were resent to (Passenger does not resend)."""
     pool = "{ min = 2, max = 2, concurrency = 1 }"
     config_text = echo_config("tests.e2e.pool_apps.apps:crash_once", pool)
     with run_gateway(config_text=config_text) as gateway, httpx.Client(base_url=gateway.url, timeout=10) as http:
+        before = {process["pid"] for process in status_of(gateway)["processes"]}
         marker = tmp_path / "crashed"
         response = http.get(f"/app?marker={marker}", headers=HOST)
-        assert response.status_code == 200, response.text
-        answer = response.json()
-        assert answer["crashed"] != answer["pid"], "another process answered"
-        wait_until(lambda: not alive(answer["crashed"]), 5, "the crashed process is gone")
+        assert response.status_code == 502, response.text
+        crashed = int(marker.read_text())
+        wait_until(lambda: not alive(crashed), 5, "the crashed process is gone")
+        (other,) = before - {crashed}
+        assert alive(other), "the request was not resent to the other process"
+        answer = http.get(f"/app?marker={marker}", headers=HOST).json()
+        assert answer["pid"] != crashed
         wait_until(lambda: len(status_of(gateway)["processes"]) == 2, 10, "min = 2 kept: the dead one replaced")
+        assert other in {process["pid"] for process in status_of(gateway)["processes"]}
         assert "exited with status 1" in gateway.stderr()
 
 
