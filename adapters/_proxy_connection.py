@@ -15,7 +15,13 @@ Rules:
   bytes wait for the client; writers wait in drain() while the socket's
   send buffer is full.
 - Reusable only when the response ended cleanly with keep-alive and nothing
-  followed it. An idle connection that receives a byte or an EOF is closed.
+  followed it. Bytes after the response, in the same read or later, are
+  dropped and the connection closed (nginx: "upstream sent more data than
+  specified"): parsed, they would replace the head the client gets. An idle
+  connection that receives a byte or an EOF is closed.
+- Trailer fields are dropped (RFC 9110 §6.5.2: never merged into the head).
+  A transfer coding other than chunked is a 502: the body could not be
+  decoded, and passed on it would reach the client still coded.
 - `last_active` moves on every byte read and every piece of request body
   written: wait() times out only after `timeout` seconds of the upstream
   neither answering nor taking the body.
@@ -54,6 +60,10 @@ class UpstreamError(Exception):
         self.retryable = retryable
         self.stale = stale
         self.upstream = "(none)"  # the upstream's address as configured, once one was tried
+
+
+class _Beyond(Exception):
+    """A second message began after the response ended (raised in a parser callback to stop the parser)."""
 
 
 class ResponseHead:
@@ -128,7 +138,10 @@ class UpstreamConnection(WriteFlow):
                 return
             self._fail("a 101 Switching Protocols answer to a request that asked for no upgrade")
         except httptools.HttpParserError as exc:
-            self._fail(str(exc.__context__ or exc))
+            if isinstance(exc.__context__, _Beyond):
+                self.close()  # the response is whole; what followed it is no one's
+            else:
+                self._fail(str(exc.__context__ or exc))
         if self.buffered > HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
@@ -168,7 +181,7 @@ class UpstreamConnection(WriteFlow):
 
     def on_message_begin(self) -> None:
         if self.complete:
-            self.keep_alive = False  # a second response to one request
+            raise _Beyond  # a second response to one request
         self._fields = []
         self._head_size = 0
 
@@ -186,8 +199,16 @@ class UpstreamConnection(WriteFlow):
         if status < 200:
             return  # 1xx: informational, skipped (a 101 raises HttpParserUpgrade right after)
         fields = self._fields
+        self._fields = []  # trailers (after a chunked body) go here, and are dropped
         skip = self._head_request or status in NO_BODY_STATUSES
-        framed = any(name in (b"content-length", b"transfer-encoding") for name, _ in fields)
+        framed = False
+        for name, value in fields:
+            if name == b"content-length":
+                framed = True
+            elif name == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":
+                    raise ValueError(f"a transfer coding this proxy cannot decode: {value.decode('latin-1')!r}")
+                framed = True
         self.head = ResponseHead(status, fields, until_close=not skip and not framed)
         self.keep_alive = self.parser.should_keep_alive()
         if skip:

@@ -108,6 +108,15 @@ class FaultHandler(socketserver.StreamRequestHandler):
         elif path == "/hop":
             hop = b"Connection: keep-alive, X-Internal\r\nX-Internal: 1\r\nKeep-Alive: timeout=5\r\nServer: raw\r\n"
             send(_ok(b"hop", hop + b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\nX-Kept: yes\r\n"))
+        elif path == "/smuggle":  # a miscounted Content-Length: the echoed rest reads as a second response
+            evil = b"HTTP/1.1 302 Found\r\nLocation: http://evil.example/\r\nSet-Cookie: s=attacker\r\n"
+            send(_ok(b"hello") + evil + b"Content-Length: 3\r\n\r\nabc")
+        elif path == "/trailers":
+            head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            send(head + b"2\r\nok\r\n0\r\nX-Trailer: 1\r\nSet-Cookie: evil=1\r\n\r\n")
+        elif path == "/gzip-coding":
+            send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b coded bytes")
+            return False
         elif path == "/closeafter":
             send(_ok(b"bye"))
             time.sleep(0.05)
@@ -616,6 +625,29 @@ def test_a_malformed_response_is_a_logged_502(site: Site) -> None:
         assert http.get("/garbage").status_code == 502
         assert http.get("/fine").text == "GET "
     site.proxy.wait_for_log("malformed response")
+
+
+def test_bytes_after_a_complete_response_are_dropped_not_served_as_its_head(site: Site) -> None:
+    """nginx: "upstream sent more data than specified"; parsed, they would replace the client's head."""
+    with client(site, "fault.test") as http:
+        response = http.get("/smuggle")
+        assert (response.status_code, response.content) == (200, b"hello")
+        assert "set-cookie" not in response.headers and "location" not in response.headers
+        assert http.get("/fine").text == "GET ", "the next request is answered on a connection of its own"
+
+
+def test_upstream_trailers_are_not_merged_into_the_head(site: Site) -> None:
+    with client(site, "fault.test") as http:
+        response = http.get("/trailers")
+    assert (response.status_code, response.content) == (200, b"ok")
+    assert "set-cookie" not in response.headers and "x-trailer" not in response.headers
+
+
+def test_a_transfer_coding_the_proxy_cannot_decode_is_a_502(site: Site) -> None:
+    with client(site, "fault.test") as http:
+        response = http.get("/gzip-coding")
+    assert response.status_code == 502 and b"coded bytes" not in response.content
+    site.proxy.wait_for_log("a transfer coding this proxy cannot decode")
 
 
 def test_an_upstream_closing_mid_body_cuts_the_client_connection(site: Site) -> None:
