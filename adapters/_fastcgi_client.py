@@ -66,6 +66,7 @@ class FastCgiConnection(WriteFlow):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.writing_paused = False
         self.uses = 0
+        self.idle = False  # kept in the pool between requests: whatever arrives then belongs to no request
         self.later: RecordWaiter | None = None  # a taskless request's, called as records arrive (_fastcgi_later.py)
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by connection_made
 
@@ -75,6 +76,11 @@ class FastCgiConnection(WriteFlow):
         self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
+        if self.idle:
+            # Records no request asked for (every request is id 1): kept, they would answer the next
+            # request on this connection. Such a server is done with it, as nginx decides.
+            self.close()
+            return
         later = self.later
         if later is not None and not self.pending and not self.reader.buffered and later.data_arrived(data):
             return  # a whole response, answered from these bytes
@@ -193,6 +199,7 @@ class FastCgiPool:
         while idle:
             connection = idle.pop()
             if not connection.closed:
+                connection.idle = False
                 connection.uses += 1
                 self.busy += 1
                 return connection
@@ -240,6 +247,7 @@ class FastCgiPool:
     def release(self, connection: FastCgiConnection, reusable: bool) -> None:
         worn = self.max_uses and connection.uses >= self.max_uses
         if reusable and self.keep_conn and not connection.closed and not worn:
+            connection.idle = True
             self.idle.append(connection)
         else:
             connection.close()

@@ -29,7 +29,7 @@ from adapters._fastcgi_records import (
 from tests.support.server import Gateway, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
-SCRIPTS = ("garbage", "close", "cut", "overloaded", "badhead", "silent", "good", "wrongid", "recycled")
+SCRIPTS = ("garbage", "close", "cut", "overloaded", "badhead", "silent", "good", "wrongid", "recycled", "late")
 
 
 def record(record_type: int, content: bytes, request_id: int = 1) -> bytes:
@@ -53,7 +53,10 @@ ANSWERS: dict[str, bytes | None] = {
     "good": record(STDOUT, b"Status: 201 Created\r\nContent-Type: text/plain\r\n\r\nfine") + end(),
     "wrongid": record(STDOUT, b"Content-Type: text/plain\r\n\r\nother", request_id=7) + end(),
     "recycled": record(STDOUT, b"Content-Type: text/plain\r\n\r\nfresh") + end(),
+    "late": record(STDOUT, b"Content-Type: text/plain\r\n\r\nfirst") + end(),
 }
+# After answering "late", records no request asked for, sent on the kept connection once it is idle.
+STALE = record(STDOUT, b"Status: 302 Found\r\nLocation: http://evil.example/\r\n\r\nSTALE") + end()
 RECYCLED_AFTER = 2  # "recycled" on a kept connection: answered twice, then closed unanswered (pm.max_requests)
 ENDS_CONNECTION = {"garbage", "close", "cut"}
 
@@ -77,6 +80,9 @@ class FakeFastCgi(socketserver.BaseRequestHandler):
                 time.sleep(3)
                 return
             self.request.sendall(answer)
+            if script == "late":
+                time.sleep(0.3)
+                self.request.sendall(STALE)
             if not keep_conn or script in ENDS_CONNECTION:
                 return
 
@@ -197,3 +203,12 @@ def test_a_kept_connection_the_server_recycled_is_retried_on_a_new_one(gateway: 
     retries such a cached connection): every request is answered, none is a 502."""
     statuses = [get(gateway, "/recycled.php").status_code for _ in range(7)]
     assert statuses == [200] * 7
+
+
+def test_records_sent_on_an_idle_connection_answer_no_later_request(gateway: Gateway) -> None:
+    """Every request is id 1: records kept from an idle connection would be the next request's answer."""
+    with httpx.Client(base_url=gateway.url, headers={"host": "fake.test"}, timeout=10) as http:
+        assert http.get("/late.php").text == "first"
+        time.sleep(0.6)  # the stale records have arrived on the idle connection
+        response = http.get("/good.php")
+    assert (response.status_code, response.text) == (201, "fine")
