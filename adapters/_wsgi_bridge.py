@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, cast
 from adapters._wsgi_environ import NO_BODY, ClientDisconnected, ErrorStream, WsgiInput, base_environ, environ_for
 from adapters._wsgi_pool import WorkerPool
 from gateway.http.cycle import NO_BODY_STATUSES
+from gateway.http.responses import is_token
 from gateway.types import CONNECTION_KEY, Headers, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ Write = Callable[[bytes], None]
 StartResponse = Callable[..., Write]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
+_TOKENS: set[str] = set()  # lower-cased header names checked once
+_TOKENS_MAX = 4096
 RESPONSE_HIGH = 256 * 1024  # response bytes a worker may have waiting for the loop before it sleeps
 _AWAKE, _WANTS_BODY, _DRAINING = 0, 1, 2  # what a worker sleeps for
 
@@ -424,8 +427,8 @@ def _status_code(status: str) -> int:
 def _header_lines(headers: list[tuple[str, str]]) -> tuple[bytes | None, str | None]:
     """The headers as lines for the client (one join, one encode) and the declared Content-Length.
 
-    Raises ValueError for a CR or LF inside a name or value (they would split
-    the head) and UnicodeEncodeError for text beyond latin-1, in start_response,
+    Raises ValueError for a CR, LF or NUL inside a name or value (they would
+    split the head), or a name that is not a token, and UnicodeEncodeError for text beyond latin-1, in start_response,
     where PEP 3333 puts the blame. The lines leave out Content-Length (the
     core writes the length it sends), Date and Server, and are None for headers the core frames
     itself (Connection, Transfer-Encoding): the list path decides those.
@@ -435,6 +438,8 @@ def _header_lines(headers: list[tuple[str, str]]) -> tuple[bytes | None, str | N
     plain = True
     for name, value in headers:
         lower = name.lower()
+        if lower not in _TOKENS:
+            _check_name(name)
         if lower == "content-length":
             declared = value
             continue
@@ -446,10 +451,18 @@ def _header_lines(headers: list[tuple[str, str]]) -> tuple[bytes | None, str | N
     text = "".join(parts)
     count = len(parts)  # each line's own CR LF, and no other
     broken = declared is not None and ("\n" in declared or "\r" in declared)
-    if broken or text.count("\n") != count or text.count("\r") != count:
-        name = next(n for n, v in headers if "\n" in n + v or "\r" in n + v)
-        raise ValueError(f"The WSGI response header {name!r} has a CR or LF in its name or value.")
+    if broken or text.count("\n") != count or text.count("\r") != count or "\0" in text:
+        name = next(n for n, v in headers if "\n" in n + v or "\r" in n + v or "\0" in n + v)
+        raise ValueError(f"The WSGI response header {name!r} has a CR, LF or NUL in its name or value.")
     return (text.encode("latin-1") if plain else None), declared
+
+
+def _check_name(name: str) -> None:
+    """Remember a header name that is a token (lower-cased); ValueError for one that is not."""
+    if not is_token(name):
+        raise ValueError(f"The WSGI response header name {name!r} is not a token (RFC 9110 §5.6.2).")
+    if len(_TOKENS) < _TOKENS_MAX:
+        _TOKENS.add(name.lower())
 
 
 def _encode_headers(headers: list[tuple[str, str]]) -> Headers:

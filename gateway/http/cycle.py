@@ -7,7 +7,11 @@ Rules:
 - Framing: the app's Content-Length wins; else chunked on HTTP/1.1; else the
   connection closes to end the body (HTTP/1.0). HEAD, 1xx, 204 and 304 send no
   body; a HEAD answered with an empty body and no Content-Length claims none.
-  The app's Connection and Transfer-Encoding headers are ours to decide.
+  The app's Connection and Transfer-Encoding headers are ours to decide; a
+  204 or 1xx carries no Content-Length (RFC 9110 §8.6), a 304 keeps the app's.
+- A header name that is not a token (a space before its colon would read as
+  another field to a lenient proxy), or a CR, LF or NUL anywhere in the head,
+  is refused with a 500 while nothing is written (h11 refuses the same).
 - A body that disagrees with the app's Content-Length is refused with a 500
   while nothing of the response is written yet (a single-message body, or a
   first message longer than the length); later, the connection closes.
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from gateway.errors import ResponseAborted
 from gateway.http import pathsend
-from gateway.http.responses import APP_FAILED, CONTINUE, STATUS_LINES, reason, status_line
+from gateway.http.responses import APP_FAILED, CONTINUE, STATUS_LINES, is_token, reason, status_line
 from gateway.types import ASGIApp, Headers, Later, Message, Scope
 
 if TYPE_CHECKING:
@@ -39,6 +43,8 @@ FLOW_HIGH = 256 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
 # Framing is ours to decide; Date and Server the core writes (`server_header`): an app's would make two.
 _OURS = frozenset({b"content-length", b"connection", b"transfer-encoding", b"date", b"server"})
+_TOKENS: set[bytes] = set()  # header names checked once (is_token), remembered up to _TOKENS_MAX
+_TOKENS_MAX = 4096
 logger = logging.getLogger("gateway.error")
 # A file that cannot be opened, as nginx answers it; other errors are the server's (500).
 _UNOPENED = {FileNotFoundError: 404, NotADirectoryError: 404, PermissionError: 403}
@@ -387,6 +393,8 @@ class RequestCycle:
         kept = 0
         for name, value in self.headers:
             lname = name.lower()
+            if lname not in _TOKENS:
+                _check_name(lname, self)
             if lname in _OURS:
                 if lname == b"content-length":
                     length = int(value)
@@ -404,16 +412,16 @@ class RequestCycle:
         head = b"".join(parts)
         # Every line ends in CRLF and nothing else: a CR or LF inside a value would split it.
         lines = 1 + common.lines + kept + framing.count(b"\n")
-        if head.count(b"\n") != lines or head.count(b"\r") != lines:
+        if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
             self.response_started = False  # nothing was written: the client can still get a 500
-            raise RuntimeError("A response header name or value contains a CR or LF character.")
+            raise RuntimeError("A response header name or value contains a CR, LF or NUL character.")
         self.head_pending = False
         self.deadline = 0.0
         return head
 
     def _framing(self, status: int, length: int | None, first_len: int, more: bool) -> bytes:
         if status < 200 or status in NO_BODY_STATUSES:
-            extra = b"" if length is None else b"content-length: %d\r\n" % length
+            extra = b"" if length is None or status != 304 else b"content-length: %d\r\n" % length
         elif length is not None:
             self.length = length
             extra = b"content-length: %d\r\n" % length
@@ -496,3 +504,12 @@ def _order_error(kind: str, started: bool) -> str:
     if not started:
         return f"{kind} sent before http.response.start."
     return f"{kind} sent after the response was complete."
+
+
+def _check_name(name: bytes, cycle: RequestCycle) -> None:
+    """Remember a lower-cased header name that is a token; refuse one that is not (see the module's rules)."""
+    if not is_token(name):
+        cycle.response_started = False  # nothing was written: the client can still get a 500
+        raise RuntimeError(f"A response header name is not a token: {name!r}.")
+    if len(_TOKENS) < _TOKENS_MAX:
+        _TOKENS.add(name)

@@ -15,6 +15,18 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 APP_FAILED = "The application raised an error; the traceback is in the server's log."
 
 
+# RFC 9110 §5.6.2: a field name is a token of these (a space or colon in one would read as another field).
+_TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_TCHAR_BYTES = frozenset(_TCHARS.encode("ascii"))
+_TCHAR_TEXT = frozenset(_TCHARS)
+
+
+def is_token(name: bytes | str) -> bool:
+    """Whether a header name is a token; callers remember the names that were (apps repeat a few)."""
+    chars = _TCHAR_TEXT if isinstance(name, str) else _TCHAR_BYTES
+    return bool(name) and chars.issuperset(name)
+
+
 def status_line(status: int) -> bytes:
     """The cached status line, or one built for a code outside http.HTTPStatus."""
     line = STATUS_LINES.get(status)

@@ -81,10 +81,14 @@ async def sized(scope: Scope, receive: Any, send: Any) -> None:
 
 
 async def declared(scope: Scope, receive: Any, send: Any) -> None:
-    """Declares content-length: ?length= and sends ?body= in one message: a length the body may belie."""
+    """Declares content-length: ?length= and sends ?body= in one message: a length the body may belie.
+
+    ?status= answers with that status instead of 200.
+    """
     params = _params(scope)
     headers = [(b"content-length", params["length"].encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    status = int(params.get("status", "200"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": params["body"].encode()})
 
 
@@ -92,6 +96,19 @@ async def status(scope: Scope, receive: Any, send: Any) -> None:
     """/status/<code>: that status, with a body the server must not send for 204/304."""
     code = int(scope["path"].rsplit("/", 1)[1])
     await _respond(send, code, b"must not be sent", [(b"etag", b'"v1"')])
+
+
+BAD_FIELDS = {
+    "space": (b"content-length ", b"100"),  # a lenient proxy would read another length
+    "colon": (b"x-a: b", b"c"),
+    "empty": (b"", b"c"),
+    "nul": (b"x-a", b"a\x00b"),
+}
+
+
+async def bad_field(scope: Scope, receive: Any, send: Any) -> None:
+    """/bad-field?kind=: a header field no server may send (BAD_FIELDS)."""
+    await _respond(send, 200, b"must not be sent", [BAD_FIELDS[_params(scope)["kind"]]])
 
 
 async def close(scope: Scope, receive: Any, send: Any) -> None:
@@ -268,6 +285,7 @@ ROUTES = {
     "declared": declared,
     "status": status,
     "close": close,
+    "bad-field": bad_field,
     "digest": digest,
     "slowread": slowread,
     "noread": noread,

@@ -427,13 +427,15 @@ def test_php_cgi_killed_mid_request_is_a_502_then_the_pool_is_back(php: Gateway)
     assert len(masters) == 1, f"one php-cgi master per pool, found {masters}"
     outcome: list[int] = []
 
+    mark = php.workdir / "killed-mid-request"
+
     def slow() -> None:
         with client(php) as http:
-            outcome.append(http.get("/slow.php", params={"s": "5"}).status_code)
+            outcome.append(http.get("/slow.php", params={"s": "5", "mark": str(mark)}).status_code)
 
     thread = threading.Thread(target=slow)
     thread.start()
-    time.sleep(0.8)
+    wait_for_files([mark])  # the script runs in a child
     os.killpg(masters[0], signal.SIGKILL)
     thread.join(20)
     assert outcome == [502]
@@ -455,6 +457,14 @@ def test_children_recycled_after_max_requests_never_fail_a_request(php: Gateway)
         responses = [http.get("/pid.php") for _ in range(250)]
     assert [r.status_code for r in responses] == [200] * 250
     assert len({r.text for r in responses}) > 2, "php-cgi replaced its children along the way"
+
+
+def wait_for_files(paths: list[Path], timeout: float = 10.0) -> None:
+    """Until every file exists (slow.php's ?mark=: its script is running)."""
+    deadline = time.monotonic() + timeout
+    while not all(path.exists() for path in paths):
+        assert time.monotonic() < deadline, f"not created within {timeout}s: {[str(p) for p in paths]}"
+        time.sleep(0.02)
 
 
 def fetch_all(gateway: Gateway, paths: list[str]) -> list[int]:
@@ -486,9 +496,10 @@ def test_requests_beyond_the_children_wait_their_turn(php: Gateway) -> None:
 def test_a_queued_request_whose_client_is_gone_never_runs(php: Gateway, tmp_path: Path) -> None:
     """A client that resets its connection while its request waits for a child: the script is not run for it."""
     skipped, control = tmp_path / "skipped", tmp_path / "control"
-    busy = threading.Thread(target=fetch_all, args=(php, ["/slow.php?s=1.5"] * 2))
+    marks = [tmp_path / "busy-1", tmp_path / "busy-2"]
+    busy = threading.Thread(target=fetch_all, args=(php, [f"/slow.php?s=1.5&mark={mark}" for mark in marks]))
     busy.start()
-    time.sleep(0.5)  # both children are busy
+    wait_for_files(marks)  # both children are busy
     sock = socket.create_connection(php.address)
     sock.sendall(f"GET /touch.php?f={skipped} HTTP/1.1\r\nHost: php.test\r\n\r\n".encode())
     time.sleep(0.2)

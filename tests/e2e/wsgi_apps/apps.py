@@ -213,6 +213,9 @@ HEADER_CASES: dict[str, list[tuple[str, str]]] = {
     "short": [("Content-Length", "5")],
     "long": [("Content-Length", "20")],
     "exact": [("Content-Length", "13")],
+    "space-name": [("Content-Length ", "100")],  # a lenient proxy would read another length
+    "colon-name": [("X-A: b", "c")],
+    "nul-value": [("X-A", "a\x00b")],
 }
 
 
