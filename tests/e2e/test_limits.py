@@ -315,7 +315,7 @@ def test_slowloris_head_is_408_after_header_timeout(server: LimitedServer) -> No
         elapsed = time.monotonic() - started
     assert_refused(raw, 408)
     assert sent < len(head)
-    assert elapsed < 2.5, f"408 after {elapsed:.2f}s with header_timeout = 1"
+    assert elapsed < 3.5, f"408 after {elapsed:.2f}s with header_timeout = 1 (a sweep a second, and a busy machine)"
     server.assert_app_saw_nothing(before)
     server.assert_logged_refusal(408, logged)
 
@@ -328,7 +328,7 @@ def test_body_stalling_past_body_timeout_is_408(server: LimitedServer) -> None:
         raw = read_to_close(sock, timeout=5.0)
         elapsed = time.monotonic() - started
     assert_refused(raw, 408)
-    assert 0.9 < elapsed < 2.5, f"408 after {elapsed:.2f}s with body_timeout = 1"
+    assert 0.9 < elapsed < 3.5, f"408 after {elapsed:.2f}s with body_timeout = 1 (a sweep a second, and a busy machine)"
     server.assert_app_never_got_a_whole_body(before)
 
 
@@ -344,7 +344,7 @@ def test_slowloris_on_a_keepalive_connection_is_408_too(server: LimitedServer) -
         raw = read_to_close(sock)
         elapsed = time.monotonic() - started
     assert_refused(raw, 408)
-    assert elapsed < 2.5, f"408 after {elapsed:.2f}s with header_timeout = 1"
+    assert elapsed < 3.5, f"408 after {elapsed:.2f}s with header_timeout = 1 (a sweep a second, and a busy machine)"
 
 
 def test_body_trickling_in_is_not_a_stall(server: LimitedServer) -> None:
@@ -557,7 +557,9 @@ def test_app_slower_than_request_timeout_gets_504() -> None:
             raw = read_to_close(sock, timeout=6.0)
             elapsed = time.monotonic() - started
         assert_refused(raw, 504)
-        assert elapsed < 2.5, f"504 after {elapsed:.2f}s with request_timeout = 1"
+        assert elapsed < 3.5, (
+            f"504 after {elapsed:.2f}s with request_timeout = 1 (a sweep a second, and a busy machine)"
+        )
         # The server is not stuck: a quick request is still answered.
         with gw.connect() as sock:
             status, _, body = _get(sock, "/?s=0.1")

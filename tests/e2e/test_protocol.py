@@ -313,10 +313,10 @@ def test_idle_keepalive_connection_is_closed_after_keepalive_timeout(short_keepa
     with Client.connect(short_keepalive_gw) as client:
         assert client.request("GET", "/fixed").status == 200
         started = time.monotonic()
-        assert client.closed_within(3.0), "idle connection still open 3 s after a 1 s keepalive_timeout"
+        assert client.closed_within(4.0), "idle connection still open 4 s after a 1 s keepalive_timeout"
         elapsed = time.monotonic() - started
-    # Deadline 1 s after the response, checked by a once-a-second sweep: between 1 and ~2 s.
-    assert 0.9 <= elapsed <= 2.5, elapsed
+    # Deadline 1 s after the response, checked by a once-a-second sweep: between 1 and ~2 s (more when busy).
+    assert 0.9 <= elapsed <= 3.5, elapsed
 
 
 def test_keepalive_requests_limits_requests_per_connection(short_keepalive_gw: Gateway) -> None:

@@ -106,6 +106,13 @@ def test_content_length_beyond_the_route_is_413_before_the_body(gateway: Gateway
     assert post_raw(gateway, "/tiny/", b"Content-Length: 1000\r\n", b"x" * 1000) == 200
 
 
+def test_the_route_refuses_a_content_length_before_any_body_byte(gateway: Gateway) -> None:
+    """The head alone is enough to refuse: the client need not send (nor the server read) 2 KiB for a 413."""
+    with socket.create_connection(gateway.address, timeout=3) as sock:
+        sock.sendall(b"POST /tiny/ HTTP/1.1\r\nHost: limits.test\r\nContent-Length: 2048\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 413 ")
+
+
 def test_a_route_request_timeout(gateway: Gateway) -> None:
     with client(gateway) as http:
         started = time.monotonic()

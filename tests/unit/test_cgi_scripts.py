@@ -17,8 +17,10 @@ PERL = (b"/usr/bin/perl",)
 def root(tmp_path: Path) -> Path:
     site = tmp_path / "cgi-bin"
     (site / "sub" / "deeper").mkdir(parents=True)
+    (site / "sub" / ".hidden").mkdir()
     (site / "noindex").mkdir()
     (tmp_path / "outside").mkdir()
+    (tmp_path / "cgi-bin-private").mkdir()  # a sibling whose name begins with the root's
     programs = {
         "env.cgi": 0o755,
         "nph-raw.cgi": 0o755,
@@ -28,6 +30,8 @@ def root(tmp_path: Path) -> Path:
         "sub/deeper/run.cgi": 0o755,
         ".hidden.cgi": 0o755,
         "noindex/other.cgi": 0o755,
+        "sub/.hidden/x": 0o755,
+        "sub/.secret.cgi": 0o755,
     }
     for name, mode in programs.items():
         path = site / name
@@ -37,6 +41,10 @@ def root(tmp_path: Path) -> Path:
     escape.write_text("#!/bin/sh\n")
     escape.chmod(0o755)
     (site / "escape.cgi").symlink_to(escape)
+    sibling = tmp_path / "cgi-bin-private" / "sibling.cgi"
+    sibling.write_text("#!/bin/sh\n")
+    sibling.chmod(0o755)
+    (site / "sibling.cgi").symlink_to(sibling)
     (site / "outdir").symlink_to(tmp_path / "outside")
     (site / "alias.cgi").symlink_to(site / "env.cgi")
     os.mkfifo(site / "pipe.cgi")
@@ -111,7 +119,9 @@ def test_mount_of_a_regex_route_is_the_root(root: Path) -> None:
         (b"/cgi-bin/escape.cgi", 404),
         (b"/cgi-bin/outdir/escape.cgi", 404),
         (b"/cgi-bin/.hidden.cgi", 404),
-        (b"/cgi-bin/sub/.hidden/x", 404),
+        (b"/cgi-bin/sub/.hidden/x", 404),  # these exist: hidden, not missing
+        (b"/cgi-bin/sub/.secret.cgi", 404),
+        (b"/cgi-bin/sibling.cgi", 404),
         (b"/cgi-bin/plain.txt", 403),
         (b"/cgi-bin/plain.txt/x", 403),
         (b"/cgi-bin/pipe.cgi", 403),

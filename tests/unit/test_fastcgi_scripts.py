@@ -25,6 +25,9 @@ def root(tmp_path: Path) -> Path:
     (site / "uploads" / "evil.jpg").write_text("<?php")
     (site / "style.css").write_text("body{}")
     (site / ".env").write_text("SECRET=1")
+    (site / "admin" / ".secret.php").write_text("<?php")  # hidden below the top too
+    (site / "admin" / ".git").mkdir()
+    (site / "admin" / ".git" / "config").write_text("[core]")
     (tmp_path / "outside.php").write_text("<?php")
     (site / "link.php").symlink_to(tmp_path / "outside.php")
     (site / "inside.php").symlink_to(site / "info.php")
@@ -72,6 +75,8 @@ def test_existing_files_and_folders_without_a_script_go_to_the_static_handler(ro
     ("raw_path", "status"),
     [
         (b"/.env", 404),
+        (b"/admin/.secret.php", 404),
+        (b"/admin/.git/config", 404),
         (b"/%2e%2e/outside.php", 404),
         (b"/uploads/..%2f..%2foutside.php", 404),
         (b"/info.php%00.css", 400),

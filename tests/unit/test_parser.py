@@ -628,7 +628,6 @@ def test_refusal_after_a_good_request_keeps_the_good_one() -> None:
 
 def test_error_detail_is_for_people_not_a_parser_internal() -> None:
     for data, _, _ in REFUSED.values():
-        try:
+        with pytest.raises(HttpError) as info:
             feed(data)
-        except HttpError as exc:
-            assert "callback" not in exc.detail.lower(), (data, exc.detail)
+        assert "callback" not in info.value.detail.lower(), (data, info.value.detail)
