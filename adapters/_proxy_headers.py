@@ -14,7 +14,10 @@ The request also loses:
   its clients the gateway is the origin server, so nothing past it may
   consume them and an upstream app must not see them. Proxy: "httpoxy",
   it would become HTTP_PROXY in a CGI or PHP upstream;
-- X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Prefix: replaced by ours.
+- X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Prefix: replaced by ours;
+- any field whose name holds "_" (nginx's underscores_in_headers off): an
+  upstream mapping names to CGI-style variables reads X_Forwarded_For as
+  X-Forwarded-For, a client's spoof beside ours.
 
 and gains X-Forwarded-For (the incoming list with the client's address
 appended: the address after trusted_proxies, as nginx's
@@ -38,6 +41,9 @@ from gateway.types import Headers, Scope
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
+# A name with "_" is not sent on (nginx's underscores_in_headers off): an upstream that maps names
+# to CGI-style variables would read X_Forwarded_For as our X-Forwarded-For.
+_UNDERSCORE = b"_"
 _REQUEST_DROPPED = HOP_BY_HOP | {
     b"host",
     b"expect",
@@ -95,7 +101,7 @@ class RequestHeads:
         appended: dict[bytes, list[bytes]] = {b"x-forwarded-for": [], b"forwarded": [], b"via": []}
         parts = [scope["method"].encode("ascii"), b" ", self.target(scope), b" HTTP/1.1\r\n"]
         for name, value in headers:
-            if name not in _REQUEST_DROPPED and name not in named:
+            if name not in _REQUEST_DROPPED and name not in named and _UNDERSCORE not in name:
                 parts += (name, b": ", value, b"\r\n")
             elif name == b"host":
                 host = value
@@ -117,7 +123,12 @@ class RequestHeads:
         appended: dict[bytes, list[bytes]] = {b"x-forwarded-for": [], b"forwarded": [], b"via": []}
         parts = [b"GET ", self.target(scope), b" HTTP/1.1\r\n"]
         for name, value in headers:
-            if name not in _REQUEST_DROPPED and name not in named and name not in _WEBSOCKET_OWN:
+            if (
+                name not in _REQUEST_DROPPED
+                and name not in named
+                and name not in _WEBSOCKET_OWN
+                and _UNDERSCORE not in name
+            ):
                 parts += (name, b": ", value, b"\r\n")
             elif name == b"host":
                 host = value

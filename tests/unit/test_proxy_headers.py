@@ -119,6 +119,17 @@ def test_hop_by_hop_and_proxy_fields_are_removed() -> None:
     assert b"cookie" in names and b"authorization" in names
 
 
+def test_names_with_underscores_are_not_sent_on() -> None:
+    """nginx's underscores_in_headers off: X_Forwarded_For would read as our X-Forwarded-For upstream."""
+    headers = [(b"host", b"example.test"), (b"x_forwarded_for", b"6.6.6.6"), (b"x-kept", b"1")]
+    head, _ = RequestHeads(False).build(scope(headers=headers), b"up", True)
+    _, fields = parse(head)
+    assert b"x_forwarded_for" not in [name for name, _ in fields] and b"6.6.6.6" not in head
+    assert values(fields, b"x-kept") == [b"1"] and values(fields, b"x-forwarded-for") == [b"10.0.0.7"]
+    websocket = RequestHeads(False).build_websocket(scope(headers=headers), b"up", b"key")
+    assert b"6.6.6.6" not in websocket and b"x-kept: 1" in websocket
+
+
 def test_framing_length_chunked_and_keepalive_off() -> None:
     heads = RequestHeads(False)
     with_length = scope(method="POST", headers=[(b"host", b"h"), (b"content-length", b"12")])
