@@ -115,7 +115,7 @@ def parse_head(block: bytes, nph: bool = False) -> CgiHead:
     if block == b"":
         raise CgiResponseError("the output starts with a blank line: no headers at all")
     headers: list[tuple[bytes, bytes]] = []
-    location = None
+    location = length = None
     for line in lines:
         name, value = _field(line.rstrip(b"\r"))
         if name == b"status":
@@ -128,8 +128,15 @@ def parse_head(block: bytes, nph: bool = False) -> CgiHead:
         else:
             if name == b"location":
                 location = value
-            elif name == b"content-length" and not value.isdigit():
-                raise CgiResponseError(f"Content-Length is not a number: {_shown(value)}")
+            elif name == b"content-length":
+                if not value.isdigit():
+                    raise CgiResponseError(f"Content-Length is not a number: {_shown(value)}")
+                if length is not None:
+                    # Two lengths: which one frames the body? (RFC 9112 §6.3: unrecoverable.) One is enough.
+                    if int(value) != int(length):
+                        raise CgiResponseError(f"two different Content-Lengths: {_shown(length)}, {_shown(value)}")
+                    continue
+                length = value
             headers.append((name, value))
     if not explicit:
         status = 302 if location is not None else 200

@@ -63,6 +63,7 @@ def test_nph_status_line() -> None:
         (b"Status: 600 High\n\n", "Status must be"),
         (b"Content-Type: text/plain\nStatus: 200\nStatus: 404\n\n", "more than one Status"),
         (b"Content-Length: ten\n\n", "not a number"),
+        (b"Content-Length: 3\nContent-Length: 5\n\nhello", "two different Content-Lengths"),
         (b"X-Bad: a\x01b\n\n", "control characters"),
         (b" folded: line\n\n", "not a header line"),
     ],
@@ -70,6 +71,11 @@ def test_nph_status_line() -> None:
 def test_malformed_output_is_an_error_that_says_why(output: bytes, reason: str) -> None:
     with pytest.raises(CgiResponseError, match=reason):
         read(output)
+
+
+def test_a_repeated_equal_content_length_is_kept_once() -> None:
+    status, headers, body = read(b"Content-Length: 5\nContent-Length: 05\n\nhello")
+    assert (status, headers, body) == (200, [(b"content-length", b"5")], b"hello")
 
 
 def test_output_ending_inside_the_headers() -> None:
