@@ -38,7 +38,11 @@ class Lifespan:
         await self.inbox.put({"type": "lifespan.startup"})
         await self.startup_done.wait()
         if self.failure is not None:
-            raise StartupError(f"The app's lifespan startup failed: {self.failure}")
+            # A router's failure names its route and what failed there (the app's own lifespan, a pool).
+            named = getattr(self.app, "names_its_failures", False)
+            raise StartupError(
+                f"Startup failed: {self.failure}" if named else f"The app's lifespan startup failed: {self.failure}"
+            )
 
     async def shutdown(self, grace: float) -> None:
         if not self.supported or self.task is None or self.task.done():

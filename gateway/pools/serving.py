@@ -50,6 +50,8 @@ def app_process_config(config: Config, widest_body: int) -> Config:
 class IsolatedApp:
     """The ASGI app an app process serves: one handler, its lifespan, scopes from the front."""
 
+    names_its_failures = True  # handlers_lifespan's messages say which route failed (as the Router's)
+
     def __init__(self, handler: Handler, app: ASGIApp) -> None:
         self.handler = handler
         self.app = app

@@ -80,6 +80,8 @@ class Vhost:
 class Router:
     """The ASGI app for a config with [[vhost]] tables."""
 
+    names_its_failures = True  # its lifespan.startup.failed messages say which route failed, and how
+
     def __init__(
         self,
         vhosts: list[Vhost],

@@ -198,6 +198,23 @@ def test_failed_startup_exits_3_with_the_message_and_serves_nothing(tmp_path: Pa
     assert b"HTTP/" not in answer
 
 
+@pytest.mark.parametrize("isolation", ["", 'isolation = "process"'])
+def test_a_routes_failed_startup_is_told_once_with_its_route(tmp_path: Path, isolation: str) -> None:
+    """The route names itself and the app's words follow, without the same prefix twice (inline or isolated)."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[[vhost]]\nnames = ["a.test"]\n  [[vhost.route]]\n  path = "/api/"\n  handler = "asgi"\n'
+        f'  app = "{APPS}:startup_fails"\n  {isolation}\n'
+    )
+    with spawn([str(config), "--listen", "127.0.0.1:0"], tmp_path, env={RECORD_ENV: str(tmp_path / "r")}) as gw:
+        code = gw.wait(timeout=30)
+    stderr = gw.stderr()
+    assert code == 3, stderr
+    told = "vhost[0] (a.test) route[0] '/api/': The app's lifespan startup failed: database unreachable at db:5432"
+    assert told in stderr
+    assert "The app's lifespan startup failed: vhost" not in stderr, stderr
+
+
 def test_plain_app_without_lifespan_still_serves_and_logs_no_error(tmp_path: Path) -> None:
     with run_gateway(f"{APPS}:plain") as gw:
         response = httpx.get(gw.url + "/", timeout=5)
