@@ -35,12 +35,23 @@ def check_name(name: str) -> str | None:
         return f"{name!r}: only a leading '*.' wildcard is supported, as in '*.example.com'"
     if ":" in bare and not bare.startswith("["):
         return f"{name!r}: leave the port out; a vhost answers on every listener"
+    if bare and not bare.isascii():
+        return f"{name!r}: write an internationalized name as browsers send it, in punycode: {_punycode(name)!r}"
     if not bare or not _NAME.fullmatch(bare):
         return (
             f"{name!r} is not a host name a request could carry: use letters, digits, '-' and '.', "
             "as in 'example.com' or '*.example.com'"
         )
     return None
+
+
+def _punycode(name: str) -> str:
+    """The name's ASCII form (IDNA, Python's codec), or a pointer to a converter when it has none."""
+    wildcard, bare = ("*.", name[2:]) if name.startswith("*.") else ("", name)
+    try:
+        return wildcard + bare.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "its xn-- form (any IDNA converter gives it)"
 
 
 class HostTable(Generic[T]):
