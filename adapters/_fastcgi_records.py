@@ -262,10 +262,15 @@ def whole_response(data: bytes, request_id: int) -> tuple[bytes, bytes] | None:
     status the exchange must report) is None, for the RecordReader to read
     as usual.
     """
+    size = len(data)
+    if data.endswith(_ENDS_WELL.get(request_id) or _ends_well(request_id)):  # php-cgi's usual page: STDOUT, END
+        version, record_type, record_id, length, padding = _HEADER.unpack_from(data)
+        one_stdout = record_type == STDOUT and version == VERSION and record_id == request_id
+        if one_stdout and _HEADER_SIZE + length + padding + _END_SIZE == size:
+            return data[_HEADER_SIZE : _HEADER_SIZE + length], b""
     out: list[bytes] = []
     err: list[bytes] = []
     offset = 0
-    size = len(data)
     while offset + _HEADER_SIZE <= size:
         version, record_type, record_id, length, padding = _HEADER.unpack_from(data, offset)
         start = offset + _HEADER_SIZE
@@ -285,6 +290,17 @@ def whole_response(data: bytes, request_id: int) -> tuple[bytes, bytes] | None:
             return (out[0] if len(out) == 1 else b"".join(out), b"".join(err)) if complete else None
     return None
 
+
+def _ends_well(request_id: int) -> bytes:
+    """The END_REQUEST record of a request that completed with app status 0 (remembered per request id)."""
+    record = _HEADER.pack(VERSION, END_REQUEST, request_id, _END_BODY.size, 0) + _END_BODY.pack(0, REQUEST_COMPLETE)
+    if len(_ENDS_WELL) < 64:
+        _ENDS_WELL[request_id] = record
+    return record
+
+
+_ENDS_WELL: dict[int, bytes] = {}
+_END_SIZE = _HEADER_SIZE + _END_BODY.size
 
 # Record(...) runs the __new__ NamedTuple generates in Python; tuple.__new__ makes the same record in C.
 _new_record = tuple.__new__

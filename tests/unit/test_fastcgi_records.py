@@ -508,6 +508,21 @@ def test_a_whole_response_gives_its_output_and_its_stderr() -> None:
     )
 
 
+@pytest.mark.parametrize("padding", [0, 3])
+@pytest.mark.parametrize("request_id", [1, 2])
+def test_php_cgis_usual_page_of_one_stdout_record_then_the_end(padding: int, request_id: int) -> None:
+    """What php-cgi writes for a small page (checked with php-cgi 8.2): its output, then END_REQUEST."""
+    page = b"Content-type: text/html\r\n\r\nhi"
+    end = raw(fcgi.END_REQUEST, request_id, struct.pack("!IB3x", 0, fcgi.REQUEST_COMPLETE))
+    assert fcgi.whole_response(raw(fcgi.STDOUT, request_id, page, padding) + end, request_id) == (page, b"")
+    two = raw(fcgi.STDOUT, request_id, b"a") + raw(fcgi.STDOUT, request_id, b"b", padding) + end
+    assert fcgi.whole_response(two, request_id) == (b"ab", b"")
+    assert fcgi.whole_response(raw(fcgi.STDOUT, request_id, page, padding)[:-1] + end, request_id) is None
+    assert fcgi.whole_response(raw(fcgi.STDOUT, 9, page, padding) + end, request_id) is None
+    failed = raw(fcgi.END_REQUEST, request_id, struct.pack("!IB3x", 255, fcgi.REQUEST_COMPLETE))  # exit(255)
+    assert fcgi.whole_response(raw(fcgi.STDOUT, request_id, page) + failed, request_id) == (page, b"")
+
+
 @pytest.mark.parametrize(
     "stream",
     [
