@@ -246,7 +246,9 @@ class FastCgiPool:
 
     def release(self, connection: FastCgiConnection, reusable: bool) -> None:
         worn = self.max_uses and connection.uses >= self.max_uses
-        if reusable and self.keep_conn and not connection.closed and not worn:
+        # Records or a partial one left after END_REQUEST (in the same read) belong to no request.
+        leftover = connection.pending or connection.reader.buffered
+        if reusable and self.keep_conn and not connection.closed and not worn and not leftover:
             connection.idle = True
             self.idle.append(connection)
         else:

@@ -122,6 +122,7 @@ class Exchange:
         self.reader: CgiHeadReader | None = CgiHeadReader()
         self.started = False  # the response head went to the client
         self.reusable = False
+        self.leftover = False  # records came after END_REQUEST: the connection is not kept
         self.stdin_done = False
         self.stderr: StderrLog | None = None  # made when php-cgi writes to stderr: most requests never do
 
@@ -152,7 +153,7 @@ class Exchange:
                 raise
             logger.error("%s: %s; the response was cut short", self.script, exc)
             raise ResponseAborted(str(exc)) from exc
-        self.reusable = self.stdin_done
+        self.reusable = self.stdin_done and not self.leftover
 
     async def pump(self, body: AsyncIterator[bytes]) -> None:
         """STDIN from the client's body, waiting whenever the server is not reading."""
@@ -193,6 +194,7 @@ class Exchange:
                 elif record.type == END_REQUEST:
                     self.check_end(record.content)
                     ended = True
+                    self.leftover = record is not records[-1]  # records after the end: no request's
                     break
             if out or ended:
                 await self.forward(b"".join(out) if len(out) != 1 else out[0], more=not ended)

@@ -200,13 +200,14 @@ class UpstreamConnection(WriteFlow):
             return  # 1xx: informational, skipped (a 101 raises HttpParserUpgrade right after)
         fields = self._fields
         self._fields = []  # trailers (after a chunked body) go here, and are dropped
+        self._head_size = 0  # ... and count against a limit of their own
         skip = self._head_request or status in NO_BODY_STATUSES
         framed = False
         for name, value in fields:
             if name == b"content-length":
                 framed = True
             elif name == b"transfer-encoding":
-                if value.strip().lower() != b"chunked":
+                if value.strip().lower() != b"chunked" and not skip:  # no body: nothing to decode
                     raise ValueError(f"a transfer coding this proxy cannot decode: {value.decode('latin-1')!r}")
                 framed = True
         self.head = ResponseHead(status, fields, until_close=not skip and not framed)

@@ -41,9 +41,7 @@ from gateway.types import Headers, Scope
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
-# A name with "_" is not sent on (nginx's underscores_in_headers off): an upstream that maps names
-# to CGI-style variables would read X_Forwarded_For as our X-Forwarded-For.
-_UNDERSCORE = b"_"
+_UNDERSCORE = b"_"  # in a name: not sent on (see the module's rules)
 _REQUEST_DROPPED = HOP_BY_HOP | {
     b"host",
     b"expect",

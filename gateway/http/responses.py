@@ -27,6 +27,15 @@ def is_token(name: bytes | str) -> bool:
     return bool(name) and chars.issuperset(name)
 
 
+def field_problem(name: bytes, value: bytes) -> str | None:
+    """Why an app's header field may not be sent, or None (for heads built off the hot path)."""
+    if not is_token(name):
+        return f"the header name {bytes(name)!r} is not a token"
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        return f"the {bytes(name)!r} header's value contains a CR, LF or NUL character"
+    return None
+
+
 def status_line(status: int) -> bytes:
     """The cached status line, or one built for a code outside http.HTTPStatus."""
     line = STATUS_LINES.get(status)

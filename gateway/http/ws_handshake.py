@@ -24,6 +24,7 @@ from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token
 
 from gateway.errors import HttpError
+from gateway.http.responses import field_problem
 from gateway.types import CONNECTION_KEY, Headers, Scope
 
 VERSION = b"13"
@@ -129,8 +130,9 @@ def accept_response(
             raise ValueError("websocket.accept headers must not hold sec-websocket-protocol; use 'subprotocol'")
         if lowered in _OURS:
             continue
-        if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value:
-            raise ValueError("a websocket.accept header name or value contains a CR or LF character")
+        problem = field_problem(name, value)
+        if problem is not None:
+            raise ValueError(f"websocket.accept headers: {problem}")
         parts += (name, b": ", value, b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)

@@ -15,7 +15,7 @@ from typing import Any
 
 from wsproto.events import BytesMessage, TextMessage
 
-from gateway.http.responses import status_line
+from gateway.http.responses import field_problem, status_line
 from gateway.types import Headers, Message
 
 _DENIAL_OURS = frozenset({b"content-length", b"transfer-encoding", b"connection"})  # framing is ours
@@ -65,8 +65,9 @@ class DenialWriter:
         for name, value in headers:
             if bytes(name).lower() in _DENIAL_OURS:
                 continue
-            if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value:
-                raise RuntimeError("A response header name or value contains a CR or LF character.")
+            problem = field_problem(name, value)
+            if problem is not None:
+                raise RuntimeError(f"A response header cannot be sent: {problem}.")
             parts += (name, b": ", value, b"\r\n")
         self.head: bytes | None = b"".join(parts)
         self.chunked = False

@@ -20,9 +20,10 @@ Rules:
 - A process keeps its upstream (the proxy client's connections to it) until
   it stops: requests handed to a draining process still reach it.
 - A WSGI app's thread cannot be stopped: a request that passes
-  request_timeout (a 504) may leave one stuck in the app, which no slot
-  count sees. Its process is recycled, as gunicorn replaces a worker past
-  its timeout; an ASGI app's task is cancelled in its process instead.
+  request_timeout (a 504 here, or a worker's own 504 whose connection then
+  leaves unanswered) may leave one stuck in the app, which no slot count
+  sees. Its process is recycled, as gunicorn replaces a worker past its
+  timeout; an ASGI app's task is cancelled in its process instead.
 - Start failures back off exponentially (0.1 s to 10 s). While no process
   lives and the pool is backing off, requests get a 502 at once rather than
   waiting for an app that cannot start; the reason is in the error log.
@@ -48,7 +49,7 @@ from gateway.pools.app_process import AppProcess, StartFailed
 from gateway.pools.options import PoolOptions
 from gateway.pools.scope_header import PoolRequestHeads
 from gateway.processes import exit_description
-from gateway.types import TIMEOUT_CANCEL, TIMEOUT_CUT, Receive, Scope, Send
+from gateway.types import TIMEOUT_CANCEL, TIMEOUT_CUT, Message, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.pools")
 T = TypeVar("T")
@@ -67,6 +68,21 @@ class Unavailable(Exception):
     def __init__(self, reply: Reply) -> None:
         super().__init__(reply.status)
         self.reply = reply
+
+
+class _Answered:
+    """The request's send, noting whether the response went out whole (a WSGI pool's timeout check)."""
+
+    __slots__ = ("done", "send")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.done = False
+
+    async def __call__(self, message: Message) -> None:
+        await self.send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.done = True
 
 
 class AppPool:
@@ -91,6 +107,7 @@ class AppPool:
         self.new_socket = new_socket  # the socket path of the n-th process started
         self.env = env
         self.cwd = cwd
+        self.read_timeout = read_timeout
         proxy = ProxyOptions(preserve_host=True, read_timeout=read_timeout, keepalive=min(concurrency, 32), max_fails=0)
         self.client = ProxyClient([], proxy)
         self.client.heads = PoolRequestHeads()
@@ -118,13 +135,19 @@ class AppPool:
         except Unavailable as exc:
             await exc.reply.send(send)
             return
+        answered = _Answered(send) if self.threads else None
+        started = time.monotonic()
         try:
             upstream = self.upstreams.get(process)
             if upstream is None:  # it exited between the checkout and now (logged by watch())
                 await EXITED.send(send)
                 return
-            failure = await self.client.forward_to(upstream, scope, receive, send)
+            failure = await self.client.forward_to(upstream, scope, receive, answered or send)
             if failure is not None and failure.status == 504:
+                self.timed_out(process)
+            elif answered is not None and not answered.done and time.monotonic() - started >= self.read_timeout - TICK:
+                # The client left unanswered about when request_timeout passed: a worker of a supervisor
+                # that gave its 504 itself (its timer runs from before this one's).
                 self.timed_out(process)
         except asyncio.CancelledError as exc:
             if exc.args and exc.args[0] in (TIMEOUT_CANCEL, TIMEOUT_CUT):

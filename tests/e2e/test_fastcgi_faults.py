@@ -29,7 +29,19 @@ from adapters._fastcgi_records import (
 from tests.support.server import Gateway, read_response, run_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
-SCRIPTS = ("garbage", "close", "cut", "overloaded", "badhead", "silent", "good", "wrongid", "recycled", "late")
+SCRIPTS = (
+    "garbage",
+    "close",
+    "cut",
+    "overloaded",
+    "badhead",
+    "silent",
+    "good",
+    "wrongid",
+    "recycled",
+    "late",
+    "trailing",
+)
 
 
 def record(record_type: int, content: bytes, request_id: int = 1) -> bytes:
@@ -54,6 +66,8 @@ ANSWERS: dict[str, bytes | None] = {
     "wrongid": record(STDOUT, b"Content-Type: text/plain\r\n\r\nother", request_id=7) + end(),
     "recycled": record(STDOUT, b"Content-Type: text/plain\r\n\r\nfresh") + end(),
     "late": record(STDOUT, b"Content-Type: text/plain\r\n\r\nfirst") + end(),
+    # Whole and partial records after END_REQUEST, in the same write.
+    "trailing": record(STDOUT, b"Content-Type: text/plain\r\n\r\nfirst") + end() + record(STDOUT, b"x")[:5],
 }
 # After answering "late", records no request asked for, sent on the kept connection once it is idle.
 STALE = record(STDOUT, b"Status: 302 Found\r\nLocation: http://evil.example/\r\n\r\nSTALE") + end()
@@ -210,5 +224,12 @@ def test_records_sent_on_an_idle_connection_answer_no_later_request(gateway: Gat
     with httpx.Client(base_url=gateway.url, headers={"host": "fake.test"}, timeout=10) as http:
         assert http.get("/late.php").text == "first"
         time.sleep(0.6)  # the stale records have arrived on the idle connection
+        response = http.get("/good.php")
+    assert (response.status_code, response.text) == (201, "fine")
+
+
+def test_bytes_after_the_end_of_a_response_answer_no_later_request(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url, headers={"host": "fake.test"}, timeout=10) as http:
+        assert http.get("/trailing.php").text == "first"
         response = http.get("/good.php")
     assert (response.status_code, response.text) == (201, "fine")

@@ -54,7 +54,7 @@ def status_of(gateway: Gateway) -> dict[str, Any]:
     """The first app pool in `gateway status --json`."""
     result = gateway_command("status", str(gateway.workdir / "gateway.toml"), "--json")
     assert result.returncode == 0, result.stderr
-    pools = [pool for worker in json.loads(result.stdout)["workers"] for pool in worker["pools"]]
+    pools = [pool for worker in json.loads(result.stdout)["workers"] for pool in worker.get("pools", [])]
     found: dict[str, Any] = next(pool for pool in pools if pool.get("kind") == "app pool")
     return found
 
@@ -225,14 +225,33 @@ names = ["iso.test"]
 """
 
 
-def test_a_wsgi_process_whose_request_timed_out_is_replaced(tmp_path: Path) -> None:
-    """A WSGI thread cannot be stopped: left stuck, it would make every later request a 504 (gunicorn's timeout)."""
-    with run_gateway(config_text=STUCK_CONFIG) as gateway, httpx.Client(base_url=gateway.url, timeout=20) as http:
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "supervisor"])
+def test_a_wsgi_process_whose_request_timed_out_is_replaced(tmp_path: Path, workers: int) -> None:
+    """A WSGI thread cannot be stopped: left stuck, it would make every later request a 504 (gunicorn's timeout).
+
+    With a supervisor the pool lives in the pool host, and the worker's own 504 may come first.
+    """
+    config_text = f"[server]\nworkers = {workers}\n" + STUCK_CONFIG
+    with run_gateway(config_text=config_text) as gateway, httpx.Client(base_url=gateway.url, timeout=20) as http:
+        assert http.get("/app/stats", headers=HOST).status_code == 200  # the pool serves (and reports)
         stuck_pid = status_of(gateway)["processes"][0]["pid"]
         assert http.get("/app/sleep?s=60", headers=HOST).status_code == 504
         response = http.get("/app/stats", headers=HOST)
         assert response.status_code == 200, "the next request met the stuck thread"
         assert "a request passed request_timeout" in status_of(gateway)["last_recycle"]
+        wait_until(lambda: not alive(stuck_pid), 15, "the stuck process was stopped")
+
+
+def test_a_wsgi_process_whose_client_left_at_request_timeout_is_replaced(tmp_path: Path) -> None:
+    """What the pool host sees when a worker gives its own 504 first: the request's connection leaves unanswered."""
+    config_text = "[server]\nworkers = 2\n" + STUCK_CONFIG
+    with run_gateway(config_text=config_text) as gateway, httpx.Client(base_url=gateway.url, timeout=20) as http:
+        assert http.get("/app/stats", headers=HOST).status_code == 200  # the pool serves (and reports)
+        stuck_pid = status_of(gateway)["processes"][0]["pid"]
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(f"{gateway.url}/app/sleep?s=60", headers=HOST, timeout=1.8)  # leaves before the 504
+        wait_until(lambda: "passed request_timeout" in status_of(gateway)["last_recycle"], 5, "recycled")
+        assert http.get("/app/stats", headers=HOST).status_code == 200, "the next request met the stuck thread"
         wait_until(lambda: not alive(stuck_pid), 15, "the stuck process was stopped")
 
 

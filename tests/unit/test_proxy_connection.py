@@ -83,6 +83,24 @@ def test_no_body_statuses(status: int) -> None:
     assert connection.complete and body == b"" and connection.finish()
 
 
+def test_a_coding_on_a_response_without_a_body_needs_no_decoding() -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    connection, _ = exchange(head, head_request=True)
+    assert connection.error is None and connection.complete and connection.head is not None
+    connection, _ = exchange(b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip\r\n\r\n")
+    assert connection.error is None and connection.complete
+    connection, _ = exchange(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\ncoded")
+    assert connection.error is not None and "cannot decode" in connection.error
+
+
+def test_trailers_are_dropped_and_get_a_size_limit_of_their_own() -> None:
+    big = b"X-Big: " + b"a" * 60_000 + b"\r\n"  # most of MAX_HEAD in the head
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" + big + b"\r\n"
+    connection, body = exchange(chunked + b"2\r\nok\r\n0\r\nX-Trailer: " + b"t" * 10_000 + b"\r\n\r\n")
+    assert connection.error is None and body == b"ok" and connection.complete
+    assert connection.head is not None and b"x-trailer" not in dict(connection.head.headers)
+
+
 def test_a_body_after_a_head_response_makes_the_connection_unusable() -> None:
     connection, _ = exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", head_request=True)
     assert connection.complete and not connection.finish()

@@ -91,7 +91,9 @@ def test_the_101_carries_accept_subprotocol_extensions_and_app_headers() -> None
     [
         ("other", [], "did not offer"),
         (None, [(b"sec-websocket-protocol", b"chat")], "use 'subprotocol'"),
-        (None, [(b"x-bad", b"a\r\nb")], "CR or LF"),
+        (None, [(b"x-bad", b"a\r\nb")], "CR, LF or NUL"),
+        (None, [(b"x-bad", b"a\x00b")], "CR, LF or NUL"),
+        (None, [(b"x bad", b"1")], "not a token"),
     ],
 )
 def test_app_answers_that_cannot_be_sent(

@@ -36,6 +36,10 @@ def test_a_denial_in_one_message_has_a_length_and_a_streamed_one_is_chunked() ->
     assert streamed.body(b"", more=False) == b"0\r\n\r\n"
 
 
-def test_a_header_with_a_line_break_is_refused() -> None:
-    with pytest.raises(RuntimeError, match="CR or LF"):
-        DenialWriter(400, [(b"x", b"a\r\nb")], b"")
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [((b"x", b"a\r\nb"), "CR, LF or NUL"), ((b"x", b"a\x00b"), "CR, LF or NUL"), ((b"x: y", b"1"), "not a token")],
+)
+def test_a_header_that_cannot_be_sent_is_refused(field: tuple[bytes, bytes], words: str) -> None:
+    with pytest.raises(RuntimeError, match=words):
+        DenialWriter(400, [field], b"")
