@@ -27,7 +27,7 @@ from gateway.http.state import ServerState
 from gateway.http.ws_settings import WebSocketSettings
 from gateway.lifespan import Lifespan
 from gateway.listeners import bind, describe
-from gateway.logs import AccessLog, reopen_access_logs
+from gateway.logs import AccessLog, NullAccessLog, reopen_access_logs
 from gateway.metrics.requests import instrument
 from gateway.processes import rss_of
 from gateway.supervisor import (
@@ -94,6 +94,9 @@ class Server:
             logger.error("%s", exc)
             _close_sockets(sockets, unix_paths)
             return EXIT_STARTUP_FAILED
+        # Nothing to log anywhere (access_log = "off", no vhost's own, no metrics): no call per request.
+        vhost_logs = getattr(self.app, "vhost_access_logs", True)  # an app that cannot tell: it may
+        state.logs_requests = not isinstance(state.access_log, NullAccessLog) or bool(vhost_logs)
         servers, where = [], []
         for sock, spec in zip(sockets, settings.listen, strict=True):
             servers.append(await self._listen(sock, spec, state))

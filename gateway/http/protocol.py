@@ -61,7 +61,7 @@ class HttpProtocol(asyncio.Protocol):
         self.answered: RequestCycle | None = None  # answered at once, completed once the parser returns
         self.answered_cycle: RequestCycle | None = None  # reused by every request answered at once (whole.py)
         self.common = state.common
-        self.log = state.access_log.log
+        self.log = state.access_log.log if state.logs_requests else None
         limits = state.limits
         self.header_timeout = limits.header_timeout
         self.body_timeout = limits.body_timeout
@@ -324,7 +324,9 @@ class HttpProtocol(asyncio.Protocol):
         method, not two, on the path every response takes).
         """
         if cycle is not None:
-            self.log(self, cycle)
+            log = self.log
+            if log is not None:
+                log(self, cycle)
             if self.closed:
                 return
             if not cycle.keep_alive or not cycle.request_complete:
@@ -397,7 +399,7 @@ class HttpProtocol(asyncio.Protocol):
         if cycle is not None:  # the request is known: its log line names it (504, 413 while streaming)
             cycle.status = exc.status
             cycle.sent = size
-            self.log(self, cycle)
+            self.state.access_log.log(self, cycle)
         else:
             self.state.access_log.log_refused(self, exc.status, size)
         self.transport.write(response)

@@ -51,6 +51,7 @@ class ServerState:
         self.loop = loop
         self.uses_uvloop = type(loop).__module__.startswith("uvloop")
         self.access_log = access_log
+        self.logs_requests = True  # False once startup found no access log anywhere (Server): no call per request
         self.common = CommonHeaders(server_header)
         self.root_path = root_path
         self.lifespan_state: dict[str, Any] = {}

@@ -160,6 +160,11 @@ class Router:
                 self.cache[raw] = vhost
         return vhost
 
+    @property
+    def vhost_access_logs(self) -> bool:
+        """Whether a vhost has an access_log of its own (opened at lifespan startup)."""
+        return any(vhost.access_log is not None for vhost in self.vhosts)
+
     def handlers(self) -> list[tuple[str, Handler]]:
         return [(route.where, route.handler) for vhost in self.vhosts for route in vhost.routes]
 

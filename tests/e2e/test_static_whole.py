@@ -215,6 +215,20 @@ def test_fast_answers_are_in_the_access_log(gw: Gateway) -> None:
     assert gw.stdout().count(line) == 2, gw.stdout()[-2000:]
 
 
+def test_a_vhosts_own_access_log_is_written_when_the_servers_is_off(root: Path, tmp_path: Path) -> None:
+    """With nothing to log server-wide the core skips the log call; a vhost's own log must still get its lines."""
+    log = tmp_path / "fast.log"
+    config = CONFIG.format(root=root).replace('names = ["fast"]', f'names = ["fast"]\naccess_log = "{log}"')
+    with run_gateway(config_text=config, args=("--access-log", "off")) as gateway:
+        exchange_twice(gateway, "fast", "GET", "/index.html?own=1", {})  # the second one answered at once
+        exchange_twice(gateway, "asgi", "GET", "/index.html?own=2", {})  # a vhost without a log of its own
+        exchange_twice(gateway, "fast", "POST", "/index.html?own=3", {"Content-Length": "0"})  # through a task
+    text = log.read_text()  # flushed at shutdown
+    assert text.count('"GET /index.html?own=1 HTTP/1.1" 200 15') == 2, text
+    assert text.count('"POST /index.html?own=3 HTTP/1.1" 405') == 2, text
+    assert "own=2" not in text and "own=2" not in gateway.stdout()
+
+
 def test_a_large_file_to_a_slow_reader_arrives_whole_then_the_next_answer(gw: Gateway, root: Path) -> None:
     """Past what the socket takes at once, the cycle's task sends the rest as the client reads."""
     data = os.urandom(4 << 20)
