@@ -30,6 +30,7 @@ from gateway.listeners import bind, describe
 from gateway.logs import AccessLog, NullAccessLog, reopen_access_logs
 from gateway.metrics.requests import instrument
 from gateway.processes import rss_of
+from gateway.stages.access import peer_trust
 from gateway.supervisor import (
     MAX_REQUESTS_ENV,
     READY_FD_ENV,
@@ -86,6 +87,8 @@ class Server:
         access_log = AccessLog.open(settings.access_log, settings.access_log_format, "server.access_log")
         state = ServerState(self.app, self.config.limits, loop, access_log, settings.server_header)
         state.websocket = WebSocketSettings.of(settings, self.config.limits)
+        if settings.trusted_proxies:
+            state.trusted_peer = peer_trust(settings.trusted_proxies)
         instrument(state, self.app)  # counts requests when a route mounts the metrics handler; else nothing
         lifespan = Lifespan(self.app, state.lifespan_state)
         try:

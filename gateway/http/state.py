@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.config.schema import Limits
@@ -58,6 +59,8 @@ class ServerState:
         self.connections: set[HttpProtocol | WebSocketConnection] = set()  # an upgraded connection moves over
         self.closing: set[HttpProtocol | WebSocketConnection] = set()  # lingering: open, no longer counted
         self.per_client: dict[str, int] = {}
+        # A trusted proxy (an ingress, a load balancer) carries many clients: not held to the per-client limit.
+        self.trusted_peer: Callable[[str], bool] | None = None
         self.requests = 0  # served by this worker, for max_requests
         self.websocket = WebSocketSettings()  # the [server] ws_* keys (Server sets them)
 
@@ -88,9 +91,11 @@ class ServerState:
         count = self.per_client.get(ip, 0) + 1
         self.per_client[ip] = count
         limits = self.limits
-        return len(self.connections) - len(self.closing) <= limits.max_connections and (
-            not ip or count <= limits.max_connections_per_client
-        )
+        if len(self.connections) - len(self.closing) > limits.max_connections:
+            return False
+        if not ip or count <= limits.max_connections_per_client:
+            return True
+        return self.trusted_peer is not None and self.trusted_peer(ip)
 
     def closing_now(self, protocol: HttpProtocol) -> None:
         """A connection past its last response, lingering until the client closes: it no longer counts.

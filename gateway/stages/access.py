@@ -133,11 +133,9 @@ class AccessControl:
 # Trusted proxies -----------------------------------------------------------------
 
 
-def forwarded_rewriter(trusted: tuple[str, ...]) -> Callable[[Scope], None] | None:
-    """A function the router calls on each scope to apply forwarded headers from trusted peers; None if none."""
-    networks, unix = parse_networks(list(trusted), "trusted_proxies", _ignore)
-    if not networks and not unix:
-        return None
+def peer_trust(trusted: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a peer's address is one of trusted_proxies (answers remembered, up to CACHE_MAX)."""
+    networks, _ = parse_networks(list(trusted), "trusted_proxies", _ignore)
     blocks = tuple(networks)
     trust: dict[str, bool] = {}
 
@@ -149,6 +147,16 @@ def forwarded_rewriter(trusted: tuple[str, ...]) -> Callable[[Scope], None] | No
             if len(trust) < CACHE_MAX:
                 trust[host] = known
         return known
+
+    return trusted_peer
+
+
+def forwarded_rewriter(trusted: tuple[str, ...]) -> Callable[[Scope], None] | None:
+    """A function the router calls on each scope to apply forwarded headers from trusted peers; None if none."""
+    networks, unix = parse_networks(list(trusted), "trusted_proxies", _ignore)
+    if not networks and not unix:
+        return None
+    trusted_peer = peer_trust(trusted)
 
     def rewrite(scope: Scope) -> None:
         client = scope.get("client")

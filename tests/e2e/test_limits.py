@@ -514,6 +514,20 @@ def test_per_client_limit_counts_each_client_address_apart(tmp_path: Path) -> No
         assert _get(first)[0] == 200
 
 
+def test_a_trusted_proxy_is_not_held_to_the_per_client_limit(tmp_path: Path) -> None:
+    """An ingress or load balancer carries many clients' connections from one address; max_connections still holds."""
+    config = (
+        '[server]\ntrusted_proxies = ["127.0.0.9"]\n[limits]\nmax_connections = 4\nmax_connections_per_client = 2\n'
+    )
+    sources = ["127.0.0.9", "127.0.0.9", "127.0.0.9", "127.0.0.1", "127.0.0.1"]
+    with (
+        run_gateway(RECORDER, config_text=config, env={RECORD_ENV: str(tmp_path / "record")}) as gw,
+        _connections(gw, sources) as (first, second, third, own, own_too),
+    ):
+        assert [_get(sock)[0] for sock in (first, second, third, own)] == [200] * 4
+        assert_refused(_get_and_read_to_close(own_too), 503)  # max_connections = 4
+
+
 def test_max_connections_counts_every_client(tmp_path: Path) -> None:
     config = "[limits]\nmax_connections = 2\nmax_connections_per_client = 100\n"
     with (
