@@ -42,6 +42,7 @@ from gateway.types import Headers
 HIGH_WATER = 256 * 1024
 MAX_HEAD = 64 * 1024  # response header bytes
 MAX_FIELDS = 256
+_FRAMING_SLACK = 8 * 1024  # the status line and line ends MAX_HEAD does not count
 NO_BODY_STATUSES = frozenset({204, 304})
 
 
@@ -104,6 +105,8 @@ class UpstreamConnection(WriteFlow):
         self.idle_timer: asyncio.TimerHandle | None = None
         self._fields: Headers = []
         self._head_size = 0
+        self._framing = 0  # bytes read lately that carried no body byte: a head, or a chunk line or trailer
+        self._body_seen = 0
         self._head_request = False
         self._skip_body = False
         self._upgrade = False  # this exchange asked to switch protocols (a WebSocket handshake)
@@ -129,6 +132,7 @@ class UpstreamConnection(WriteFlow):
             return
         self.received_any = True
         self.last_active = self.loop.time()
+        body_before = self._body_seen
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -142,6 +146,14 @@ class UpstreamConnection(WriteFlow):
                 self.close()  # the response is whole; what followed it is no one's
             else:
                 self._fail(str(exc.__context__ or exc))
+        if self._body_seen != body_before:
+            self._framing = 0
+        elif not self.complete:
+            # httptools holds a field or chunk line until it ends, whatever its size (a copy each read):
+            # bound what arrives without a body byte, as nginx's proxy_buffer_size does a head.
+            self._framing += len(data)
+            if self._framing > MAX_HEAD + _FRAMING_SLACK:
+                self._fail(f"more than {MAX_HEAD} bytes of head, chunk line or trailer without an end")
         if self.buffered > HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
@@ -222,6 +234,7 @@ class UpstreamConnection(WriteFlow):
             return
         self.pending.append(body)
         self.buffered += len(body)
+        self._body_seen += len(body)
 
     def on_message_complete(self) -> None:
         if self.head is not None:
@@ -237,6 +250,7 @@ class UpstreamConnection(WriteFlow):
         self.parser = httptools.HttpResponseParser(self)
         self.head = None
         self.complete = self.received_any = self.keep_alive = self._skip_body = False
+        self._framing = 0
         self._head_request = head_request
         self._upgrade = upgrade
         self.uses += 1

@@ -101,6 +101,30 @@ def test_trailers_are_dropped_and_get_a_size_limit_of_their_own() -> None:
     assert connection.head is not None and b"x-trailer" not in dict(connection.head.headers)
 
 
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Big: ",  # a header line that never ends
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Trailer: ",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=",  # a chunk extension
+    ],
+    ids=["header", "trailer", "chunk-extension"],
+)
+def test_a_line_without_end_is_refused_at_the_head_limit(start: bytes) -> None:
+    """httptools keeps such a line whole until it ends (copying it on every read): bounded here."""
+    pieces = [start] + [b"a" * 8192] * 12  # 96 KiB past the start
+    connection, _ = exchange(*pieces)
+    assert connection.error is not None and "without an end" in connection.error
+    assert connection.closed
+
+
+def test_a_long_chunked_body_in_small_reads_is_not_framing() -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    pieces = [head] + [b"400\r\n" + b"x" * 1024 + b"\r\n"] * 200 + [b"0\r\n\r\n"]
+    connection, body = exchange(*pieces)
+    assert connection.error is None and len(body) == 200 * 1024 and connection.complete
+
+
 def test_a_body_after_a_head_response_makes_the_connection_unusable() -> None:
     connection, _ = exchange(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", head_request=True)
     assert connection.complete and not connection.finish()
