@@ -335,11 +335,16 @@ class RequestCycle:
             if self.disconnected:
                 raise ClientDisconnect("the client disconnected")
             more = message.get("more_body", False)
+            protocol = self.protocol
+            # Wait before writing, and again if another sender filled the buffer first: tasks sending at
+            # once then hold one piece each at most, not all they send.
+            while protocol.write_paused and not protocol.closed:
+                await protocol.drain()
+            if self.disconnected:
+                raise ClientDisconnect("the client disconnected")
             self._write_body(message.get("body", b""), more)
             if not more:
                 self._complete()
-            elif self.protocol.write_paused:
-                await self.protocol.drain()
         elif kind == "http.response.start" and not self.response_started:
             if self.disconnected:
                 raise ClientDisconnect("the client disconnected")

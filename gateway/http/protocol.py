@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from gateway.errors import HttpError
 from gateway.http import whole
 from gateway.http.cycle import RequestCycle
+from gateway.http.drain import DrainWaiters
 from gateway.http.parser import RequestParser
 from gateway.http.responses import error_response
 from gateway.http.websocket import WebSocketConnection, take_over
@@ -86,7 +87,7 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self.read_paused = False
         self.write_paused = False
-        self.drain_waiter: asyncio.Future[None] | None = None
+        self.drainers = DrainWaiters()
         self.ignore_input = False
         self.closed = False
         self.client_ip = ""
@@ -297,18 +298,12 @@ class HttpProtocol(asyncio.Protocol):
             self.on_response_complete(None)
 
     async def drain(self) -> None:
-        """Wait until the transport's buffer falls below its low-water mark."""
+        """Wait until the transport's buffer falls below its low-water mark (or the connection is lost)."""
         if self.write_paused and not self.closed:
-            self.drain_waiter = self.loop.create_future()
-            try:
-                await self.drain_waiter
-            finally:
-                self.drain_waiter = None
+            await self.drainers.wait(self.loop)
 
     def _wake_drain(self) -> None:
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.drainers.wake()
 
     # Cycles ------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from wsproto.utilities import ProtocolError
 
 from gateway.errors import HttpError
 from gateway.http.cycle import ClientDisconnect
+from gateway.http.drain import DrainWaiters
 from gateway.http.responses import APP_FAILED, error_response
 from gateway.http.ws_handshake import (
     Handshake,
@@ -120,7 +121,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.waiter: asyncio.Future[None] | None = None
-        self.drain_waiter: asyncio.Future[None] | None = None
+        self.drainers = DrainWaiters()
         self.denial: DenialWriter | None = None  # the app's own response to the handshake
         now = self.loop.time()
         self.deadline = now + self.settings.handshake_timeout  # for CONNECTING, then for CLOSING
@@ -281,11 +282,7 @@ class WebSocketConnection(asyncio.Protocol):
         self._write(event)
         self.last_message = self.loop.time()
         while self.write_paused and not self.lost:
-            self.drain_waiter = self.loop.create_future()
-            try:
-                await self.drain_waiter
-            finally:
-                self.drain_waiter = None
+            await self.drainers.wait(self.loop)
         if self.lost:
             raise ClientDisconnect("the client disconnected")
 
@@ -426,9 +423,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.phase = DONE
         self._finish(ABNORMAL, "")
         self._wake()
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.drainers.wake()
         self.state.release(self)
         if not self.logged:
             self.logged = True
@@ -439,9 +434,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.drainers.wake()
 
     # Timers (the server's once-a-second sweep) ---------------------------------
 

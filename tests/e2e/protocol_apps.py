@@ -244,6 +244,20 @@ class _Counter:
             os.close(self.fd)
 
 
+async def senders(scope: Scope, receive: Any, send: Any) -> None:
+    """?k= tasks each send ?n= pieces of 64 KiB at once (as a broadcast does); the body ends when all are done."""
+    params = _params(scope)
+    tasks, count = int(params.get("k", "3")), int(params.get("n", "50"))
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+
+    async def sender(letter: bytes) -> None:
+        for _ in range(count):
+            await send({"type": "http.response.body", "body": letter * 65536, "more_body": True})
+
+    await asyncio.gather(*(sender(bytes([ord("a") + index])) for index in range(tasks)))
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def produce(scope: Scope, receive: Any, send: Any) -> None:
     """?n= chunks of ?size= bytes; after each send() returns, the count is written to ?log= (fixed width)."""
     params = _params(scope)
@@ -294,6 +308,7 @@ ROUTES = {
     "wait-disconnect": wait_disconnect,
     "sleep-send": sleep_send,
     "produce": produce,
+    "senders": senders,
 }
 
 

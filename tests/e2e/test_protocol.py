@@ -618,6 +618,21 @@ def test_a_whole_body_that_belies_its_content_length_gets_a_500(gw: Gateway, len
         assert client.request("GET", "/declared?length=5&body=hello").body == b"hello"
 
 
+def test_tasks_sending_at_once_to_a_slow_reader_all_finish(gw: Gateway) -> None:
+    """Several tasks awaiting send() on a paused connection: each is woken, none waits for ever."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.connect(gw.address)
+    with sock:
+        sock.sendall(b"GET /senders?k=4&n=40 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)  # the sends fill the buffers and wait
+        response = read_response(sock, timeout=10)
+    body = response.partition(b"\r\n\r\n")[2]
+    assert response.startswith(b"HTTP/1.1 200 ") and body.endswith(b"0\r\n\r\n"), response[-200:]
+    for letter in b"abcd":
+        assert body.count(bytes([letter]) * 1024) >= 40 * 64, f"{chr(letter)}'s pieces are missing"
+
+
 def test_date_is_the_current_second(gw: Gateway) -> None:
     """Refreshed just past each second: never a second behind, so a file's Last-Modified cannot pass it."""
     with Client.connect(gw) as client:
