@@ -11,7 +11,10 @@ cannot do is survive its own death or outlive us cleanly, so:
   status); the backoff resets after it stays up STABLE seconds;
 - its environment is clean (PATH and the route's `env` only: no secrets of
   the gateway's), and `-d cgi.fix_pathinfo=0` always: the gateway resolves
-  SCRIPT_FILENAME itself (see _fastcgi_scripts.py).
+  SCRIPT_FILENAME itself (see _fastcgi_scripts.py);
+- its stderr (startup errors, a script's php://stderr) is a pipe read into
+  the error log through StderrLog: tagged, bounded, escaped, never the
+  gateway's own stderr, where a script could flood or forge log lines.
 
 Routes with the same binary, root, php_ini, env and pool settings share
 one PhpCgi (shared() counts its users).
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adapters._fastcgi_client import FastCgiPool
+from adapters._stderr_log import StderrLog
 from gateway.errors import StartupError
 from gateway.pools.options import POOL_HOST_ENV
 from gateway.processes import die_with_parent_as_batch, exit_description, socket_path
@@ -39,6 +43,7 @@ BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 10.0
 READY_TIMEOUT = 10.0
 STOP_GRACE = 5.0
+STDERR_READ = 64 * 1024
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -64,6 +69,7 @@ class PhpCgi:
         self.label = label
         self.process: asyncio.subprocess.Process | None = None
         self.watcher: asyncio.Task[None] | None = None
+        self.stderr_relay: asyncio.Task[None] | None = None
         self.stopping = False
         self.users = 0
         self.restarts = 0
@@ -113,7 +119,7 @@ class PhpCgi:
                 env=self.environment(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
-                stderr=None,  # php-cgi's own startup errors go where ours go
+                stderr=asyncio.subprocess.PIPE,  # into the error log, bounded and tagged (relay_stderr)
                 start_new_session=True,
                 preexec_fn=die_with_parent_as_batch,
             )
@@ -124,6 +130,8 @@ class PhpCgi:
             ) from None
         except PermissionError:
             raise StartupError(f"{self.label}: {self.binary!r} cannot be run (check its permissions)") from None
+        assert self.process.stderr is not None
+        self.stderr_relay = asyncio.ensure_future(self.relay_stderr(self.process.stderr))
         logger.info(
             "%s: started php-cgi (pid %d, %d children) on %s",
             self.label,
@@ -137,6 +145,8 @@ class PhpCgi:
         deadline = loop.time() + READY_TIMEOUT
         while loop.time() < deadline:
             if self.process is not None and self.process.returncode is not None:
+                if self.stderr_relay is not None:  # its last words first
+                    await asyncio.wait([self.stderr_relay], timeout=1.0)
                 raise StartupError(
                     f"{self.label}: php-cgi exited at startup with status {self.process.returncode} "
                     f"(its messages are above; check php_ini and php_binary)"
@@ -145,6 +155,22 @@ class PhpCgi:
                 return
             await asyncio.sleep(0.02)
         raise StartupError(f"{self.label}: php-cgi did not open {self.socket_path} within {READY_TIMEOUT:g}s")
+
+    async def relay_stderr(self, stream: asyncio.StreamReader) -> None:
+        """What php-cgi and its children write to stderr (startup errors, php://stderr), as error-log lines.
+
+        Through StderrLog: tagged, cut at its line length, control characters
+        escaped (no forged log lines), and at most its line count a second.
+        """
+        loop = asyncio.get_running_loop()
+        label = f"{self.label}: php-cgi stderr"
+        log, window = StderrLog(label, logger), loop.time()
+        while chunk := await stream.read(STDERR_READ):
+            if loop.time() - window >= 1.0:
+                log.flush()
+                log, window = StderrLog(label, logger), loop.time()
+            log.feed(chunk)
+        log.flush()
 
     async def accepts(self) -> bool:
         try:
@@ -200,6 +226,9 @@ class PhpCgi:
             except TimeoutError:
                 logger.error("%s: php-cgi did not stop within %gs; killing it", self.label, STOP_GRACE)
         self.stop_group(signal.SIGKILL)  # children that ignored their master's SIGTERM
+        if self.stderr_relay is not None:
+            await asyncio.wait([self.stderr_relay], timeout=1.0)  # its last lines
+            self.stderr_relay.cancel()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
 
