@@ -25,6 +25,7 @@ import errno
 import socket
 import sys
 from collections import deque
+from time import monotonic
 from typing import Any, Protocol
 
 from adapters._backend_writes import WriteFlow
@@ -67,6 +68,7 @@ class FastCgiConnection(WriteFlow):
         self.writing_paused = False
         self.uses = 0
         self.idle = False  # kept in the pool between requests: whatever arrives then belongs to no request
+        self.taken_at = 0.0  # when a request took it from the idle ones (the loop's clock)
         self.later: RecordWaiter | None = None  # a taskless request's, called as records arrive (_fastcgi_later.py)
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by connection_made
 
@@ -200,6 +202,7 @@ class FastCgiPool:
             connection = idle.pop()
             if not connection.closed:
                 connection.idle = False
+                connection.taken_at = monotonic()
                 connection.uses += 1
                 self.busy += 1
                 return connection

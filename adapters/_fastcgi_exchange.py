@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from time import monotonic
 
 from adapters._cgi_response import CgiHead, CgiHeadReader, CgiResponseError
 from adapters._fastcgi_client import BackendError, FastCgiConnection, FastCgiPool
@@ -46,6 +47,7 @@ logger = logging.getLogger("gateway.adapters.fastcgi")
 REQUEST_ID = 1
 BEGIN = {True: begin_request(REQUEST_ID, True), False: begin_request(REQUEST_ID, False)}
 END_STDIN = stdin_end(REQUEST_ID)
+QUICK_CLOSE = 0.25  # seconds from taking a kept connection to its unanswered close: closed before our request
 
 
 class Overloaded(BackendError):
@@ -73,7 +75,7 @@ async def run_request(
         try:
             await exchange.run(head, length, body)
         except NoAnswer:
-            if length or connection.uses < 2:
+            if length or not _closed_before_us(connection):
                 raise
             connection, exchange = await _again(pool, connection, send, script)
             await exchange.run(head, 0, body)
@@ -91,12 +93,21 @@ async def finish_request(
         try:
             await exchange.answer()
         except NoAnswer:
-            if connection.uses < 2:
+            if not _closed_before_us(connection):
                 raise
             connection, exchange = await _again(pool, connection, send, script)
             await exchange.run(head, 0, no_body())
     finally:
         pool.release(connection, exchange.reusable)
+
+
+def _closed_before_us(connection: FastCgiConnection) -> bool:
+    """A kept connection closed unanswered at once: the server had closed it before our request came.
+
+    php-fpm closes a worker's kept connection as the worker ends (pm.max_requests), just as a request
+    may be going out on it. A close that comes later is a script that died while it ran: not sent again.
+    """
+    return connection.uses >= 2 and monotonic() - connection.taken_at < QUICK_CLOSE
 
 
 async def _again(

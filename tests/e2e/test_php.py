@@ -286,6 +286,16 @@ def test_fatal_error_is_a_500_with_the_error_logged(php: Gateway) -> None:
     assert "fatal.php" in log
 
 
+def test_php_cgis_own_stderr_is_tagged_escaped_and_bounded_in_the_log(php: Gateway) -> None:
+    """A script's php://stderr goes to php-cgi's stderr: through the gateway's log, never raw into it."""
+    with client(php) as http:
+        assert http.get("/stderr.php", params={"lines": "1000"}).text == "written"
+    log = php.wait_for_log("php-cgi stderr: 2026-01-01 00:00:00,000 [CRITICAL] gateway.server: forged \\x1b[31mred")
+    assert "\n2026-01-01 00:00:00,000 [CRITICAL]" not in log, "a line of the script's reached the log as its own"
+    php.wait_for_log("more than 200 lines on stderr; the rest is dropped")
+    assert php.stderr().count("flood line") <= 200
+
+
 def test_output_streams_as_php_flushes_it(php: Gateway) -> None:
     with socket.create_connection(php.address) as sock:
         sock.sendall(b"GET /stream.php HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n\r\n")
@@ -428,6 +438,8 @@ def test_php_cgi_killed_mid_request_is_a_502_then_the_pool_is_back(php: Gateway)
     outcome: list[int] = []
 
     mark = php.workdir / "killed-mid-request"
+    with client(php) as http:  # the slow request then goes on a kept connection (one a recycle would close)
+        assert http.get("/hello.php").status_code == 200
 
     def slow() -> None:
         with client(php) as http:
@@ -436,6 +448,7 @@ def test_php_cgi_killed_mid_request_is_a_502_then_the_pool_is_back(php: Gateway)
     thread = threading.Thread(target=slow)
     thread.start()
     wait_for_files([mark])  # the script runs in a child
+    time.sleep(0.5)  # well into it: a close this late is no recycled connection, and is not retried
     os.killpg(masters[0], signal.SIGKILL)
     thread.join(20)
     assert outcome == [502]
