@@ -1,6 +1,6 @@
 # gateway's container image: the server, php-cgi from Debian and the example sites.
 #   docker build -t gateway .
-#   docker run --rm -p 8080:8080 --stop-timeout 30 gateway
+#   docker run --rm -p 8080:8080 --stop-timeout 50 gateway
 # The README's "Run in a container" says what is inside and how to mount your own config.
 #
 # Debian packages are pinned to bookworm's PHP metapackages (php-cgi=2:8.2+93): that holds
@@ -56,7 +56,8 @@ COPY deploy/container/gateway.toml /etc/gateway/gateway.toml
 # What `make run` does for Django: migrate, collectstatic (into the site, read-only), and the
 # demo superuser admin/gateway-demo (change it: README, "Run in a container").
 RUN python /srv/tools/example-setup.py \
-    && chown -R gateway:gateway /var/lib/gateway
+    && chown -R gateway:gateway /var/lib/gateway \
+    && chgrp gateway /srv/apps_example/guestbook-admin.htdigest
 
 USER 10001:10001
 WORKDIR /srv

@@ -293,10 +293,12 @@ def health_paths(text: str) -> list[str]:
 def test_probes_hit_the_health_route_on_the_listening_port() -> None:
     ports = {port["name"]: port["containerPort"] for port in container()["ports"]}
     assert list(ports.values()) == listen_ports(tomllib.loads(configmap_toml()))
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    for probe in ("readinessProbe", "startupProbe"):
         check = container()[probe]["httpGet"]
         assert check["path"] in health_paths(configmap_toml()), f"{probe} asks {check['path']}"
         assert check["port"] in ports, f"{probe} names port {check['port']!r}"
+    # Liveness must not follow php-cgi's health: a crashing pool would restart every site of the pod.
+    assert container()["livenessProbe"]["tcpSocket"]["port"] in ports
     service_port = manifests()["Service"]["spec"]["ports"][0]
     assert service_port["targetPort"] in ports
 
@@ -305,7 +307,8 @@ def test_grace_period_covers_prestop_shutdown_timeout_and_php_cgi_stop() -> None
     pre_stop = container()["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     shutdown_timeout = tomllib.loads(configmap_toml())["server"]["shutdown_timeout"]
-    needed = int(pre_stop[1]) + shutdown_timeout + STOP_GRACE + MARGIN
+    # The drain, then the apps' own shutdown (lifespan, a WSGI route's busy threads), each up to shutdown_timeout.
+    needed = int(pre_stop[1]) + 2 * shutdown_timeout + STOP_GRACE + MARGIN
     assert pod()["terminationGracePeriodSeconds"] >= needed
 
 
