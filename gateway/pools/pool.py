@@ -71,18 +71,22 @@ class Unavailable(Exception):
 
 
 class _Answered:
-    """The request's send, noting whether the response went out whole (a WSGI pool's timeout check)."""
+    """The request's send, noting whether the app's response began (a WSGI pool's timeout check).
 
-    __slots__ = ("done", "send")
+    request_timeout is the time to a response's start: a client that leaves a
+    long download is no sign of a stuck thread, one that leaves before any
+    answer may be.
+    """
+
+    __slots__ = ("began", "send")
 
     def __init__(self, send: Send) -> None:
         self.send = send
-        self.done = False
+        self.began = False
 
     async def __call__(self, message: Message) -> None:
+        self.began = True
         await self.send(message)
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            self.done = True
 
 
 class AppPool:
@@ -145,7 +149,7 @@ class AppPool:
             failure = await self.client.forward_to(upstream, scope, receive, answered or send)
             if failure is not None and failure.status == 504:
                 self.timed_out(process)
-            elif answered is not None and not answered.done and time.monotonic() - started >= self.read_timeout - TICK:
+            elif answered is not None and not answered.began and time.monotonic() - started >= self.read_timeout - TICK:
                 # The client left unanswered about when request_timeout passed: a worker of a supervisor
                 # that gave its 504 itself (its timer runs from before this one's).
                 self.timed_out(process)
