@@ -8,7 +8,8 @@ queued behind idle connections (measured with nginx: about a second). Beyond
 `size`, requests wait their turn for a connection.
 
 A kept connection whose child exits is seen closing while idle and dropped;
-the pool never hands out a closed one. A child that exits after
+the pool never hands out a closed one. One that receives bytes while idle
+is closed: every request is id 1, so they would answer the next request. A child that exits after
 PHP_FCGI_MAX_REQUESTS would close its connection just as the next request
 is written to it, so a connection that has carried `max_uses` requests is
 closed by us first (php.py passes pool.max_requests).

@@ -14,8 +14,12 @@ Failures:
 - the client leaves or the core's request_timeout cancels us: the connection
   to the server is closed rather than reused (closing is the abort every
   FastCGI server honours; php-cgi ignores FCGI_ABORT_REQUEST).
-A request is never sent twice: a server that closes the connection without
-answering may have run it (php-cgi killed mid-request), so that is a 502.
+A request is sent twice only when it has no body and the kept connection it
+went out on closed unanswered within QUICK_CLOSE of being taken: the server
+had closed it first (php-fpm recycling a worker), as nginx retries a cached
+connection. A later close may be a script that died running it (php-cgi
+killed mid-request): a 502. Records after END_REQUEST in the same read keep
+the connection from being reused.
 """
 
 from __future__ import annotations
