@@ -117,11 +117,13 @@ class ProxyClient:
         await self.forward_to(None, scope, receive, send)
 
     async def forward_to(
-        self, first: Upstream | None, scope: Scope, receive: Receive, send: Send
+        self, first: Upstream | None, scope: Scope, receive: Receive, send: Send, unsent_back: bool = False
     ) -> UpstreamError | None:
         """forward() with the first attempt on a chosen upstream (an app pool picks its process itself).
 
-        Returns the failure the client was answered with (502, 503, 504), if any.
+        Returns the failure the client was answered with (502, 503, 504), if any;
+        with unsent_back, a failure before any of the request was sent (its
+        `unsent`) is returned unanswered, for the caller to send elsewhere.
         """
         if scope["type"] == "websocket":
             await relay_websocket(self, scope, receive, send, first)
@@ -131,6 +133,8 @@ class ProxyClient:
         except ClientGone:
             return None
         except UpstreamError as exc:
+            if unsent_back and exc.unsent:
+                return exc
             logger.error("proxy %s %s: upstream %s: %s", scope["method"], scope["path"], exc.upstream, exc)
             await REPLIES.get(exc.status, REPLIES[502]).send(send)
             return exc
@@ -158,6 +162,7 @@ class ProxyClient:
                 await self._attempt(upstream, head, body, scope, send, idempotent)
                 return
             except UpstreamError as exc:
+                exc.unsent = exc.unsent and len(tried) == 1  # an earlier upstream may have read the body
                 if not exc.retryable or not self.others:
                     raise
                 path = scope["path"]
@@ -173,6 +178,7 @@ class ProxyClient:
             try:
                 connection = await upstream.pool.acquire(fresh)
             except UpstreamError as exc:
+                exc.unsent = not fresh  # no earlier try on this upstream wrote any of the request
                 raise self._failed(upstream, exc) from None
             upstream.active += 1
             relocate = None

@@ -52,7 +52,9 @@ class UpstreamError(Exception):
     status is the answer the client gets (502, 503 or 504); retryable says the
     request may go to another upstream (nothing came back and it can be sent
     again); stale marks a kept connection that was found closed (not the
-    upstream's fault: passive health does not count it).
+    upstream's fault: passive health does not count it); unsent says no byte
+    of the request, body included, was written or read yet (its first connect
+    failed), so even a request that may have killed a process can go to another.
     """
 
     def __init__(self, message: str, status: int = 502, retryable: bool = False, stale: bool = False) -> None:
@@ -60,6 +62,7 @@ class UpstreamError(Exception):
         self.status = status
         self.retryable = retryable
         self.stale = stale
+        self.unsent = False
         self.upstream = "(none)"  # the upstream's address as configured, once one was tried
 
 

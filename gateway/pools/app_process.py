@@ -59,6 +59,15 @@ class AppProcess:
     def pid(self) -> int:
         return self.process.pid if self.process is not None else 0
 
+    def exited(self) -> bool:
+        """Whether it has ended, even before the loop heard of it (WNOWAIT leaves the reaping to the loop)."""
+        if self.process is None or self.process.returncode is not None:
+            return True
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True  # reaped already, by the loop's child watcher
+
     def rss(self) -> int:
         return rss_of(self.pid) if self.pid else 0
 

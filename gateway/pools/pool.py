@@ -16,7 +16,8 @@ Rules:
 - A process that exits unexpectedly is logged with its status and dropped;
   its requests get a 502 (or are cut mid-response). None is sent to another
   process: it may be what killed this one (Passenger's rule too), and the
-  others' slots are the checkout's to give.
+  others' slots are the checkout's to give. A request that never reached it
+  (its connect refused before the exit was heard of) is offered to another.
 - A process keeps its upstream (the proxy client's connections to it) until
   it stops: requests handed to a draining process still reach it.
 - A WSGI app's thread cannot be stopped: a request that passes
@@ -60,6 +61,7 @@ QUEUE_FULL = Reply(503, "Service Unavailable: the application is busy; try again
 CANNOT_START = Reply(502, "Bad Gateway: the application could not be started; the reason is in the error log.")
 STOPPING = Reply(503, "Service Unavailable: the application is stopping.", ((b"retry-after", b"1"),))
 EXITED = Reply(502, "Bad Gateway: the application's process exited; the reason is in the error log.")
+UNSENT_TRIES = 3  # processes a request that reached none of them is offered to (each was exiting)
 
 
 class Unavailable(Exception):
@@ -134,19 +136,46 @@ class AppPool:
     # The request path.
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            process = await self.checkout()
-        except Unavailable as exc:
-            await exc.reply.send(send)
-            return
+        refused: tuple[AppProcess, ...] = ()
+        while True:
+            try:
+                process = await self.checkout(refused)
+            except Unavailable as exc:
+                await exc.reply.send(send)
+                return
+            taken = True
+            try:
+                taken = await self.serve(process, scope, receive, send, last=len(refused) == UNSENT_TRIES - 1)
+            finally:
+                self.checkin(process, served=taken)
+            if taken:
+                return
+            refused += (process,)
+
+    async def serve(self, process: AppProcess, scope: Scope, receive: Receive, send: Send, last: bool) -> bool:
+        """The request on one process; False when none of it reached the process, and another may take it.
+
+        A process that dies leaves the pool once the loop hears of its exit; until
+        then it can be checked out, and refuses the connection. A request that never
+        reached it puts no other process at risk, so it is offered again, up to
+        UNSENT_TRIES processes (nginx moves on after a refused connect too); the
+        last try's failure is answered.
+        """
         answered = _Answered(send) if self.threads else None
         started = time.monotonic()
+        upstream = self.upstreams.get(process)
         try:
-            upstream = self.upstreams.get(process)
             if upstream is None:  # it exited between the checkout and now (logged by watch())
+                if not last:
+                    return False
                 await EXITED.send(send)
-                return
-            failure = await self.client.forward_to(upstream, scope, receive, answered or send)
+                return True
+            failure = await self.client.forward_to(upstream, scope, receive, answered or send, unsent_back=not last)
+            if failure is not None and failure.unsent:
+                self.drop_if_exited(process)
+                if not last:
+                    logger.warning("%s did not take a request (%s); offering it to another", process.label, failure)
+                    return False
             if failure is not None and failure.status == 504:
                 self.timed_out(process)
             elif answered is not None and not answered.began and time.monotonic() - started >= self.read_timeout - TICK:
@@ -157,17 +186,22 @@ class AppPool:
             if exc.args and exc.args[0] in (TIMEOUT_CANCEL, TIMEOUT_CUT):
                 self.timed_out(process)
             raise
-        finally:
-            self.checkin(process)
+        return True
+
+    def drop_if_exited(self, process: AppProcess) -> None:
+        """A process that refused a connection and has exited gets no more requests (watch() logs the exit)."""
+        if process.exited():
+            self.forget(process)
+            self.grow()
 
     def timed_out(self, process: AppProcess) -> None:
         """A request passed request_timeout in the app: a WSGI app's process is replaced (its thread may be stuck)."""
         if self.threads and process.state == "ready":
             self.recycle(process, "a request passed request_timeout; its thread may still be running")
 
-    async def checkout(self) -> AppProcess:
-        """A slot on a process: at once when one is free, else after waiting in the queue."""
-        process = self.free_process()
+    async def checkout(self, refused: tuple[AppProcess, ...] = ()) -> AppProcess:
+        """A slot on a process: at once when one is free (one that refused this request last), else after queueing."""
+        process = self.free_process(refused) or (self.free_process() if refused else None)
         if process is not None:
             process.busy += 1
             return process
@@ -189,10 +223,10 @@ class AppPool:
                 self.checkin(waiter.result(), served=False)
             raise
 
-    def free_process(self) -> AppProcess | None:
+    def free_process(self, avoid: tuple[AppProcess, ...] = ()) -> AppProcess | None:
         best: AppProcess | None = None
         for process in self.processes:
-            free = process.state == "ready" and process.busy < self.concurrency
+            free = process.state == "ready" and process.busy < self.concurrency and process not in avoid
             if free and (best is None or process.busy < best.busy):
                 best = process
         return best

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -50,13 +50,27 @@ def echo_config(app: str = ECHO, pool: str = "{ min = 1, max = 2 }", extra: str 
     return ECHO_CONFIG.format(app=app, pool=pool, extra=extra)
 
 
-def status_of(gateway: Gateway) -> dict[str, Any]:
-    """The first app pool in `gateway status --json`."""
-    result = gateway_command("status", str(gateway.workdir / "gateway.toml"), "--json")
-    assert result.returncode == 0, result.stderr
-    pools = [pool for worker in json.loads(result.stdout)["workers"] for pool in worker.get("pools", [])]
-    found: dict[str, Any] = next(pool for pool in pools if pool.get("kind") == "app pool")
-    return found
+def status_of(gateway: Gateway, timeout: float = 5.0) -> dict[str, Any]:
+    """The first app pool in `gateway status --json`.
+
+    With a supervisor the pool host reports once a second, so its pool may be missing from the first answers.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = gateway_command("status", str(gateway.workdir / "gateway.toml"), "--json")
+        assert result.returncode == 0, result.stderr
+        pools = [pool for worker in json.loads(result.stdout)["workers"] for pool in worker.get("pools", [])]
+        found = [pool for pool in pools if pool.get("kind") == "app pool"]
+        if found:
+            return cast(dict[str, Any], found[0])
+        assert time.monotonic() < deadline, f"no app pool in `gateway status` within {timeout}s: {result.stdout}"
+        time.sleep(0.1)
+
+
+def serving_pid(gateway: Gateway) -> int:
+    """The pid of the pool's first process, once the status reports one (the pool host's report may lag)."""
+    wait_until(lambda: bool(status_of(gateway)["processes"]), 5, "the pool's process reported")
+    return int(status_of(gateway)["processes"][0]["pid"])
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -234,7 +248,7 @@ def test_a_wsgi_process_whose_request_timed_out_is_replaced(tmp_path: Path, work
     config_text = f"[server]\nworkers = {workers}\n" + STUCK_CONFIG
     with run_gateway(config_text=config_text) as gateway, httpx.Client(base_url=gateway.url, timeout=20) as http:
         assert http.get("/app/stats", headers=HOST).status_code == 200  # the pool serves (and reports)
-        stuck_pid = status_of(gateway)["processes"][0]["pid"]
+        stuck_pid = serving_pid(gateway)
         assert http.get("/app/sleep?s=60", headers=HOST).status_code == 504
         response = http.get("/app/stats", headers=HOST)
         assert response.status_code == 200, "the next request met the stuck thread"
@@ -248,7 +262,7 @@ def test_a_wsgi_process_whose_client_left_at_request_timeout_is_replaced(tmp_pat
     config_text = "[server]\nworkers = 2\n" + STUCK_CONFIG
     with run_gateway(config_text=config_text) as gateway, httpx.Client(base_url=gateway.url, timeout=20) as http:
         assert http.get("/app/stats", headers=HOST).status_code == 200  # the pool serves (and reports)
-        stuck_pid = status_of(gateway)["processes"][0]["pid"]
+        stuck_pid = serving_pid(gateway)
         with pytest.raises(httpx.ReadTimeout):
             httpx.get(f"{gateway.url}/app/sleep?s=60", headers=HOST, timeout=1.8)  # leaves before the 504
         wait_until(lambda: "passed request_timeout" in status_of(gateway)["last_recycle"], 5, "recycled")
@@ -274,6 +288,27 @@ def test_a_request_whose_process_dies_before_answering_is_a_502_not_sent_to_anot
         wait_until(lambda: len(status_of(gateway)["processes"]) == 2, 10, "min = 2 kept: the dead one replaced")
         assert other in {process["pid"] for process in status_of(gateway)["processes"]}
         assert "exited with status 1" in gateway.stderr()
+
+
+def test_a_request_no_process_took_is_offered_to_another(tmp_path: Path) -> None:
+    """A refused connect sent none of the request: another process may take it (a dying one refuses until reaped)."""
+    with run_gateway(config_text=echo_config(ECHO, "{ min = 2, max = 2, concurrency = 1 }")) as gateway:
+        (first_socket,) = (gateway.workdir / ".gateway").glob("app-*-1.sock")
+        first_socket.unlink()  # process 1, the one an idle pool picks first, can no longer be reached
+        with httpx.Client(base_url=gateway.url, timeout=10) as http:
+            answers = [http.get("/app", headers=HOST) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [200, 200, 200]
+        assert "process 1 did not take a request (cannot connect" in gateway.stderr()
+
+
+def test_a_request_no_process_takes_is_a_502_after_three_tries(tmp_path: Path) -> None:
+    with run_gateway(config_text=echo_config(ECHO, "{ min = 1, max = 1 }")) as gateway:
+        (socket,) = (gateway.workdir / ".gateway").glob("app-*-1.sock")
+        socket.unlink()
+        answer = httpx.get(f"{gateway.url}/app", headers=HOST, timeout=10)
+        assert answer.status_code == 502
+        assert gateway.stderr().count("did not take a request") == 2, "the third try's failure is the answer"
+        assert "cannot connect: No such file or directory" in gateway.stderr()
 
 
 def test_a_killed_process_is_replaced(tmp_path: Path) -> None:
