@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from gateway.http.parser import PCHAR
 from gateway.types import ASGIApp, HandlerContext, Receive, Scope, Send
 
 _PLACEHOLDER = re.compile(r"\$(\d)|\{(path|query)\}")
+SEGMENT_SAFE = PCHAR.replace("/", "")
+QUERY_SAFE = PCHAR + "/?%"  # a query's own characters (RFC 3986 §3.4); escapes the client sent stay as they are
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +68,6 @@ def _expand(template: str, scope: Scope, mount: str) -> str:
     """Fill the placeholders; request-derived parts are percent-encoded again (no raw bytes,
     no CR/LF can reach the Location header)."""
     match: re.Match[str] | None = scope.get("gateway.route_match")
-    raw_path: str = scope["raw_path"].decode("latin-1")
-    query: str = scope["query_string"].decode("latin-1")
 
     def substitute(found: re.Match[str]) -> str:
         if found.group(1) is not None:
@@ -75,16 +75,31 @@ def _expand(template: str, scope: Scope, mount: str) -> str:
             groups = match.groups() if match is not None else ()
             return quote(str(groups[index - 1] or ""), safe=PCHAR) if 0 < index <= len(groups) else ""
         if found.group(2) == "path":
-            return _below(raw_path, mount)
-        return "?" + query if query else ""
+            return _below(scope["raw_path"], mount)
+        query: str = scope["query_string"].decode("latin-1")
+        return "?" + quote(query, safe=QUERY_SAFE, encoding="latin-1") if query else ""
 
     return _PLACEHOLDER.sub(substitute, template)
 
 
-def _below(raw_path: str, mount: str) -> str:
-    """The raw (still encoded) path below the mount, dropping as many segments as it has."""
-    if not mount:
-        return raw_path
-    depth = mount.count("/")
-    rest = raw_path.split("/", depth + 1)
-    return "/" + rest[depth + 1] if len(rest) > depth + 1 else ""
+def _below(raw_path: bytes, mount: str) -> str:
+    """The path below the mount, segment by segment as routes see it, encoded again.
+
+    Never the raw path: "/go//evil.example" must not become "//evil.example",
+    which a browser reads as another host, nor "/x/../go/b" keep its dots.
+    Empty and dot segments go as the routing path's rules drop them; each
+    segment is decoded and encoded again on its own, so an encoded slash stays
+    one, and as latin-1, so bytes that are not UTF-8 (a legacy "caf%E9") keep.
+    """
+    parts = raw_path.decode("latin-1").split("/")[1:]
+    kept: list[str] = []
+    for part in parts:
+        segment = unquote(part, encoding="latin-1") if "%" in part else part
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment not in ("", "."):
+            kept.append(quote(segment, safe=SEGMENT_SAFE, encoding="latin-1"))
+    trailing = "/" if parts and unquote(parts[-1]) in ("", ".", "..") else ""
+    rest = kept[mount.count("/") :] if mount else kept
+    return "/" + "/".join(rest) + trailing if rest else trailing

@@ -269,6 +269,38 @@ def test_prefix_redirect_with_an_encoded_prefix_keeps_only_the_rest(client: http
     assert response.headers["location"] == "https://moved.test/now/a%2Fb?q=1"
 
 
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        ("/moved//evil.example/x", "https://moved.test/now/evil.example/x"),  # slashes merged, as routes see it
+        ("/x/../moved/a/./b", "https://moved.test/now/a/b"),
+        ("/moved/%5Cx", "https://moved.test/now/%5Cx"),
+        ("/moved/caf%E9", "https://moved.test/now/caf%E9"),  # not UTF-8: the byte kept
+        ('/moved/q?a="<x>"&b=%41', "https://moved.test/now/q?a=%22%3Cx%3E%22&b=%41"),
+    ],
+)
+def test_prefix_redirect_path_and_query_are_the_routed_ones_encoded_again(
+    gw: Gateway, target: str, location: str
+) -> None:
+    request = f"GET {target} HTTP/1.1\r\nHost: beta.test\r\nConnection: close\r\n\r\n".encode("latin-1")
+    status, headers, _ = raw(gw, request)
+    assert (status, headers["location"]) == (308, location)
+
+
+def test_a_redirect_to_the_path_alone_never_names_another_host() -> None:
+    """to = "{path}" sends a browser to "//evil.example/x" (another host) if the client's raw path went out."""
+    config = '[[vhost]]\nnames = ["r.test"]\n  [[vhost.route]]\n  path = "/strip/"\n  handler = "redirect"\n'
+    config += '  to = "{path}{query}"\n'
+    with run_gateway(config_text=config) as gateway:
+        for target, location in [
+            ("/strip//evil.example/x", "/evil.example/x"),
+            ("/strip/\\evil.example", "/%5Cevil.example"),
+        ]:
+            request = f"GET {target} HTTP/1.1\r\nHost: r.test\r\nConnection: close\r\n\r\n".encode()
+            status, headers, _ = raw(gateway, request)
+            assert (status, headers["location"]) == (302, location)
+
+
 # Host → vhost ----------------------------------------------------------------------------------------
 
 
