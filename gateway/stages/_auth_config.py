@@ -89,14 +89,23 @@ def _parse_entry(entry: dict[str, Any], prefix: str, context: HandlerContext, re
         if basic_users is None:
             return None
         allowed = _allowed(require, groups_path, set(basic_users), problem)
-        return None if problems else BasicScheme(realm, basic_users, allowed, passing)
+        basic = None if problems else BasicScheme(realm, basic_users, allowed, passing)
+        return _identified(basic, users_path)
     ha1s = _read(lambda: read_htdigest(users_path, realm), problem)
     if ha1s is None:
         return None
     _check_algorithms(ha1s, algorithms, realm, users_path, problem)
     known = {user for table in ha1s.values() for user in table}
     allowed = _allowed(require, groups_path, known, problem)
-    return None if problems else DigestScheme(realm, algorithms, ha1s, allowed, passing, lifetime)
+    digest = None if problems else DigestScheme(realm, algorithms, ha1s, allowed, passing, lifetime)
+    return _identified(digest, users_path)
+
+
+def _identified(scheme: Scheme | None, users_path: Path) -> Scheme | None:
+    """Who this scheme's checks vouch for: its kind, realm and user file (two routes may share one)."""
+    if scheme is not None:
+        scheme.identity = (scheme.name, scheme.realm, str(users_path))
+    return scheme
 
 
 def _realm(entry: dict[str, Any], kind: str, problem: Report) -> str | None:

@@ -50,6 +50,7 @@ class Scheme:
     realm: str
     allowed: frozenset[str] | None  # None: any valid user
     pass_authorization: bool
+    identity: tuple[str, str, str] = ("", "", "")  # kind, realm, user file: what a check vouches for
 
     def challenges(self, stale: bool) -> list[bytes]:
         raise NotImplementedError

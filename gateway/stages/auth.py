@@ -32,6 +32,7 @@ from gateway.types import ASGIApp, HandlerContext, Headers, Receive, Scope, Send
 
 KEYS = ("auth",)
 ORDER = 20
+VERIFIED = "gateway.auth_verified"  # {scheme identity: user} this request's credentials passed (CGI redirects)
 
 logger = logging.getLogger("gateway.stages.auth")
 
@@ -73,6 +74,9 @@ class AuthApp:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        vouched = scope.get(VERIFIED)
+        if vouched is not None and await self._vouched_for(vouched, scope, receive, send):
+            return
         header = _authorization(scope["headers"])
         token, _, credentials = (header or "").strip().partition(" ")
         scheme = self._schemes.get(token.lower())
@@ -93,6 +97,27 @@ class AuthApp:
         else:
             self._penalty.succeeded(client)
             await self.app(_authenticated(scope, user, scheme), receive, send)
+
+    async def _vouched_for(
+        self, vouched: dict[tuple[str, str, str], str], scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """A CGI local redirect of a request these credentials passed already: the user is known.
+
+        Checking the header again would fail for Digest (its nonce count is used
+        up, and the redirect is a GET); Apache's mod_auth_digest takes the first
+        request's user for internal redirects too. `require` still applies here.
+        """
+        for scheme in self.options.schemes:
+            user = vouched.get(scheme.identity)
+            if user is None:
+                continue
+            if scheme.allowed is not None and user not in scheme.allowed:
+                scope["user"] = user
+                await self._refuse(scope, send, 403)
+            else:
+                await self.app(_authenticated(scope, user, scheme), receive, send)
+            return True
+        return False
 
     async def _penalize(self, client: str, scope: Scope) -> None:
         delay = self._penalty.failed(client, time.monotonic())
@@ -135,8 +160,8 @@ def _authenticated(scope: Scope, user: str, scheme: Scheme) -> Scope:
     """
     scope["user"] = user
     scope["auth_type"] = scheme.auth_type
-    if scheme.pass_authorization:
-        return scope
     inner = dict(scope)
-    inner["headers"] = [(name, value) for name, value in scope["headers"] if name != b"authorization"]
+    inner[VERIFIED] = {**scope.get(VERIFIED, {}), scheme.identity: user}
+    if not scheme.pass_authorization:
+        inner["headers"] = [(name, value) for name, value in scope["headers"] if name != b"authorization"]
     return inner

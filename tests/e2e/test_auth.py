@@ -111,9 +111,22 @@ rewrite = [{{ from = "^/pretty/(.*)$", to = "/md5/$1" }}]
   interpreters = {{ ".py" = "{python}" }}
 
   [[vhost.route]]
+  path = "/digest-cgi/"
+  handler = "cgi"
+  root = "{folder}/cgi-bin"
+  interpreters = {{ ".py" = "{python}" }}
+  auth = {{ type = "digest", realm = "admin", users = "{folder}/digest", algorithm = "SHA-256" }}
+
+  [[vhost.route]]
   path = "/"
   handler = "wsgi"
   app = "{whoami}"
+"""
+
+# A CGI script answering with a local redirect (RFC 3875 §6.2.2) to ?to=PATH.
+GO_SCRIPT = """import os
+print("Location: " + os.environ["QUERY_STRING"].partition("=")[2])
+print()
 """
 
 PHP_CONFIG = """
@@ -151,6 +164,7 @@ def folder() -> Iterator[Path]:
     (base / "groups").write_text("admins: alice\n")
     (base / "cgi-bin").mkdir()
     shutil.copy(Path(__file__).parent / "cgi_scripts" / "env.py", base / "cgi-bin" / "env.py")
+    (base / "cgi-bin" / "go.py").write_text(GO_SCRIPT)
     try:
         yield base
     finally:
@@ -233,6 +247,30 @@ def test_cgi_sees_remote_user_and_auth_type(gateway: Gateway) -> None:
     assert env["REMOTE_USER"] == "bob"
     assert env["AUTH_TYPE"] == "Basic"
     assert "HTTP_AUTHORIZATION" not in env
+
+
+@pytest.mark.parametrize(
+    ("target", "user", "status"),
+    [("/hello", "bob", 200), ("/admins/", "alice", 200), ("/admins/", "bob", 403), ("/open/x", "bob", 200)],
+)
+def test_a_cgi_local_redirect_keeps_the_basic_login(gateway: Gateway, target: str, user: str, status: int) -> None:
+    """The redirected request meets the target's auth again: the login it passed holds, `require` still applies."""
+    password = {"alice": "secret", "bob": "hunter2"}[user]
+    answer, body = curl(gateway, f"/cgi-bin/go.py?to={target}", "--basic", "-u", f"{user}:{password}")
+    assert answer == status, body
+    if status == 200 and target != "/open/x":
+        assert json.loads(body)["remote_user"] == user
+
+
+def test_a_cgi_local_redirect_keeps_the_digest_login(gateway: Gateway) -> None:
+    """Digest's nonce count is spent by the first check, and a POST's response hash names POST: not checked twice."""
+    with client(gateway, auth=httpx.DigestAuth("alice", "secret")) as http:
+        for method in ("GET", "POST"):
+            reply = http.request(method, "/digest-cgi/go.py?to=/digest/x")
+            assert reply.status_code == 200, reply.text
+            assert reply.json() == {"remote_user": "alice", "authorization": None, "path": "/x"}
+        elsewhere = http.get("/digest-cgi/go.py?to=/hello")  # the vhost's Basic realm: another login
+        assert elsewhere.status_code == 401
 
 
 # Digest -----------------------------------------------------------------------------------------
