@@ -14,7 +14,9 @@ Rules:
   whether the output ends with it (a short response then gets a
   Content-Length instead of chunked framing); after that, output is sent as
   soon as it is read, so a program printing a line a second is seen line by
-  line. Output past the program's own Content-Length is dropped and logged.
+  line. Output past the program's own Content-Length is dropped and logged;
+  output short of it is a 502 when it ended within the first piece, else the
+  connection is cut (the client must not take the short body as whole).
 - A local redirect (§6.2.2) sends nothing: the rest of stdout is discarded
   and the head returned, for the caller to serve the new path once the
   program has ended and its process slot is free.
@@ -140,8 +142,10 @@ class Exchange:
             while await stdout.read(CHUNK):
                 pass
             return head
-        limit = _declared_length(head)
+        limit = head.length
         data, more = await self.first_piece(stdout, reader.body)
+        if not more and limit is not None and len(data) < limit:
+            raise ScriptError(f"{head.short_of(len(data))}{await self.exit_status(process)}")
         self.started = True
         await self.send({"type": "http.response.start", "status": head.status, "headers": head.headers})
         if not more:
@@ -161,6 +165,9 @@ class Exchange:
                 data = await stdout.read(CHUNK)
             if not data:
                 break
+        if limit is not None and room:  # the client was promised more: only a cut connection tells it
+            logger.error("%s: %s; the connection was cut", self.label, head.short_of(limit - room))
+            raise ResponseAborted(f"{self.label} wrote less than its Content-Length")
         await self.finish(b"", None)
         return None
 
@@ -221,13 +228,6 @@ async def read_stderr(log: StderrLog, stream: asyncio.StreamReader) -> None:
         if not log.full:
             log.feed(data)
     log.flush()
-
-
-def _declared_length(head: CgiHead) -> int | None:
-    for name, value in head.headers:
-        if name == b"content-length":
-            return int(value)
-    return None
 
 
 async def _settle(task: asyncio.Task[None], wait: float) -> None:

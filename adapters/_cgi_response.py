@@ -42,6 +42,11 @@ class CgiHead:
     headers: list[tuple[bytes, bytes]]  # lower-case names, Status removed
     location: bytes | None = None
     explicit_status: bool = False  # a Status field (or an nph status line) was there
+    length: int | None = None  # the program's own Content-Length
+
+    def short_of(self, written: int) -> str:
+        """What the log says of a body that ended before its Content-Length."""
+        return f"its output ended after {written} bytes of its Content-Length of {self.length}"
 
     @property
     def local_redirect(self) -> bool:
@@ -140,7 +145,7 @@ def parse_head(block: bytes, nph: bool = False) -> CgiHead:
             headers.append((name, value))
     if not explicit:
         status = 302 if location is not None else 200
-    return CgiHead(status, headers, location, explicit)
+    return CgiHead(status, headers, location, explicit, int(length) if length is not None else None)
 
 
 def _field(line: bytes) -> tuple[bytes, bytes]:

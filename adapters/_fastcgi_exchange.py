@@ -140,6 +140,9 @@ class Exchange:
         self.leftover = False  # records came after END_REQUEST: the connection is not kept
         self.stdin_done = False
         self.stderr: StderrLog | None = None  # made when php-cgi writes to stderr: most requests never do
+        self.head: CgiHead | None = None
+        self.room: int | None = None  # body bytes left to the script's own Content-Length, when it gave one
+        self.overflowed = False
 
     async def run(self, head: bytes, length: int, body: AsyncIterator[bytes]) -> None:
         connection = self.connection
@@ -231,9 +234,31 @@ class Exchange:
                 return
             self.reader = None
             data = reader.body
+            self.room = head.length
+            if self.room is not None and not more and len(data) < self.room:
+                raise BackendError(head.short_of(len(data)))  # a 502: nothing was sent
+            self.head = head
             await self.start(head)
+        if self.room is not None:
+            data = self.within_length(data, more)
         if data or not more:
             await self.send({"type": "http.response.body", "body": data, "more_body": more})
+
+    def within_length(self, data: bytes, more: bool) -> bytes:
+        """The body kept to the script's Content-Length: more is dropped (logged), less cuts the response."""
+        head, room = self.head, self.room
+        assert head is not None and head.length is not None and room is not None
+        if len(data) > room:
+            if not self.overflowed:
+                self.overflowed = True
+                logger.error(
+                    "%s: wrote more than its Content-Length of %d; the rest was dropped", self.script, head.length
+                )
+            data = data[:room]
+        self.room = room - len(data)
+        if not more and self.room:
+            raise BackendError(head.short_of(head.length - self.room))  # logged; the connection is cut
+        return data
 
     async def start(self, head: CgiHead) -> None:
         self.started = True

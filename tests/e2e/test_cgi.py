@@ -364,6 +364,21 @@ def test_status_and_repeated_headers(client: httpx.Client) -> None:
     assert response.headers["content-length"] == "8"  # a short response is sized, not chunked
 
 
+def test_output_short_of_its_content_length_is_a_502(gateway: Gateway) -> None:
+    answer = raw(gateway, b"/cgi-bin/short-length.sh")
+    assert status_of(answer) == 502, answer
+    gateway.wait_for_log("short-length.sh: its output ended after 6 bytes of its Content-Length of 100")
+
+
+def test_a_streamed_output_short_of_its_content_length_cuts_the_connection(gateway: Gateway) -> None:
+    """The head went out with the first piece: only a cut connection tells the client its body is not whole."""
+    answer = raw(gateway, b"/cgi-bin/short-stream.sh")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert status_of(head) == 200 and b"content-length: 200000" in head.lower()
+    assert 0 < len(body) < 200_000
+    gateway.wait_for_log("short-stream.sh: its output ended after 100000 bytes of its Content-Length of 200000")
+
+
 def test_local_redirect_is_served_internally(client: httpx.Client) -> None:
     response = client.post("/cgi-bin/local-redirect.sh", content=b"dropped", headers={"Content-Type": "x/y"})
     env = env_of(response)

@@ -286,6 +286,30 @@ def test_fatal_error_is_a_500_with_the_error_logged(php: Gateway) -> None:
     assert "fatal.php" in log
 
 
+def test_a_body_short_of_its_content_length_is_a_502(php: Gateway) -> None:
+    with client(php) as http:
+        response = http.get("/length.php", params={"cl": "100", "n": "6"})
+    assert response.status_code == 502
+    php.wait_for_log("its output ended after 6 bytes of its Content-Length of 100")
+
+
+def test_a_body_past_its_content_length_is_cut_to_it(php: Gateway) -> None:
+    with client(php) as http:
+        response = http.get("/length.php", params={"cl": "10", "n": "20"})
+    assert (response.status_code, response.content) == (200, b"a" * 10)
+    php.wait_for_log("length.php: wrote more than its Content-Length of 10; the rest was dropped")
+
+
+def test_a_streamed_body_short_of_its_content_length_cuts_the_connection(php: Gateway) -> None:
+    with php.connect() as sock:
+        target = b"/length.php?cl=200000&n=100000&pause=1"
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n\r\n")
+        head, _, body = read_response(sock).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"content-length: 200000" in head.lower()
+    assert 0 < len(body) < 200_000
+    php.wait_for_log("its output ended after 100000 bytes of its Content-Length of 200000")
+
+
 def test_php_cgis_own_stderr_is_tagged_escaped_and_bounded_in_the_log(php: Gateway) -> None:
     """A script's php://stderr goes to php-cgi's stderr: through the gateway's log, never raw into it."""
     with client(php) as http:
