@@ -23,7 +23,9 @@ Rules:
 - stderr is read concurrently into _stderr_log.py's bounded log lines;
   beyond its limits it is read and dropped, so a flood costs neither
   memory nor log.
-- `timeout` covers the program from start to exit. Past it the group is
+- `timeout` covers the program from start to exit, less the time its output
+  waited for a slow client (the program was blocked on a full pipe, not
+  running late). Past it the group is
   ended and: before the response started, ScriptTimeout (504); after,
   ResponseAborted (the core closes the connection); after the response
   ended, a log line only. The core cancelling us (its request_timeout, a
@@ -47,6 +49,7 @@ from gateway.types import Receive, Send
 logger = logging.getLogger("gateway.adapters.cgi")
 CHUNK = 64 * 1024
 HOLD = 0.05
+WAIT_NOTED = 0.001  # a send that waited longer for the client moves the script's deadline on
 EXIT_STATUS_WAIT = 0.5  # how long a failed program's exit status is waited for, for the log line
 
 
@@ -75,6 +78,7 @@ class Exchange:
         self.done = False  # the last body message went out
         self.gone = False  # the client left before the response was done
         self.overflowed = False  # output past the program's Content-Length was dropped
+        self.deadline: asyncio.Timeout | None = None  # `timeout`, moved on by the time sends wait for the client
 
     async def run(self, process: Program, body: AsyncIterator[bytes], nph: bool) -> CgiHead | None:
         """Relay the program's response; the head of a local redirect is returned instead of sent."""
@@ -82,7 +86,7 @@ class Exchange:
         stderr = asyncio.ensure_future(read_stderr(StderrLog(self.label, logger), process.stderr))
         feeder = asyncio.ensure_future(self.feed(process.stdin, body))
         try:
-            async with asyncio.timeout(self.time_limit):
+            async with asyncio.timeout(self.time_limit) as self.deadline:
                 head = await self.relay(process, CgiHeadReader(nph=nph))
                 await asyncio.shield(self.group.exited)
             return head
@@ -158,7 +162,7 @@ class Exchange:
                     self.overflow(limit)
                     data = data[:room]
                 room -= len(data)
-            await self.send({"type": "http.response.body", "body": data, "more_body": True})
+            await self.send_body(data)
             data = await stdout.read(CHUNK)
             while room == 0 and data:  # past its Content-Length: read on (the program must finish), send nothing
                 self.overflow(limit)
@@ -170,6 +174,20 @@ class Exchange:
             raise ResponseAborted(f"{self.label} wrote less than its Content-Length")
         await self.finish(b"", None)
         return None
+
+    async def send_body(self, data: bytes) -> None:
+        """A piece of the body; the time it waits for a slow client moves the deadline on.
+
+        A script blocked on a full pipe is not running late (Apache's CGI timeout
+        is the wait for output, nginx's the time between two reads).
+        """
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+        waited = loop.time() - began
+        deadline = self.deadline
+        if waited > WAIT_NOTED and deadline is not None and (when := deadline.when()) is not None:
+            deadline.reschedule(when + waited)
 
     def overflow(self, limit: int | None) -> None:
         if not self.overflowed:

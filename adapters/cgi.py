@@ -67,7 +67,12 @@ class CgiOptions:
         default_factory=dict, metadata=_doc("the scripts' environment besides PATH and the CGI variables")
     )
     timeout: float = field(
-        default=60.0, metadata=_doc("seconds a script may run; then its process group is killed (504)", "duration")
+        default=60.0,
+        metadata=_doc(
+            "seconds a script may run (not counting waits for a slow client to take its output); "
+            "then its process group is killed (504)",
+            "duration",
+        ),
     )
     max_processes: int = field(default=16, metadata=_doc("scripts of this route running at once"))
     queue: int = field(default=64, metadata=_doc("requests waiting for a process beyond that; more get 503"))

@@ -379,6 +379,22 @@ def test_a_streamed_output_short_of_its_content_length_cuts_the_connection(gatew
     gateway.wait_for_log("short-stream.sh: its output ended after 100000 bytes of its Content-Length of 200000")
 
 
+def test_timeout_does_not_count_the_wait_for_a_slow_client(gateway: Gateway) -> None:
+    """The script is blocked on a full pipe, not running late: a slow download outlasts `timeout` (1 s here)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # the pipe fills at once
+        sock.connect((gateway.host, gateway.port))
+        sock.sendall(b"GET /short/eight-mib.sh HTTP/1.1\r\nHost: cgi.test\r\nConnection: close\r\n\r\n")
+        sock.settimeout(10)
+        received, began = 0, time.monotonic()
+        while data := sock.recv(65536):
+            received += len(data)
+            time.sleep(0.02)
+    assert time.monotonic() - began > 1.5, "the client was not slow enough to test anything"
+    assert received > 8 * 1024 * 1024, received  # the head and the whole body
+    assert "eight-mib.sh: ran past its timeout" not in gateway.stderr()
+
+
 def test_local_redirect_is_served_internally(client: httpx.Client) -> None:
     response = client.post("/cgi-bin/local-redirect.sh", content=b"dropped", headers={"Content-Type": "x/y"})
     env = env_of(response)
