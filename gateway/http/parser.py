@@ -112,7 +112,7 @@ class RequestSink(Protocol):
     def on_request(self, scope: Scope, parser: RequestParser) -> None: ...
     def on_body(self, chunk: bytes) -> None: ...
     def on_request_end(self) -> None: ...
-    def on_upgrade_request(self, scope: Scope, parser: RequestParser) -> None: ...
+    def on_upgrade_request(self, scope: Scope, parser: RequestParser) -> bool: ...
     def on_upgrade_data(self, data: bytes) -> None: ...
 
 
@@ -121,6 +121,7 @@ class RequestParser:
 
     __slots__ = (
         "_between",
+        "_body_after_upgrade",
         "_dirty",
         "_framing_len",
         "_headers",
@@ -180,6 +181,7 @@ class RequestParser:
         self._heads = _heads.setdefault(limits, {})
         self._recording = False  # the head being parsed may go into _heads
         self._recorded: Head | None = None
+        self._body_after_upgrade = False  # an Upgrade served as plain HTTP: httptools skipped its body
         self.on_message_begin()
         self.in_head = False
         self._between = True  # the next byte fed begins a request (or the CRLFs before one)
@@ -211,7 +213,11 @@ class RequestParser:
             raise _unwrap(exc) from None
         except httptools.HttpParserUpgrade as exc:
             # httptools stops after a request carrying Upgrade and cannot resume: what
-            # follows is the new protocol's (a WebSocket's frames), or is ignored.
+            # follows is the new protocol's (a WebSocket's frames), or the body of a
+            # request served as plain HTTP, or is ignored.
+            if self._body_after_upgrade:
+                self._read_body_after_upgrade(data[exc.args[0] :])
+                return
             self.sink.on_upgrade_data(data[exc.args[0] :])
         except httptools.HttpParserError as exc:
             if str(exc) == "Invalid HTTP version":  # HTTP/1.2, HTTP/3.1: well-formed, not ours (RFC 9110 §15.6.6)
@@ -394,7 +400,8 @@ class RequestParser:
         scope["query_string"] = query
         scope["headers"] = self._headers
         if upgrade:
-            self.sink.on_upgrade_request(scope, self)
+            taken = self.sink.on_upgrade_request(scope, self)
+            self._body_after_upgrade = not taken and (self.chunked or bool(self.content_length))
         else:
             self.sink.on_request(scope, self)
 
@@ -476,6 +483,8 @@ class RequestParser:
         self.sink.on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._body_after_upgrade:
+            return  # httptools' end of a body it skipped: the body is still to come (_read_body_after_upgrade)
         self._message_done = True
         self._between = True
         self._in_trailers = False
@@ -487,6 +496,23 @@ class RequestParser:
         self._recorded = None
         if recorded is not None and self._between and data.find(_HEAD_END) == len(data) - 4:
             self._heads[data] = recorded
+
+    def _read_body_after_upgrade(self, rest: bytes) -> None:
+        """The body of a request whose Upgrade (h2c, say) is served as plain HTTP (RFC 9110 §7.8).
+
+        httptools skips the body of any request with Upgrade and cannot resume. A
+        parser of its own reads it instead: given a head with the same framing,
+        whose callbacks _BodyAfterUpgrade mutes, then the rest of the bytes. The
+        connection closes after the response (an upgrade request is not kept
+        alive), so that parser reads nothing after the body.
+        """
+        framing = b"transfer-encoding: chunked" if self.chunked else b"content-length: %d" % (self.content_length or 0)
+        self._parser = httptools.HttpRequestParser(_BodyAfterUpgrade(self))
+        self.feed(b"PUT / HTTP/1.1\r\n" + framing + b"\r\n\r\n" + rest)
+
+    def body_after_upgrade_ended(self) -> None:
+        self._body_after_upgrade = False
+        self.on_message_complete()
 
     def _replay(self, head: Head) -> None:
         """A head parsed before (see _heads): the callbacks httptools would make, from its values.
@@ -505,6 +531,24 @@ class RequestParser:
         scope["headers"] = list(headers)  # the app's own: it may change the list
         self.sink.on_request(scope, self)
         self.sink.on_request_end()
+
+
+class _BodyAfterUpgrade:
+    """httptools' target while it reads the body of a request whose Upgrade was not taken: only the body counts."""
+
+    __slots__ = ("parser",)
+
+    def __init__(self, parser: RequestParser) -> None:
+        self.parser: RequestParser | None = parser
+
+    def on_body(self, body: bytes) -> None:
+        if self.parser is not None:
+            self.parser.on_body(body)
+
+    def on_message_complete(self) -> None:
+        parser, self.parser = self.parser, None  # what follows the body is not read (the connection closes)
+        if parser is not None:
+            parser.body_after_upgrade_ended()
 
 
 def _check_host(host: bytes | None, version: str) -> None:

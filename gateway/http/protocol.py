@@ -209,11 +209,12 @@ class HttpProtocol(asyncio.Protocol):
         if not cycle.keep_alive:
             self.ignore_input = False  # the body is still to be read
 
-    def on_upgrade_request(self, scope: Scope, parser: RequestParser) -> None:
-        """Parser callback: a head asking to switch protocols. WebSocket is spoken; others get plain HTTP."""
+    def on_upgrade_request(self, scope: Scope, parser: RequestParser) -> bool:
+        """Parser callback: a head asking to switch protocols. WebSocket is spoken (True); others get plain HTTP."""
         if not websocket_requested(scope["headers"]):
             self.on_request(scope, parser)
-        elif self.cycle is not None or self.pipeline:
+            return False
+        if self.cycle is not None or self.pipeline:
             self.refuse(HttpError(400, "A WebSocket handshake must not follow requests still being answered."))
         else:
             self.requests += 1
@@ -223,6 +224,7 @@ class HttpProtocol(asyncio.Protocol):
             self.reading_cycle = None
             self._close_file_socket()  # the WebSocket protocol gets connection_lost
             self.upgraded = take_over(self, scope, parser)
+        return True
 
     def on_upgrade_data(self, data: bytes) -> None:
         """The bytes after an upgrade request's head, in the read that carried it."""

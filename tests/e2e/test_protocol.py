@@ -400,6 +400,30 @@ def test_chunked_body_arrives_whole(gw: Gateway) -> None:
         assert client.still_open()
 
 
+H2C = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("split", [False, True], ids=["one-read", "body-later"])
+def test_the_body_of_a_request_whose_upgrade_is_not_taken_arrives_whole(
+    gw: Gateway, chunked: bool, split: bool
+) -> None:
+    """curl --http2 -d (and Java's HttpClient) offer h2c on a POST: served as HTTP/1.1, its body is the app's."""
+    body = b"name=value&" * 500
+    headers, payload = H2C, body
+    if chunked:
+        headers += "Transfer-Encoding: chunked\r\n"
+        payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    data = request_bytes("POST", "/echo/h2c", headers, payload)
+    cut = data.index(b"\r\n\r\n") + 4 + (20 if split else len(payload))
+    with Client.connect(gw) as client:
+        client.send(data[:cut])
+        time.sleep(0.1)
+        client.send(data[cut:])
+        seen = echo_of(client.read_response())
+    assert (seen["body_length"], seen["body"]) == (len(body), body.decode())
+
+
 def test_chunked_body_sent_in_small_pieces_arrives_whole(gw: Gateway) -> None:
     pieces = [os.urandom(1000) for _ in range(50)]
     with Client.connect(gw) as client:
