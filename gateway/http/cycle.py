@@ -348,8 +348,13 @@ class RequestCycle:
         elif kind == "http.response.start" and not self.response_started:
             if self.disconnected:
                 raise ClientDisconnect("the client disconnected")
+            status = message["status"]
+            if type(status) is not int or not 200 <= status <= 999:
+                # A 1xx is never final (RFC 9110 §15.2) and a status has three digits: written, the
+                # client would take the next response as this one's, and every later one shifts.
+                raise RuntimeError(f"The response status {status!r} is not a final status code (200 to 999).")
             self.response_started = self.head_pending = True
-            self.status = message["status"]
+            self.status = status
             self.headers = message.get("headers", ())
         else:
             await self._send_other(kind, message)
@@ -402,6 +407,9 @@ class RequestCycle:
                 _check_name(lname, self)
             if lname in _OURS:
                 if lname == b"content-length":
+                    if not value.isdigit():
+                        self.response_started = False  # nothing was written: the client can still get a 500
+                        raise RuntimeError(f"The response's Content-Length is not a number: {value!r}.")
                     length = int(value)
                 elif lname == b"connection" and value.lower() == b"close":
                     self.keep_alive = False

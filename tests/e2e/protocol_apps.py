@@ -103,6 +103,7 @@ BAD_FIELDS = {
     "colon": (b"x-a: b", b"c"),
     "empty": (b"", b"c"),
     "nul": (b"x-a", b"a\x00b"),
+    "length": (b"content-length", b"abc"),
 }
 
 

@@ -680,6 +680,24 @@ def test_a_header_field_no_server_may_send_is_a_500(gw: Gateway, kind: str) -> N
     gw.wait_for_log("A response header")
 
 
+def test_a_content_length_that_is_not_a_number_is_a_500(gw: Gateway) -> None:
+    with Client.connect(gw) as client:
+        response = client.request("GET", "/bad-field?kind=length")
+        assert response.status == 500 and b"must not be sent" not in response.body
+    gw.wait_for_log("The response's Content-Length is not a number: b'abc'")
+
+
+@pytest.mark.parametrize("status", [103, 42, 1000])
+def test_a_status_that_is_not_final_is_a_500_and_the_next_response_keeps_its_place(gw: Gateway, status: int) -> None:
+    """A 1xx written as the answer would make the client take the next response as this one's (RFC 9110 §15.2)."""
+    with Client.connect(gw) as client:
+        client.send(request_bytes("GET", f"/status/{status}") + request_bytes("GET", "/status/200"))
+        first = client.read_response(skip_informational=False)
+        assert first.status == 500 and b"must not be sent" not in first.body
+        assert client.closed_within(2) or client.read_response().status == 200
+    gw.wait_for_log(f"The response status {status} is not a final status code")
+
+
 def test_a_204_never_carries_content_length_a_304_keeps_it(gw: Gateway) -> None:
     """RFC 9110 §8.6: no Content-Length in a 204; a 304's is the representation's, and stays."""
     with Client.connect(gw) as client:
