@@ -54,7 +54,7 @@ def load(path: str | os.PathLike[str]) -> Config:
             for key in included:
                 if key != "vhost":
                     more.add(key, f"an included file holds [[vhost]] tables only; `{key}` belongs in {source}")
-            vhosts += parse_vhosts(included.get("vhost", []), len(vhosts), str(include), more)
+            vhosts += parse_vhosts(included.get("vhost", []), len(vhosts), str(include), more, config_dir)
         problems.items += more.items
     _check_defaults(vhosts, problems)
     if problems.items:
@@ -99,16 +99,19 @@ def from_mapping(data: dict[str, Any], source: str, problems: Problems, config_d
             hint = did_you_mean(key, TOP_LEVEL_KEYS)
             problems.add(key, f"unknown key{hint}; known keys: {', '.join(TOP_LEVEL_KEYS)}")
     server_table, tls_listeners = split_listen(data.get("server", {}), source, problems)
+    config_dir = config_dir or Path.cwd()
     server = build(ServerSettings, server_table, "server", problems)
+    if server.access_log not in ("-", "off"):  # relative to the config file, as every path in it
+        server = replace(server, access_log=os.path.join(config_dir, server.access_log))
     limits = build(Limits, data.get("limits", {}), "limits", problems)
     if limits.max_connections < 1:
         problems.add("limits.max_connections", "must be at least 1 (every connection beyond it gets a 503)")
-    _check_server(server, problems)
+    _check_server(server, problems, config_dir)
     app = data.get("app")
     if app is not None and (not isinstance(app, str) or ":" not in app):
         problems.add("app", f"expected 'module:attribute', as in 'myproject.asgi:application', got {app!r}")
         app = None
-    vhosts = parse_vhosts(data["vhost"], 0, source, problems) if "vhost" in data else []
+    vhosts = parse_vhosts(data["vhost"], 0, source, problems, config_dir) if "vhost" in data else []
     if app is not None and (vhosts or "include" in data):
         problems.add("app", "use either app (one app on every host) or [[vhost]] tables, not both")
     return Config(
@@ -117,7 +120,7 @@ def from_mapping(data: dict[str, Any], source: str, problems: Problems, config_d
         limits=limits,
         app=app,
         vhosts=tuple(vhosts),
-        config_dir=config_dir or Path.cwd(),
+        config_dir=config_dir,
         tls_listeners=tls_listeners,
     )
 
@@ -131,7 +134,7 @@ def _check_defaults(vhosts: list[VhostConfig], problems: Problems) -> None:
         problems.items.append((vhost.source, f"{vhost.where}.default", message))
 
 
-def _check_server(server: ServerSettings, problems: Problems) -> None:
+def _check_server(server: ServerSettings, problems: Problems, config_dir: Path) -> None:
     for index, spec in enumerate(server.listen):
         try:
             parse_address(spec)
@@ -139,7 +142,7 @@ def _check_server(server: ServerSettings, problems: Problems) -> None:
             problems.add(f"server.listen[{index}]", f"{exc}, got {spec!r}")
     if not server.listen:
         problems.add("server.listen", 'expected at least one address, as in ["127.0.0.1:8080"]')
-    reason = log_path_problem(server.access_log)
+    reason = log_path_problem(server.access_log, config_dir)
     if reason:
         problems.add("server.access_log", reason)
     if server.workers > MAX_WORKERS:
@@ -193,7 +196,7 @@ def with_overrides(config: Config, **server: Any) -> Config:
         except ValueError as exc:
             problems.add("--" + key.replace("_", "-"), str(exc))
     settings = replace(config.server, **checked)
-    _check_server(settings, problems)
+    _check_server(settings, problems, Path.cwd())  # a path on the command line is the shell's, relative to its folder
     if problems.items:
         raise ConfigError(problems.items)
     return replace(config, server=settings)

@@ -83,7 +83,7 @@ class ServerSettings:
     max_memory: int = field(
         default=0, metadata=_doc("a worker's RSS beyond which it is replaced gracefully; 0 = no limit", "size")
     )
-    access_log: str = field(default="-", metadata=_doc('path, "-" (stdout) or "off"'))
+    access_log: str = field(default="-", metadata=_doc('path (relative to the config file), "-" (stdout) or "off"'))
     access_log_format: AccessLogFormat = field(default="combined", metadata=_doc('"combined" or "json"'))
     shutdown_timeout: float = field(default=30.0, metadata=_secs("seconds in-flight requests get to finish on SIGTERM"))
     loop: LoopName = field(default="auto", metadata=_doc('"auto" (uvloop when installed), "uvloop" or "asyncio"'))

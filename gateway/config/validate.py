@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import os
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.config.units import parse_duration, parse_size
@@ -112,10 +113,11 @@ def _string_map(value: object) -> dict[str, str]:
     return result
 
 
-def log_path_problem(target: str) -> str | None:
-    """Why an access_log value cannot be opened for appending (checked before serving), or None."""
+def log_path_problem(target: str, base: Path) -> str | None:
+    """Why an access_log value (relative to base, the config's folder) cannot be opened for appending, or None."""
     if target in ("-", "off"):
         return None
+    target = os.path.join(base, target)
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         return f'the folder {folder} does not exist (create it, or log to "-" or "off")'

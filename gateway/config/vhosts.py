@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from gateway.config.schema import RouteConfig, VhostConfig
@@ -20,7 +21,7 @@ ISOLATABLE = ("asgi", "wsgi")  # handlers whose app can run in a pool of its own
 METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ-")
 
 
-def parse_vhosts(tables: Any, start: int, source: str, problems: Problems) -> list[VhostConfig]:
+def parse_vhosts(tables: Any, start: int, source: str, problems: Problems, config_dir: Path) -> list[VhostConfig]:
     """VhostConfigs from a [[vhost]] array; numbering continues from `start` across includes."""
     if not isinstance(tables, list):
         problems.add("vhost", "expected [[vhost]] tables (an array of tables)")
@@ -31,11 +32,11 @@ def parse_vhosts(tables: Any, start: int, source: str, problems: Problems) -> li
         if not isinstance(table, dict):
             problems.add(where, "expected a table")
             continue
-        vhosts.append(_parse_vhost(table, where, source, problems))
+        vhosts.append(_parse_vhost(table, where, source, problems, config_dir))
     return vhosts
 
 
-def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Problems) -> VhostConfig:
+def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Problems, config_dir: Path) -> VhostConfig:
     stage_of = stage_keys()
     stages = {key: value for key, value in table.items() if key in stage_of}
     for key in table:
@@ -72,7 +73,7 @@ def _parse_vhost(table: dict[str, Any], where: str, source: str, problems: Probl
     if access_log is not None and not isinstance(access_log, str):
         problems.add(f"{where}.access_log", f'expected a path, "-" or "off", got {access_log!r}')
         access_log = None
-    elif access_log is not None and (reason := log_path_problem(access_log)):
+    elif access_log is not None and (reason := log_path_problem(access_log, config_dir)):
         problems.add(f"{where}.access_log", reason)
     kept = tuple(r for r in parsed if r is not None)
     errors, intercept = table.get("errors"), table.get("intercept_errors")

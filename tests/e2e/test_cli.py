@@ -270,3 +270,22 @@ def test_embedding_gateway_run_serves_requests(tmp_path: Path) -> None:
             proc.wait()
             raise
     assert code == 0, (tmp_path / "stderr.log").read_text()
+
+
+def test_relative_access_logs_are_the_config_folders_whatever_the_current_folder(tmp_path: Path) -> None:
+    """logrotate runs `gateway reopen-logs` from /: a relative access_log must not depend on where a command runs."""
+    (tmp_path / "logs").mkdir()
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[server]\naccess_log = "logs/access.log"\n'
+        '[[vhost]]\nnames = ["a.test"]\naccess_log = "logs/vhost.log"\n'
+        '  [[vhost.route]]\n  handler = "health"\n'
+    )
+    checked = gateway_command("check", str(config), cwd=Path("/"))
+    assert checked.returncode == 0, checked.stderr
+    with run_gateway(str(config)) as running:  # its own current folder is the project's
+        assert httpx.get(f"{running.url}/", headers={"host": "a.test"}).status_code == 200
+        reopened = gateway_command("reopen-logs", str(config), cwd=Path("/"))
+        assert reopened.returncode == 0, reopened.stderr
+        running.wait_for_log("reopened 2 access log file(s)")
+    assert "GET / HTTP/1.1" in (tmp_path / "logs" / "vhost.log").read_text()
