@@ -172,10 +172,10 @@ def _env_value(match: re.Match[str], path: str, problems: Problems) -> str:
         problems.add(path, f"${{{name}:-...}}: a default cannot hold another ${{...}}; write the value itself")
         return ""
     value = os.environ.get(name)
+    if default is not None and not value:  # unset or empty, as the shell's ${VAR:-default} (env files set VAR=)
+        return default
     if value is not None:
         return value
-    if default is not None:
-        return default
     problems.add(path, f"environment variable {name} is not set (write ${{{name}:-default}} for a fallback)")
     return ""
 

@@ -170,6 +170,14 @@ def test_env_default_is_used_when_unset(tmp_path: Path, monkeypatch: pytest.Monk
     assert config.server.listen == ("127.0.0.1:8181",)
 
 
+def test_env_default_is_used_when_set_but_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shell's ${VAR:-default}: env files and Kubernetes often set VAR= ; ${VAR} alone keeps the empty value."""
+    monkeypatch.setenv("GW_TEST_EMPTY", "")
+    text = '[server]\nlisten = ["${GW_TEST_EMPTY:-127.0.0.1:8181}"]\nserver_header = "gw${GW_TEST_EMPTY}"\n'
+    config = load(write(tmp_path, text))
+    assert (config.server.listen, config.server.server_header) == (("127.0.0.1:8181",), "gw")
+
+
 def test_env_value_wins_over_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GW_TEST_SET", "/var/log/gw.log")
     config = load(write(tmp_path, '[server]\naccess_log = "${GW_TEST_SET:-off}"\n'))
