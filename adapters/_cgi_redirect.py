@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from gateway.errors import HttpError
 from gateway.http.parser import routing_path
-from gateway.types import Message, Receive, Scope
+from gateway.types import PASSES_KEY, Message, Receive, Scope
 
 MAX_REDIRECTS = 5
 HOPS = "gateway.cgi_redirects"
@@ -38,6 +38,7 @@ def redirect_scope(scope: Scope, location: bytes) -> Scope:
     target = dict(scope)
     target.pop("gateway.route_match", None)
     target.pop("state", None)
+    target.pop(PASSES_KEY, None)  # a new request: the vhost's rewrites apply to it again (Apache runs them again)
     target.update(
         method="GET",
         path=path,

@@ -5,7 +5,8 @@ Rules:
   survive the trip to a CGI environment or FastCGI params exactly
   (encode_variables turns them back into bytes).
 - Headers become HTTP_* (§4.1.18). A `Proxy` header never becomes HTTP_PROXY
-  (CVE-2016-5385, "httpoxy"), and names with an underscore are dropped, as
+  (CVE-2016-5385, "httpoxy"), `Proxy-Authorization` is a proxy's to read and
+  never passes (as under Apache), and names with an underscore are dropped, as
   nginx, Apache and gunicorn do: "X-Auth_User" must not pass as "X-Auth-User".
   Repeated headers are joined with ", " (RFC 9110 §5.3), Cookie with "; "
   (RFC 6265 §5.4).
@@ -29,6 +30,7 @@ _HEADER_KEYS: dict[bytes, str] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
     b"proxy": "",  # "" = dropped
+    b"proxy-authorization": "",  # credentials for a proxy, not for this server's programs (Apache drops it too)
 }
 _HEADER_CACHE_MAX = 512  # names seen beyond this many are converted each time, not remembered
 _DEFAULT_PORTS = {"http": "80", "https": "443"}

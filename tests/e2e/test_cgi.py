@@ -234,6 +234,7 @@ def test_every_meta_variable(client: httpx.Client, site: Site, gateway: Gateway)
             "Content-Type": "text/plain; charset=utf-8",
             "X-Custom": "custom value",
             "Proxy": "http://evil.example:3128",
+            "Proxy-Authorization": "Basic Zm9vOmJhcg==",
             "X_Underscored": "dropped",
             "Cookie": "a=1",
         },
@@ -269,6 +270,7 @@ def test_every_meta_variable(client: httpx.Client, site: Site, gateway: Gateway)
     assert env["SERVER_SOFTWARE"].startswith("gateway/")
     assert int(env["REMOTE_PORT"]) > 0
     assert "HTTP_PROXY" not in env  # httpoxy, CVE-2016-5385
+    assert "HTTP_PROXY_AUTHORIZATION" not in env  # a proxy's credentials (Apache drops them too)
     assert "HTTPS" not in env and "AUTH_TYPE" not in env and "REMOTE_USER" not in env  # plain http, no auth
     assert not any("UNDERSCORED" in name for name in env)
     assert SECRET not in json.dumps(env)  # the gateway's own environment does not leak
@@ -362,6 +364,30 @@ def test_status_and_repeated_headers(client: httpx.Client) -> None:
     assert (response.status_code, response.text) == (201, "created\n")
     assert response.headers.get_list("x-multi") == ["one", "two"]
     assert response.headers["content-length"] == "8"  # a short response is sized, not chunked
+
+
+def test_a_local_redirect_meets_the_vhosts_rewrites_even_after_a_routes_own(site: Site) -> None:
+    """The redirect is a new request: reached through a route's rewrite or not, the vhost's rewrites apply to it."""
+    config = f"""
+[[vhost]]
+names = ["cgi.test"]
+rewrite = [{{ from = "^/from-local/(.*)$", to = "/cgi-bin/env.py/$1" }}]
+  [[vhost.route]]
+  path = "/cgi-bin/"
+  handler = "cgi"
+  root = "{site.root}"
+  interpreters = {{ ".py" = "{sys.executable}" }}
+  [[vhost.route]]
+  path = "/via-rewrite/"
+  handler = "static"
+  root = "{site.root}"
+  rewrite = [{{ from = "^/via-rewrite/.*$", to = "/cgi-bin/to-rewritten.sh" }}]
+"""
+    with run_gateway(config_text=config) as gateway:
+        for start in ("/cgi-bin/to-rewritten.sh", "/via-rewrite/x"):
+            response = httpx.get(f"{gateway.url}{start}", headers={"host": "cgi.test"}, timeout=10)
+            assert response.status_code == 200, (start, response.text)
+            assert response.json()["env"]["PATH_INFO"] == "/here"
 
 
 def test_output_short_of_its_content_length_is_a_502(gateway: Gateway) -> None:
