@@ -27,6 +27,22 @@ from gateway.tls.settings import split_listen
 
 TOP_LEVEL_KEYS = ("server", "limits", "vhost", "include", "app")
 MAX_WORKERS = 1024
+# Limits where 0 would refuse every request (or time every one out): nginx and gunicorn read 0 as
+# "no limit", which a user may expect; refused, with what to write instead.
+_NO_ZERO_LIMITS = (
+    "max_request_line",
+    "max_header_size",
+    "max_header_count",
+    "max_body_size",
+    "header_timeout",
+    "body_timeout",
+    "send_timeout",
+    "request_timeout",
+    "max_connections_per_client",
+)
+NO_ZERO = (
+    "must be more than 0 (0 would refuse every request, not lift the limit): for no practical limit, set a large value"
+)
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -106,6 +122,9 @@ def from_mapping(data: dict[str, Any], source: str, problems: Problems, config_d
     limits = build(Limits, data.get("limits", {}), "limits", problems)
     if limits.max_connections < 1:
         problems.add("limits.max_connections", "must be at least 1 (every connection beyond it gets a 503)")
+    for key in _NO_ZERO_LIMITS:
+        if not getattr(limits, key):
+            problems.add(f"limits.{key}", NO_ZERO)
     _check_server(server, problems, config_dir)
     app = data.get("app")
     if app is not None and (not isinstance(app, str) or ":" not in app):

@@ -420,3 +420,12 @@ def test_an_include_that_is_not_toml_hides_no_other_problem(tmp_path: Path) -> N
     assert found[0] == f"{main}: server.workers: expected a whole number from 0 to 2147483647, got -5"
     assert found[1].startswith(f"{tmp_path / 'sites' / 'a.toml'}: not valid TOML")
     assert found[2].startswith(f"{tmp_path / 'sites' / 'b.toml'}: vhost[1].route[0].statuss: unknown key")
+
+
+def test_a_limit_of_zero_is_refused_with_what_to_write_instead(tmp_path: Path) -> None:
+    """gunicorn's timeout = 0 and nginx's client_max_body_size 0 mean "no limit"; here 0 would refuse everything."""
+    text = "[limits]\nrequest_timeout = 0\nmax_body_size = 0\nmax_header_count = 0\nkeepalive_timeout = 0\n"
+    lines = problems(write(tmp_path, text))
+    keys = [line.split(": ")[1] for line in lines]
+    assert keys == ["limits.max_header_count", "limits.max_body_size", "limits.request_timeout"]
+    assert all("must be more than 0" in line and "set a large value" in line for line in lines)
