@@ -6,8 +6,16 @@ import http
 import time
 from email.utils import formatdate
 
+# RFC 9110's names where Python 3.11's are older (RFC 7231's "Request Entity Too Large" and so on).
+_PHRASES = {
+    **{status.value: status.phrase for status in http.HTTPStatus},
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
 STATUS_LINES: dict[int, bytes] = {
-    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode("ascii") for status in http.HTTPStatus
+    code: f"HTTP/1.1 {code} {phrase}\r\n".encode("ascii") for code, phrase in _PHRASES.items()
 }
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -50,10 +58,7 @@ def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def reason(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
+    return _PHRASES.get(status, "")
 
 
 class CommonHeaders:

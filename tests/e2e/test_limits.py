@@ -87,6 +87,8 @@ def assert_refused(received: tuple[bytes, bool], status: int) -> Reply:
     assert reply.status == status, raw
     assert closed, f"the connection stayed open after the {status} response"
     assert raw.startswith(b"HTTP/1.1 %d " % status), raw
+    phrases = {413: b"Content Too Large", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+    assert raw.split(b"\r\n", 1)[0].endswith(phrases.get(status, b"")), raw  # RFC 9110's names
     assert reply.headers[b"content-type"].startswith(b"text/plain"), raw
     assert reply.headers.get(b"connection") == b"close", raw
     # Content-Length matches what came before the close: no second response, no app output.
