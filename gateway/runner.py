@@ -79,6 +79,7 @@ def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:
         server["workers"] = 1  # a worker of a supervisor
     else:
         config = with_overrides(_config_of(list(targets)), **server)
+        _check_targets(list(targets), config)
         _refuse_a_second_gateway(config)
         if config.server.workers != 1:
             return supervise(config, list(targets), app_dir, server)
@@ -120,6 +121,21 @@ def _refuse_a_second_gateway(config: Config) -> None:
             f"another gateway (pid {pid}) is running from {config.source} (pid file {pid_file_path(config)}): "
             "stop it first (gateway stop), or give this one its own runtime_dir"
         )
+
+
+def _check_targets(targets: list[str | ASGIApp], config: Config) -> None:
+    """One config file, one app, and an app only beside a config without vhosts: nothing named is dropped."""
+    paths = [str(t) for t in targets if isinstance(t, str) and t.endswith(".toml")]
+    apps = [t if isinstance(t, str) else repr(t) for t in targets if not (isinstance(t, str) and t.endswith(".toml"))]
+    problems = []
+    if len(paths) > 1:
+        problems.append(f"one config file at a time, got {', '.join(paths)} (a config's include brings in more)")
+    if len(apps) > 1:
+        problems.append(f"one app at a time, got {', '.join(apps)} (serve several from a config's [[vhost]] routes)")
+    if apps and config.vhosts:  # an app named here replaces a config's own `app`, not its sites
+        problems.append(f"{apps[0]} and {config.source}, which serves its [[vhost]] tables: name one or the other")
+    if problems:
+        raise ConfigError([("command line", "", problem) for problem in problems])
 
 
 def _config_of(targets: list[str | ASGIApp]) -> Config:

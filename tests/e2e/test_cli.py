@@ -289,3 +289,16 @@ def test_relative_access_logs_are_the_config_folders_whatever_the_current_folder
         assert reopened.returncode == 0, reopened.stderr
         running.wait_for_log("reopened 2 access log file(s)")
     assert "GET / HTTP/1.1" in (tmp_path / "logs" / "vhost.log").read_text()
+
+
+@pytest.mark.parametrize("second", ["other.toml", "tests.support.apps:echo"])
+def test_serve_refuses_targets_it_would_drop(tmp_path: Path, second: str) -> None:
+    """Two configs, or an app beside a config with vhosts: one of them used to be dropped without a word."""
+    site = '[[vhost]]\nnames = ["a.test"]\n  [[vhost.route]]\n  handler = "health"\n'
+    for name in ("gateway.toml", "other.toml"):
+        (tmp_path / name).write_text(site)
+    second_target = str(tmp_path / second) if second.endswith(".toml") else second
+    result = gateway_command("serve", str(tmp_path / "gateway.toml"), second_target, "--listen", "127.0.0.1:0")
+    assert result.returncode == 2
+    line = assert_one_error_line(result.stderr)
+    assert ("one config file at a time" if second.endswith(".toml") else "name one or the other") in line
