@@ -26,7 +26,7 @@ def import_object(spec: str, kind: str, example: str) -> Any:
     if attribute.endswith("()"):
         try:
             obj = obj()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise AppLoadError(f"{spec!r}: the factory raised {type(exc).__name__}: {exc}") from exc
     if not callable(obj):
         raise AppLoadError(f"{spec!r} is a {type(obj).__name__}, not {kind}")
@@ -51,3 +51,8 @@ def _import(module_name: str, spec: str) -> Any:
         raise AppLoadError(f"{spec!r}: importing {module_name!r} failed: {exc}") from exc
     except Exception as exc:
         raise AppLoadError(f"{spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
+    except SystemExit as exc:  # sys.exit() or argparse at import time: the gateway's exit, not the module's
+        raise AppLoadError(
+            f"{spec!r}: importing {module_name!r} called sys.exit({exc.code!r}) (argparse does on bad arguments); "
+            "a module an app is loaded from must not run its command line on import (if __name__ == '__main__')"
+        ) from None

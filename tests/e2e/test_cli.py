@@ -40,6 +40,16 @@ def test_missing_module_is_exit_2_with_one_readable_line(tmp_path: Path) -> None
     assert not (tmp_path / "gw.sock").exists(), "nothing should be bound when the app cannot load"
 
 
+def test_an_app_module_that_exits_on_import_is_exit_2_with_one_readable_line(tmp_path: Path) -> None:
+    """sys.exit() (or argparse) at import time ended `gateway check` with the module's status and no word of why."""
+    (tmp_path / "cli_app.py").write_text("import sys\nsys.exit(3)\napp = None\n")
+    (tmp_path / "gateway.toml").write_text('app = "cli_app:app"\n')
+    result = gateway_command("check", str(tmp_path / "gateway.toml"), env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    assert result.returncode == 2, result
+    line = assert_one_error_line(result.stderr)
+    assert "'cli_app:app': importing 'cli_app' called sys.exit(3)" in line
+
+
 def test_missing_attribute_is_exit_2_with_one_readable_line() -> None:
     result = gateway_command("serve", "tests.support.apps:no_such_app", "--listen", "127.0.0.1:0")
     assert result.returncode == 2, result
