@@ -44,6 +44,7 @@ _HOST = re.compile(rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]*|\[[0-9A-Fa-f:.]+\])(?::[0
 PCHAR = "/:@!$&'()*+,;="
 ENCODED_PATH_SAFE = PCHAR + "%"
 _SLASHES = re.compile("/{2,}")
+_LONGEST_METHOD = 24  # llhttp's methods (MKCALENDAR, VERSION-CONTROL...) with room to spare
 _AUTHORITY_END = re.compile(rb"[/?#]")
 _FRAMING_NAMES = frozenset({b"content-length", b"transfer-encoding"})
 _SINGLETONS = frozenset({b"host", b"content-type"})
@@ -249,11 +250,19 @@ class RequestParser:
         if self._message_done:
             # A request ended inside this data and the next head began after it, at an
             # offset httptools does not tell. The bytes after the last LF are that head's
-            # partial line (or, rarely, also the tail of a Content-Length body before it:
-            # an overcount by that much). It is the request line while the URL is in it.
+            # partial line, but may begin with the tail of a Content-Length body before
+            # it (a minified JSON body has no LF): while the head is still on its request
+            # line, that line is measured from its method, which just precedes the URL.
             tail = data[newline + 1 :]
-            self._saw_newline = bool(self._url) and self._url not in tail
-            self._line_len = len(tail)
+            url = self._url
+            at = tail.rfind(url) if url else -1
+            self._saw_newline = bool(url) and at < 0
+            if not url:  # still the method, which llhttp takes only from its list
+                self._line_len = min(len(tail), _LONGEST_METHOD)
+            elif at >= 0:
+                self._line_len = len(tail) - at + len(self._parser.get_method()) + 1
+            else:  # a field line: the request line, and so the body's end, came before the last LF
+                self._line_len = len(tail)
         elif newline < 0:
             self._line_len += len(data)
         else:

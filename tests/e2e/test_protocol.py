@@ -369,6 +369,17 @@ def test_pipelined_requests_are_answered_in_order(gw: Gateway) -> None:
         assert client.still_open()
 
 
+def test_a_pipelined_request_after_a_long_body_without_newlines_is_not_a_414(gw: Gateway) -> None:
+    """The partial head after a body: its request line is measured from its method, not from the body's tail."""
+    body = b"x" * 9000  # longer than max_request_line, and no LF in it (minified JSON, base64)
+    with Client.connect(gw) as client:
+        client.send(request_bytes("POST", "/echo/long", "", body) + b"GET /echo/next")
+        time.sleep(0.3)
+        client.send(b" HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        assert echo_of(client.read_response())["body_length"] == 9000
+        assert client.read_response().status == 200
+
+
 def test_half_closed_client_gets_every_complete_request_answered(gw: Gateway) -> None:
     """Requests, then shutdown(SHUT_WR) (as `nc -N` does): the answers still come back."""
     with Client.connect(gw) as client:
