@@ -321,11 +321,18 @@ class RequestCycle:
         return {"type": "http.request", "body": data, "more_body": self.more_body}
 
     def _send_continue(self) -> None:
-        """Answer Expect: 100-continue only now that the app wants the body."""
+        """Answer Expect: 100-continue only now that the app wants the body.
+
+        An app that began its answer first gets no 100 sent (the client may then
+        send the body or not, RFC 9110 §10.1.1): the body timer bounds the wait
+        either way, or a client that sends nothing would hold the app for good.
+        """
         self.expect_continue = False
-        if not self.response_started and not self.disconnected:
+        if self.disconnected:
+            return
+        if not self.response_started:
             self.protocol.transport.write(CONTINUE)
-            self.protocol.start_body_timer()
+        self.protocol.start_body_timer()
 
     # Sending --------------------------------------------------------------
 

@@ -116,3 +116,19 @@ async def plain(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         raise ValueError(f"this app only speaks HTTP, not {scope['type']!r}")
     await _respond(send, 200, b"plain app\n")
+
+
+async def answers_first(scope: Scope, receive: Any, send: Any) -> None:
+    """Starts its answer (a first piece sent) before it reads the body: an Expect: 100-continue gets no 100."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
+    size, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    await send({"type": "http.response.body", "body": b"%d\n" % size})

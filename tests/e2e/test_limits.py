@@ -334,6 +334,20 @@ def test_body_stalling_past_body_timeout_is_408(server: LimitedServer) -> None:
     server.assert_app_never_got_a_whole_body(before)
 
 
+def test_an_expect_100_body_never_sent_to_an_app_that_answered_first_is_bounded_by_body_timeout() -> None:
+    """No 100 goes out once the answer began (RFC 9110 §10.1.1), so the client may never send the body:
+    the body timer must still run, or the connection and the app wait for good."""
+    config = '[limits]\nbody_timeout = 1\n[[vhost]]\nnames = ["x"]\n  [[vhost.route]]\n  handler = "asgi"\n'
+    config += '  app = "tests.e2e.lifecycle_apps:answers_first"\n'
+    with run_gateway(config_text=config) as gw, gw.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        raw, closed = read_to_close(sock, timeout=8.0)
+        elapsed = time.monotonic() - started
+    assert raw.startswith(b"HTTP/1.1 200 ") and b"started" in raw and b"100 Continue" not in raw, raw
+    assert closed and elapsed < 4.5, f"closed: {closed}, after {elapsed:.2f}s with body_timeout = 1"
+
+
 def test_slowloris_on_a_keepalive_connection_is_408_too(server: LimitedServer) -> None:
     """After a first request is served, the next head gets the same header timeout."""
     with server.gw.connect() as sock:
