@@ -431,9 +431,11 @@ class RequestParser:
         if plain:
             raw_path, _, query = url.partition(b"?")
         else:
+            if self.host not in _valid_hosts:  # RFC 9112 §3.2: a Host is due even beside an absolute target
+                _check_host(self.host, version)
             raw_path, query = self._other_target(url, method)
         if self.host not in _valid_hosts:
-            _check_host(self.host, version)
+            _check_host(self.host, version, "The request target's host" if not plain else "The Host header")
         parsed = (version, method, raw_path, query, routing_path(raw_path))
         if plain and line is not None and len(line) <= _LINE_CACHE_LENGTH and len(_lines) < _LINE_CACHE_SIZE:
             self._remember_line(line, raw_method, url, parsed)
@@ -560,14 +562,14 @@ class _BodyAfterUpgrade:
             parser.body_after_upgrade_ended()
 
 
-def _check_host(host: bytes | None, version: str) -> None:
+def _check_host(host: bytes | None, version: str, what: str = "The Host header") -> None:
     """A Host not seen before (or none): HTTP/1.1 needs one, and it must be a host and optional port."""
     if host is None:
         if version == "1.1":
             raise HttpError(400, "HTTP/1.1 requests must carry a Host header.")
         return
     if _HOST.fullmatch(host) is None:
-        raise HttpError(400, "The Host header is not a valid host name.")
+        raise HttpError(400, f"{what} is not a valid host name.")
     if len(_valid_hosts) < _VALID_HOST_CACHE_SIZE:
         _valid_hosts.add(host)
 

@@ -287,6 +287,22 @@ def test_absolute_form_targets_as_nginx_reads_them(target: bytes, host: bytes, p
 
 
 @pytest.mark.parametrize(
+    "head",
+    [
+        b"GET http://a.test/x HTTP/1.1\r\n\r\n",  # no Host: RFC 9112 §3.2 asks for one beside any target
+        b"GET http://a.test/x HTTP/1.1\r\nHost: u@bad b\r\n\r\n",
+    ],
+)
+def test_an_absolute_target_does_not_excuse_a_missing_or_invalid_host(head: bytes) -> None:
+    assert refusal(head)[0] == 400
+
+
+def test_an_absolute_target_without_host_on_http_1_0_is_served() -> None:
+    recorder = feed(b"GET http://a.test/x HTTP/1.0\r\n\r\n")
+    assert [value for name, value in recorder.events[0][-1] if name == b"host"] == [b"a.test"]
+
+
+@pytest.mark.parametrize(
     ("target", "path"),
     [
         (b"//admin/x", "/admin/x"),
