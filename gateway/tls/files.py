@@ -37,10 +37,13 @@ def every_tls_files(config: Config) -> list[TlsFiles]:
 def tls_problems(config: Config) -> list[tuple[str, str, str]]:
     """(source, key path, message) for every certificate or key that cannot serve, for `gateway check`."""
     problems = []
-    if not config.tls_listeners:
+    if not any(spec in config.tls_listeners for spec in config.server.listen):
+        # --listen replaces the config's listeners, TLS ones too: say so when that is what left none.
+        replaced = " (the --listen addresses replace the config's, TLS ones too)" if config.tls_listeners else ""
         for vhost in config.vhosts:
             if vhost.tls is not None:
-                message = f"no listener serves TLS; give one a default certificate, as in listen = [{LISTEN_EXAMPLE}]"
+                example = f"as in listen = [{LISTEN_EXAMPLE}]"
+                message = f"no listener serves TLS{replaced}; give one a default certificate, {example}"
                 problems.append((vhost.source, vhost.tls.where, message))
     for files in every_tls_files(config):
         for key, message in check_files(files, config.config_dir):

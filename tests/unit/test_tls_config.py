@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from gateway.cli import cli
 from gateway.config.loader import load, with_overrides
 from gateway.tls.contexts import CertificateSet
+from gateway.tls.files import tls_problems
 from gateway.tls.redirect import https_url
 from gateway.tls.serving import TlsService
 
@@ -59,6 +60,16 @@ def test_a_listen_override_keeps_tls_only_on_the_same_address(config_path: Path)
     config = load(config_path)
     assert TlsService(with_overrides(config, listen=("127.0.0.1:8443",))).is_tls("127.0.0.1:8443")
     assert not TlsService(with_overrides(config, listen=("127.0.0.1:9443",)))
+
+
+def test_a_listen_override_that_leaves_no_tls_listener_is_refused_when_a_vhost_has_tls(config_path: Path) -> None:
+    """--listen replaces every listener: a vhost's certificate would be served nowhere (and redirects go to 443)."""
+    config = load(config_path)
+    assert tls_problems(with_overrides(config, listen=("127.0.0.1:8443",))) == []
+    problems = tls_problems(with_overrides(config, listen=("127.0.0.1:9443",)))
+    assert [(where, "--listen addresses replace the config's" in message) for _, where, message in problems] == [
+        ("vhost[0].tls", True)
+    ]
 
 
 class Connection:
