@@ -80,6 +80,7 @@ def run(*targets: str | ASGIApp, app_dir: str = ".", **server: Any) -> int:
     else:
         config = with_overrides(_config_of(list(targets)), **server)
         _check_targets(list(targets), config)
+        _check_runtime_dir(config)
         _refuse_a_second_gateway(config)
         if config.server.workers != 1:
             return supervise(config, list(targets), app_dir, server)
@@ -111,6 +112,28 @@ def server_warnings(config: Config) -> list[str]:
         "(set workers = 2 or more)"
         for key in unused
     ]
+
+
+def _check_runtime_dir(config: Config) -> None:
+    """The pid file's and the admin socket's folders must be writable: without them the gateway runs on,
+    but `gateway stop`, `status` and `reload` cannot find it, and a second one is not refused (nginx
+    refuses to start without its pid file too)."""
+    if config.source == Config().source:
+        return
+    for folder in {config.runtime_path, pid_file_path(config).parent}:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            usable = os.access(folder, os.W_OK | os.X_OK)
+        except OSError as exc:
+            problem = f"cannot create the folder {folder}: {exc.strerror or exc}"
+        else:
+            if usable:
+                continue
+            problem = f"cannot write in the folder {folder}"
+        raise StartupError(
+            f"{problem}; it holds the pid file and admin socket that gateway stop, status and reload use: "
+            "set server.runtime_dir (or server.pid_file) to a folder this user can write"
+        )
 
 
 def _refuse_a_second_gateway(config: Config) -> None:

@@ -312,3 +312,15 @@ def test_serve_refuses_targets_it_would_drop(tmp_path: Path, second: str) -> Non
     assert result.returncode == 2
     line = assert_one_error_line(result.stderr)
     assert ("one config file at a time" if second.endswith(".toml") else "name one or the other") in line
+
+
+def test_serve_refuses_a_runtime_dir_it_cannot_use(tmp_path: Path) -> None:
+    """Without its pid file and admin socket a gateway could not be stopped, reloaded or asked for its status."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[server]\nruntime_dir = "a-file"\n[[vhost]]\nnames = ["a.test"]\n  [[vhost.route]]\n  handler = "health"\n'
+    )
+    result = gateway_command("serve", str(config), "--listen", "127.0.0.1:0", timeout=20)
+    assert result.returncode == 3, result
+    assert "cannot create the folder" in result.stderr and "set server.runtime_dir" in result.stderr
