@@ -121,6 +121,7 @@ def parse_head(block: bytes, nph: bool = False) -> CgiHead:
         raise CgiResponseError("the output starts with a blank line: no headers at all")
     headers: list[tuple[bytes, bytes]] = []
     location = length = None
+    typed: int | None = None  # where the Content-Type is in headers
     for line in lines:
         name, value = _field(line.rstrip(b"\r"))
         if name == b"status":
@@ -142,6 +143,11 @@ def parse_head(block: bytes, nph: bool = False) -> CgiHead:
                         raise CgiResponseError(f"two different Content-Lengths: {_shown(length)}, {_shown(value)}")
                     continue
                 length = value
+            elif name == b"content-type":
+                if typed is not None:  # one value only (RFC 9110 §8.3): the last one, as Apache takes it
+                    headers[typed] = (name, value)
+                    continue
+                typed = len(headers)
             headers.append((name, value))
     if not explicit:
         status = 302 if location is not None else 200

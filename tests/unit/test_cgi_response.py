@@ -48,6 +48,17 @@ def test_hop_by_hop_headers_are_dropped() -> None:
     assert head.headers == [(b"content-type", b"text/plain")]
 
 
+def test_a_repeated_content_type_keeps_its_last_value_in_its_first_place() -> None:
+    """Content-Type takes one value (RFC 9110 §8.3); two fields would leave the client to guess."""
+    head = parse_head(b"Content-Type: text/plain\nX-A: 1\nContent-Type: text/html\nSet-Cookie: a\nSet-Cookie: b")
+    assert head.headers == [
+        (b"content-type", b"text/html"),
+        (b"x-a", b"1"),
+        (b"set-cookie", b"a"),
+        (b"set-cookie", b"b"),
+    ]
+
+
 def test_nph_status_line() -> None:
     status, headers, body = read(b"HTTP/1.1 201 Created\r\nX-A: 1\r\n\r\nbody", nph=True)
     assert (status, headers, body) == (201, [(b"x-a", b"1")], b"body")
