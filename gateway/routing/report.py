@@ -13,7 +13,7 @@ from gateway.pools.options import IsolationOptions, PoolOptions
 from gateway.registry import HANDLERS, handler_class
 from gateway.routing.hosts import normalize_host
 from gateway.routing.router import Route, Router, Vhost
-from gateway.stages.rewrite import rewrite_scope
+from gateway.stages.rewrite import MAX_PASSES, rewrite_scope
 
 
 def limits_line(limits: Limits) -> str:
@@ -80,6 +80,24 @@ def explain(config: Config, router: Router, host: str, path: str, method: str) -
                 f"rewritten by the vhost's rules: {path!r} → {scope['path'] + ('?' + query if query else '')!r}"
             )
             path = scope["path"]
+    for _ in range(MAX_PASSES + 1):
+        found = _route_for(vhost, path, method, lines)
+        if found is None:
+            return lines
+        index, route = found
+        rewrite = route.stages.get("rewrite")
+        scope = {"path": path, "query_string": b""}
+        if rewrite is None or not rewrite_scope(rewrite.rules, scope):
+            _describe_route(config, route, path, lines)
+            return lines
+        lines.append(f"rewritten by route {index}'s rules: {path!r} → {scope['path']!r}; routed again")
+        path = scope["path"]
+    lines.append(f"the rewrites loop: the gateway answers 500 after {MAX_PASSES} passes")
+    return lines
+
+
+def _route_for(vhost: Vhost, path: str, method: str, lines: list[str]) -> tuple[int, Route] | None:
+    """The route path and method meet, each route tried noted in lines; None (with the answer noted) if none."""
     allowed: set[str] = set()
     for index, route in enumerate(vhost.routes):
         found = route.matcher.match(path)
@@ -94,20 +112,23 @@ def explain(config: Config, router: Router, host: str, path: str, method: str) -
             allowed |= route.methods
             continue
         lines.append(f"  route {index} '{route.matcher.spec}' ({route.matcher.describe()}): matches")
-        lines.append(f"handler: {route.handler_name}{_options(route)}")
-        if route.mount:
-            lines.append(f"mounted at {route.mount!r}: the app sees root_path={route.mount!r}, path={path!r}")
-        if _shown_stages(route):
-            lines.append(f"stages: {', '.join(_shown_stages(route))} (outermost first; ranges on every route)")
-        lines.append(f"limits: {limits_line(_route_limits(config.limits, route))}")
-        return lines
+        return index, route
     if allowed:
         lines.append(
             f"only the method failed: the gateway answers 405 Method Not Allowed, Allow: {', '.join(sorted(allowed))}"
         )
     else:
         lines.append("no route matches: the gateway answers 404 Not Found")
-    return lines
+    return None
+
+
+def _describe_route(config: Config, route: Route, path: str, lines: list[str]) -> None:
+    lines.append(f"handler: {route.handler_name}{_options(route)}")
+    if route.mount:
+        lines.append(f"mounted at {route.mount!r}: the app sees root_path={route.mount!r}, path={path!r}")
+    if _shown_stages(route):
+        lines.append(f"stages: {', '.join(_shown_stages(route))} (outermost first; ranges on every route)")
+    lines.append(f"limits: {limits_line(_route_limits(config.limits, route))}")
 
 
 def _shown_stages(route: Route) -> list[str]:

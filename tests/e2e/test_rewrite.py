@@ -111,3 +111,14 @@ def test_explain_shows_the_vhost_rewrite(tmp_path: Path) -> None:
     config.write_text(CONFIG)
     result = gateway_command("explain", str(config), "http://rw.test/old/page")
     assert "rewritten by the vhost's rules: '/old/page' → '/new/page'" in result.stdout
+
+
+def test_explain_follows_a_routes_rewrite_as_the_server_does(gateway: Gateway, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(CONFIG)
+    result = gateway_command("explain", str(config), "http://rw.test/legacy/users")
+    assert "rewritten by route 0's rules: '/legacy/users' → '/api/v2/users'; routed again" in result.stdout
+    assert "mounted at '/api'" in result.stdout  # the route that answers, as the server says:
+    assert get(gateway, "/legacy/users").json()["root_path"] == "/api"
+    looping = gateway_command("explain", str(config), "http://rw.test/loop/x")
+    assert "the rewrites loop: the gateway answers 500" in looping.stdout
