@@ -306,6 +306,8 @@ def explain(
 ) -> None:
     """Show which vhost, route and handler a request would meet, and why."""
     loaded, router = _load_router(config)
+    if not url.startswith("/") and "://" not in url:
+        url = "http://" + url  # shop.example/cart, as curl takes it
     try:
         parsed = urlsplit(url)
     except ValueError as exc:
@@ -315,7 +317,7 @@ def explain(
             [f"methods are case-sensitive: the server answers {method!r} with a 400; write {method.upper()}"],
             EXIT_USAGE,
         )
-    host = parsed.netloc
+    host = _host_header(parsed.netloc)
     for line in header or []:
         name, colon, value = line.partition(":")
         if not colon or not name.strip():
@@ -331,6 +333,18 @@ def explain(
         _fail([f"{exc.detail} The server answers such a request with a 400."], EXIT_USAGE)
     for line in explain_request(loaded, router, host, path, method):
         typer.echo(line)
+
+
+def _host_header(netloc: str) -> str:
+    """The Host a client sends for a URL's authority: no user information, an IDN name in its punycode form."""
+    host = netloc.rpartition("@")[2]
+    if host.isascii():
+        return host
+    name, colon, port = host.rpartition(":") if not host.endswith("]") and ":" in host else (host, "", "")
+    try:
+        return name.encode("idna").decode("ascii") + colon + port
+    except UnicodeError:
+        return host  # not a name IDNA can write: the lookup says no vhost has it
 
 
 @cli.command()

@@ -324,3 +324,20 @@ def test_serve_refuses_a_runtime_dir_it_cannot_use(tmp_path: Path) -> None:
     result = gateway_command("serve", str(config), "--listen", "127.0.0.1:0", timeout=20)
     assert result.returncode == 3, result
     assert "cannot create the folder" in result.stderr and "set server.runtime_dir" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "vhost"),
+    [
+        ("http://bücher.example/", "vhost[0]"),  # the Host a browser sends: punycode
+        ("shop.test/cart", "vhost[1]"),  # no scheme, as curl takes it
+        ("http://user@shop.test:8080/cart", "vhost[1]"),  # user information is not part of Host
+    ],
+)
+def test_explain_reads_a_url_as_a_client_would_send_it(tmp_path: Path, url: str, vhost: str) -> None:
+    config = tmp_path / "gateway.toml"
+    site = '[[vhost]]\nnames = ["{name}"]\n  [[vhost.route]]\n  handler = "health"\n'
+    config.write_text(site.format(name="xn--bcher-kva.example") + site.format(name="shop.test"))
+    result = gateway_command("explain", str(config), url)
+    assert result.returncode == 0, result.stderr
+    assert f"→ {vhost} " in result.stdout.splitlines()[0] and "exact name" in result.stdout, result.stdout
