@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import replace
 from typing import Annotated, Any, NoReturn
 from urllib.parse import quote, urlsplit
 
@@ -257,6 +258,10 @@ def _handler_problems(error: ConfigError) -> list[tuple[str, str, str]]:
     partial = error.partial
     if not isinstance(partial, Config) or not partial.vhosts:
         return []
+    # A route whose path did not compile cannot be built: leave it out, so the others are still looked at.
+    unbuildable = {key.removesuffix(".path") for _, key, _ in error.problems if key.endswith(".path")}
+    vhosts = [replace(v, routes=tuple(r for r in v.routes if r.where not in unbuildable)) for v in partial.vhosts]
+    partial = replace(partial, vhosts=tuple(vhosts))
     try:
         found = build_router(partial)[1]
     except Exception:  # a config known to be broken: its first problems stand alone

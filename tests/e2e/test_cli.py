@@ -341,3 +341,16 @@ def test_explain_reads_a_url_as_a_client_would_send_it(tmp_path: Path, url: str,
     result = gateway_command("explain", str(config), url)
     assert result.returncode == 0, result.stderr
     assert f"→ {vhost} " in result.stdout.splitlines()[0] and "exact name" in result.stdout, result.stdout
+
+
+def test_check_reports_the_other_routes_problems_beside_a_bad_regex(tmp_path: Path) -> None:
+    """All problems at once: a route path that does not compile used to hide every handler's problems."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[[vhost]]\nnames = ["a.test"]\n  [[vhost.route]]\n  path = "~^/(x"\n  handler = "health"\n'
+        f'  [[vhost.route]]\n  path = "/s/"\n  handler = "static"\n  root = "{tmp_path / "missing"}"\n'
+    )
+    result = gateway_command("check", str(config))
+    assert result.returncode == 2
+    keys = [line.split(": ")[2] for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert keys == ["vhost[0].route[0].path", "vhost[0].route[1].root"], result.stderr
