@@ -35,9 +35,27 @@ cli = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # -h as gunicorn and most tools take it
     help="One server for Python (ASGI/WSGI), PHP, CGI, static files and proxies.",
 )
 EXIT_USAGE, EXIT_STARTUP = 2, 3
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"gateway {gateway.__version__} (Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """One server for Python (ASGI/WSGI), PHP, CGI, static files and proxies."""
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 

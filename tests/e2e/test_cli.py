@@ -199,11 +199,18 @@ def test_check_on_a_missing_file_is_exit_2(tmp_path: Path) -> None:
     assert "cannot read the file" in assert_one_error_line(result.stderr)
 
 
-def test_version_prints_the_package_version() -> None:
-    result = gateway_command("version")
+@pytest.mark.parametrize("args", [("version",), ("--version",), ("-V",)])
+def test_version_prints_the_package_version(args: tuple[str, ...]) -> None:
+    result = gateway_command(*args)
     assert result.returncode == 0, result
     assert result.stdout.startswith(f"gateway {gateway.__version__} (Python ")
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("-h",), ("serve", "-h")])
+def test_dash_h_is_help_as_dash_dash_help(args: tuple[str, ...]) -> None:
+    short, long = gateway_command(*args), gateway_command(*args[:-1], "--help")
+    assert (short.returncode, short.stdout) == (0, long.stdout)
 
 
 @pytest.mark.parametrize("args", [("version",), ("--help",), ("serve", "--help"), ("check", "--help")])
