@@ -27,7 +27,7 @@ from gateway.logs import configure_logging
 from gateway.routing.report import explain as explain_request
 from gateway.routing.report import handler_reference, limits_line, routes_table, status_table, warnings
 from gateway.routing.router import Router, build_router
-from gateway.runner import server_warnings
+from gateway.runner import is_config_path, server_warnings
 from gateway.supervisor import admin_socket_path, pid_file_path, running_gateway
 from gateway.tls.files import tls_problems
 
@@ -149,7 +149,7 @@ def dev(
     missing = [path for path in [config, *(watch or [])] if not Path(path).exists()]
     if missing:
         _fail([f"{path}: no such file or folder" for path in missing], EXIT_USAGE)
-    if not config.endswith(".toml"):
+    if not is_config_path(config):
         _fail([f"{config}: gateway dev serves a config file (*.toml)"], EXIT_USAGE)
     paths = tuple(Path(path) for path in watch or [])
     try:

@@ -23,6 +23,11 @@ from gateway.types import ASGIApp
 logger = logging.getLogger("gateway.error")
 
 
+def is_config_path(target: str) -> bool:
+    """A config file: *.toml (any case), or a file that is there (gateway.conf); else module:attribute."""
+    return target.lower().endswith(".toml") or os.path.isfile(target)
+
+
 def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> tuple[Config, ASGIApp]:
     """A config and the app it serves, from a mix of config paths, app specs and app objects."""
     config = Config()
@@ -30,7 +35,7 @@ def resolve(targets: list[str | ASGIApp], app_dir: str = ".", **server: Any) -> 
     for target in targets:
         if callable(target):
             app = target
-        elif target.endswith(".toml"):
+        elif is_config_path(target):
             config = load(target)
         else:
             app = load_app(target, app_dir)
@@ -148,8 +153,8 @@ def _refuse_a_second_gateway(config: Config) -> None:
 
 def _check_targets(targets: list[str | ASGIApp], config: Config) -> None:
     """One config file, one app, and an app only beside a config without vhosts: nothing named is dropped."""
-    paths = [str(t) for t in targets if isinstance(t, str) and t.endswith(".toml")]
-    apps = [t if isinstance(t, str) else repr(t) for t in targets if not (isinstance(t, str) and t.endswith(".toml"))]
+    paths = [str(t) for t in targets if isinstance(t, str) and is_config_path(t)]
+    apps = [t if isinstance(t, str) else repr(t) for t in targets if not (isinstance(t, str) and is_config_path(t))]
     problems = []
     if len(paths) > 1:
         problems.append(f"one config file at a time, got {', '.join(paths)} (a config's include brings in more)")
@@ -163,7 +168,7 @@ def _check_targets(targets: list[str | ASGIApp], config: Config) -> None:
 
 def _config_of(targets: list[str | ASGIApp]) -> Config:
     """The config a list of targets names, apps not loaded (the supervisor loads none)."""
-    paths = [t for t in targets if isinstance(t, str) and t.endswith(".toml")]
+    paths = [t for t in targets if isinstance(t, str) and is_config_path(t)]
     return load(paths[-1]) if paths else Config()
 
 

@@ -361,3 +361,12 @@ def test_check_reports_the_other_routes_problems_beside_a_bad_regex(tmp_path: Pa
     assert result.returncode == 2
     keys = [line.split(": ")[2] for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert keys == ["vhost[0].route[0].path", "vhost[0].route[1].root"], result.stderr
+
+
+@pytest.mark.parametrize("name", ["site.conf", "SITE.TOML"])
+def test_serve_takes_a_config_file_of_any_name(tmp_path: Path, name: str) -> None:
+    """gateway check took gateway.conf; serve read it as module:attribute."""
+    config = tmp_path / name
+    config.write_text('[[vhost]]\nnames = ["a.test"]\n  [[vhost.route]]\n  handler = "health"\n')
+    with run_gateway(str(config)) as running:
+        assert httpx.get(f"{running.url}/", headers={"host": "a.test"}).status_code == 200
