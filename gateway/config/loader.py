@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.schema import Config, Limits, ServerSettings, VhostConfig
-from gateway.config.validate import Problems, build, convert, did_you_mean, log_path_problem
+from gateway.config.validate import FromEnvironment, Problems, build, convert, did_you_mean, log_path_problem
 from gateway.config.vhosts import parse_vhosts
 from gateway.errors import ConfigError
 from gateway.listeners import parse_address
@@ -177,7 +177,9 @@ def _check_server(server: ServerSettings, problems: Problems, config_dir: Path) 
 def _substitute(value: Any, path: str, problems: Problems) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string value."""
     if isinstance(value, str):
-        return _ENV.sub(lambda m: _env_value(m, path, problems), value)
+        if "${" not in value:
+            return value
+        return FromEnvironment(_ENV.sub(lambda m: _env_value(m, path, problems), value))
     if isinstance(value, dict):
         return {k: _substitute(v, f"{path}.{k}" if path else k, problems) for k, v in value.items()}
     if isinstance(value, list):

@@ -57,6 +57,27 @@ def build(cls: type[T], table: object, path: str, problems: Problems) -> T:
     return cls(**values)
 
 
+class FromEnvironment(str):
+    """A string value that ${VAR} filled in: where a number or a boolean is due, its text is read as one.
+
+    TOML cannot put ${WORKERS} in an integer, so `workers = "${WORKERS}"` is how
+    a container passes one; a quoted number written by hand stays an error.
+    """
+
+    __slots__ = ()
+
+    def typed(self) -> object:
+        text = self.strip()
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return str(self)
+
+
 def convert(value: object, hint: Any, kind: str) -> Any:
     """One value, checked against its field's type; ValueError says what was expected."""
     if kind == "size":
@@ -83,6 +104,8 @@ def convert(value: object, hint: Any, kind: str) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"expected true or false, got {value!r}")
         return value
+    if isinstance(value, FromEnvironment) and hint in (int, float, bool):
+        value = value.typed()
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
             raise ValueError(f"expected a whole number from 0 to {MAX_INT}, got {value!r}")

@@ -178,6 +178,17 @@ def test_env_default_is_used_when_set_but_empty(tmp_path: Path, monkeypatch: pyt
     assert (config.server.listen, config.server.server_header) == (("127.0.0.1:8181",), "gw")
 
 
+def test_a_number_from_the_environment_is_a_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TOML cannot put ${VAR} in an integer: a quoted ${VAR} is read as the number the key takes."""
+    monkeypatch.setenv("GW_TEST_WORKERS", "3")
+    text = '[server]\nworkers = "${GW_TEST_WORKERS}"\nbacklog = "${GW_TEST_UNSET:-512}"\n'
+    text += '[limits]\nrequest_timeout = "${GW_TEST_UNSET:-2.5}"\n'
+    config = load(write(tmp_path, text))
+    assert (config.server.workers, config.server.backlog, config.limits.request_timeout) == (3, 512, 2.5)
+    lines = problems(write(tmp_path, '[server]\nworkers = "3"\n'))  # quoted by hand: still a mistake
+    assert lines and "expected a whole number" in lines[0]
+
+
 def test_env_value_wins_over_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GW_TEST_SET", "/var/log/gw.log")
     config = load(write(tmp_path, '[server]\naccess_log = "${GW_TEST_SET:-off}"\n'))
