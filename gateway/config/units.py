@@ -40,9 +40,13 @@ def parse_size(value: object) -> int:
     if isinstance(value, str):
         match = _SIZE.fullmatch(value)
         if match and match.group(2).lower() in _SIZE_UNITS:
-            size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-            if size <= MAX_SIZE:
-                return size
+            exact = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+            if not exact.is_integer():  # "1.5" was 1 byte: a typo for "1.5KB" or "1.5MiB", most likely
+                raise ValueError(
+                    f"a size is a whole number of bytes: {value!r} is {exact:g}; add a unit, as in '1.5MiB'"
+                )
+            if exact <= MAX_SIZE:
+                return int(exact)
     raise ValueError(f'expected a size such as 1048576, "512KB" or "10MiB", got {value!r}')
 
 

@@ -60,6 +60,13 @@ def test_bad_sizes_say_what_was_expected(value: object) -> None:
         parse_size(value)
 
 
+@pytest.mark.parametrize("value", ["1.5", "0.5B", "1.0001KB"])
+def test_a_size_that_is_not_a_whole_number_of_bytes_is_refused(value: str) -> None:
+    """ "1.5" used to be 1 byte: most likely a unit left out."""
+    with pytest.raises(ValueError, match=r"a size is a whole number of bytes"):
+        parse_size(value)
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
