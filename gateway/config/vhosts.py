@@ -165,6 +165,9 @@ def _methods(value: Any, where: str, problems: Problems) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         value = [value]
+    if value == []:  # () means every method: an empty list would open the route it meant to close
+        problems.add(f"{where}.methods", "an empty list would take no method; leave methods out to take them all")
+        return ()
     if isinstance(value, list):
         for index, method in enumerate(value):
             if isinstance(method, str) and method and method != method.upper() and set(method.upper()) <= METHOD_CHARS:

@@ -447,3 +447,10 @@ def test_a_limit_of_zero_is_refused_with_what_to_write_instead(tmp_path: Path) -
     keys = [line.split(": ")[1] for line in lines]
     assert keys == ["limits.max_header_count", "limits.max_body_size", "limits.request_timeout"]
     assert all("must be more than 0" in line and "set a large value" in line for line in lines)
+
+
+def test_an_empty_methods_list_is_refused(tmp_path: Path) -> None:
+    """methods = [] took every method: the opposite of what an empty list says."""
+    text = '[[vhost]]\nnames = ["a.test"]\n  [[vhost.route]]\n  methods = []\n  handler = "health"\n'
+    lines = problems(write(tmp_path, text))
+    assert len(lines) == 1 and "vhost[0].route[0].methods: an empty list would take no method" in lines[0]
