@@ -33,6 +33,8 @@ def check_name(name: str) -> str | None:
     bare = name[2:] if name.startswith("*.") else name
     if "*" in bare:
         return f"{name!r}: only a leading '*.' wildcard is supported, as in '*.example.com'"
+    if bare.count(":") > 1 and not bare.startswith("["):  # ::1, fe80::1: an IPv6 literal, not a port
+        return f"{name!r}: write an IPv6 address in brackets, as the Host header carries it: '[{bare}]'"
     if ":" in bare and not bare.startswith("["):
         return f"{name!r}: leave the port out; a vhost answers on every listener"
     if bare and not bare.isascii():

@@ -57,6 +57,8 @@ def test_usable_vhost_names(name: str) -> None:
         ("www.*.example.com", "leading '*.'"),
         ("*example.com", "leading '*.'"),
         ("example.com:8080", "port"),
+        ("::1", "in brackets, as the Host header carries it: '[::1]'"),
+        ("fe80::1", "'[fe80::1]'"),
     ],
 )
 def test_unusable_vhost_names_say_why(name: str, words: str) -> None:
