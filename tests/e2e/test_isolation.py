@@ -290,10 +290,18 @@ def test_a_request_whose_process_dies_before_answering_is_a_502_not_sent_to_anot
         assert "exited with status 1" in gateway.stderr()
 
 
+def pool_socket(gateway: Gateway, number: int) -> Path:
+    """The socket of the pool's process `number` once it is there: the "serving" line run_gateway waits
+    for may be an app process's own, logged before the other processes' sockets exist."""
+    folder = gateway.workdir / ".gateway"
+    wait_until(lambda: any(folder.glob(f"app-*-{number}.sock")), 10, f"process {number}'s socket")
+    return next(folder.glob(f"app-*-{number}.sock"))
+
+
 def test_a_request_no_process_took_is_offered_to_another(tmp_path: Path) -> None:
     """A refused connect sent none of the request: another process may take it (a dying one refuses until reaped)."""
     with run_gateway(config_text=echo_config(ECHO, "{ min = 2, max = 2, concurrency = 1 }")) as gateway:
-        (first_socket,) = (gateway.workdir / ".gateway").glob("app-*-1.sock")
+        first_socket = pool_socket(gateway, 1)
         first_socket.unlink()  # process 1, the one an idle pool picks first, can no longer be reached
         with httpx.Client(base_url=gateway.url, timeout=10) as http:
             answers = [http.get("/app", headers=HOST) for _ in range(3)]
@@ -303,8 +311,7 @@ def test_a_request_no_process_took_is_offered_to_another(tmp_path: Path) -> None
 
 def test_a_request_no_process_takes_is_a_502_after_three_tries(tmp_path: Path) -> None:
     with run_gateway(config_text=echo_config(ECHO, "{ min = 1, max = 1 }")) as gateway:
-        (socket,) = (gateway.workdir / ".gateway").glob("app-*-1.sock")
-        socket.unlink()
+        pool_socket(gateway, 1).unlink()
         answer = httpx.get(f"{gateway.url}/app", headers=HOST, timeout=10)
         assert answer.status_code == 502
         assert gateway.stderr().count("did not take a request") == 2, "the third try's failure is the answer"
